@@ -1,0 +1,71 @@
+//! Build script: makes the library and the command-line tool find libtorch
+//! without LD_LIBRARY_PATH, keeps libtorch_cuda linked, and generates the C
+//! header with cbindgen.
+
+use std::path::{Path, PathBuf};
+
+fn main() {
+    println!("cargo:rerun-if-changed=src/ffi");
+    println!("cargo:rerun-if-changed=cbindgen.toml");
+    println!("cargo:rerun-if-env-changed=CI");
+    println!("cargo:rerun-if-env-changed=HISDF_UPDATE_HEADER");
+    link_libtorch();
+    generate_header();
+}
+
+fn link_libtorch() {
+    let Ok(lib_dir) = std::env::var("DEP_TCH_LIBTORCH_LIB") else {
+        println!("cargo:warning=torch-sys did not report its libtorch folder; set LD_LIBRARY_PATH at run time");
+        return;
+    };
+    let lib_dir = PathBuf::from(lib_dir);
+    // $ORIGIN first: a packaged install (Blender add-on, wheel) puts libtorch
+    // beside libhisdf.so and must win over the build machine's path.
+    println!("cargo:rustc-link-arg=-Wl,-rpath,$ORIGIN");
+    println!("cargo:rustc-link-arg=-Wl,-rpath,{}", lib_dir.display());
+    // rustc links with --as-needed, which drops libtorch_cuda.so because no
+    // symbol of ours references it; without it libtorch never registers its
+    // CUDA backend and every run silently falls back to the CPU.
+    if lib_dir.join("libtorch_cuda.so").exists() {
+        println!("cargo:rustc-link-arg=-Wl,--no-as-needed,-ltorch_cuda,--as-needed");
+    }
+}
+
+fn generate_header() {
+    let crate_dir = PathBuf::from(std::env::var("CARGO_MANIFEST_DIR").unwrap());
+    let out_dir = PathBuf::from(std::env::var("OUT_DIR").unwrap());
+    let config = cbindgen::Config::from_file(crate_dir.join("cbindgen.toml"))
+        .expect("cbindgen.toml is readable");
+    let fresh = out_dir.join("hisdf.h");
+    match cbindgen::generate_with_config(&crate_dir, config) {
+        Ok(bindings) => {
+            bindings.write_to_file(&fresh);
+        }
+        Err(e) => {
+            // A parse error in src/ will be reported by rustc with a better
+            // message; the header test then fails on the missing file.
+            println!("cargo:warning=cbindgen failed: {e}");
+            return;
+        }
+    }
+    // CI checks the committed header against the fresh one (tests/header.rs),
+    // so it must not be refreshed there; on a developer's machine it is.
+    let in_ci = std::env::var_os("CI").is_some();
+    let forced = std::env::var_os("HISDF_UPDATE_HEADER").is_some();
+    if !in_ci || forced {
+        update_if_changed(&fresh, &crate_dir.join("include").join("hisdf.h"));
+    }
+}
+
+fn update_if_changed(fresh: &Path, committed: &Path) {
+    let new = std::fs::read(fresh).unwrap_or_default();
+    if std::fs::read(committed).ok().as_deref() != Some(&new[..]) {
+        let _ = std::fs::create_dir_all(committed.parent().unwrap());
+        if let Err(e) = std::fs::write(committed, &new) {
+            println!(
+                "cargo:warning=could not update {}: {e}",
+                committed.display()
+            );
+        }
+    }
+}

@@ -1,0 +1,363 @@
+//! `hisdf`: the command-line tool. Every failure prints one line starting
+//! with "hisdf: error:" and exits with status 1; usage errors exit with 2.
+
+use std::io::IsTerminal;
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use clap::{Parser, Subcommand};
+use hisdf::extract::extract_mesh;
+use hisdf::mesh::{self, TriangleMesh};
+use hisdf::metrics::chamfer_meshes;
+use hisdf::model::{load_model, save_model, TrainedModel};
+use hisdf::pipeline::{prepare_mesh, Preset};
+use hisdf::sampling::near_surface;
+use hisdf::sdf::MeshSdf;
+use hisdf::train::{train, DeviceChoice, Progress};
+
+#[derive(Parser)]
+#[command(
+    name = "hisdf",
+    version,
+    about = "High-resolution neural signed distance functions of 3D shapes"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(clap::Args, Clone)]
+struct TrainArgs {
+    /// Training recipe: fast (CPU-friendly), paper-l1, paper-curriculum.
+    #[arg(long, default_value = "fast")]
+    preset: Preset,
+    /// Training iterations (batches); default from the preset.
+    #[arg(long)]
+    iterations: Option<usize>,
+    /// Hidden layer width; default from the preset.
+    #[arg(long)]
+    width: Option<usize>,
+    /// Number of hidden layers; default from the preset.
+    #[arg(long)]
+    depth: Option<usize>,
+    /// cpu, cuda, or auto (CUDA when present).
+    #[arg(long, default_value = "auto")]
+    device: DeviceChoice,
+    /// Seed for sampling, initialisation and batches.
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Sample the true SDF of MESH and train a network on it.
+    Train {
+        mesh: PathBuf,
+        /// Model file to write (safetensors with hisdf metadata).
+        #[arg(short, long)]
+        output: PathBuf,
+        #[command(flatten)]
+        args: TrainArgs,
+    },
+    /// Extract the zero level set of a trained model as a mesh.
+    Extract {
+        model: PathBuf,
+        /// Output mesh (.obj, .ply or .stl).
+        #[arg(short, long)]
+        output: PathBuf,
+        /// Grid points per axis.
+        #[arg(long, default_value_t = 256)]
+        resolution: usize,
+        #[arg(long, default_value = "auto")]
+        device: DeviceChoice,
+    },
+    /// Chamfer distance (paper's definition) between two meshes, in the
+    /// unit-sphere frame of the reference.
+    Eval {
+        reference: PathBuf,
+        other: PathBuf,
+        /// Print JSON instead of text.
+        #[arg(long)]
+        json: bool,
+        /// Surface points per mesh.
+        #[arg(long, default_value_t = 10_000)]
+        chamfer_points: usize,
+        #[arg(long, default_value_t = 0)]
+        seed: u64,
+    },
+    /// Train, extract and evaluate in one go.
+    Run {
+        mesh: PathBuf,
+        /// Output mesh (.obj, .ply or .stl).
+        #[arg(short, long)]
+        output: PathBuf,
+        /// Also keep the trained model here.
+        #[arg(long)]
+        model: Option<PathBuf>,
+        #[arg(long, default_value_t = 128)]
+        resolution: usize,
+        #[command(flatten)]
+        args: TrainArgs,
+    },
+}
+
+type Result<T> = std::result::Result<T, String>;
+
+fn main() {
+    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("warn")).init();
+    let cli = Cli::parse();
+    if let Err(message) = dispatch(cli.command) {
+        eprintln!("hisdf: error: {message}");
+        std::process::exit(1);
+    }
+}
+
+fn dispatch(command: Command) -> Result<()> {
+    match command {
+        Command::Train { mesh, output, args } => {
+            check_output(&output, &["safetensors", "hisdf"])?;
+            let timings = &mut Timings::default();
+            let (model, _) = train_mesh(&mesh, &args, timings)?;
+            save_model(&model, &output).map_err(|e| e.to_string())?;
+            eprintln!(
+                "trained {} iterations in {:.1} s, final loss {:.3e}; model written to {}",
+                model.metadata.iterations,
+                model.metadata.seconds,
+                model.metadata.final_loss,
+                output.display()
+            );
+            Ok(())
+        }
+        Command::Extract {
+            model,
+            output,
+            resolution,
+            device,
+        } => {
+            check_output(&output, &["obj", "ply", "stl"])?;
+            let device = device.resolve().map_err(|e| e.to_string())?;
+            let model = load_model(&model, device).map_err(|e| e.to_string())?;
+            let mesh = extract(&model, resolution)?;
+            mesh::save(&mesh, &output).map_err(|e| e.to_string())?;
+            eprintln!(
+                "extracted {} vertices, {} triangles to {}",
+                mesh.vertices.len(),
+                mesh.triangles.len(),
+                output.display()
+            );
+            Ok(())
+        }
+        Command::Eval {
+            reference,
+            other,
+            json,
+            chamfer_points,
+            seed,
+        } => {
+            if chamfer_points == 0 {
+                return Err("--chamfer-points must be positive".into());
+            }
+            let a = load_checked(&reference)?;
+            let b = load_checked(&other)?;
+            let report = chamfer_meshes(&a, &b, chamfer_points, seed);
+            if json {
+                println!("{}", serde_json::to_string(&report).unwrap());
+            } else {
+                println!(
+                    "chamfer distance: {:.6e} (CD*10^3 = {:.4}; {} points per mesh, seed {})",
+                    report.chamfer,
+                    report.chamfer * 1e3,
+                    report.points,
+                    report.seed
+                );
+            }
+            Ok(())
+        }
+        Command::Run {
+            mesh,
+            output,
+            model: model_path,
+            resolution,
+            args,
+        } => {
+            check_output(&output, &["obj", "ply", "stl"])?;
+            let total = Instant::now();
+            let mut timings = Timings::default();
+            let (model, original) = train_mesh(&mesh, &args, &mut timings)?;
+            if let Some(path) = &model_path {
+                save_model(&model, path).map_err(|e| e.to_string())?;
+            }
+            let t = Instant::now();
+            let extracted = extract(&model, resolution)?;
+            mesh::save(&extracted, &output).map_err(|e| e.to_string())?;
+            timings.extract = t.elapsed().as_secs_f64();
+            let t = Instant::now();
+            let report = chamfer_meshes(&original, &extracted, 10_000, 0);
+            timings.eval = t.elapsed().as_secs_f64();
+            println!(
+                "stages: load {:.2} s, sample {:.2} s, train {:.2} s ({} iterations on {}), extract {:.2} s ({}^3), eval {:.2} s; total {:.1} s",
+                timings.load,
+                timings.sample,
+                timings.train,
+                model.metadata.iterations,
+                model.metadata.device,
+                timings.extract,
+                resolution,
+                timings.eval,
+                total.elapsed().as_secs_f64()
+            );
+            println!(
+                "chamfer distance: {:.6e} (CD*10^3 = {:.4}; 10000 points per mesh)",
+                report.chamfer,
+                report.chamfer * 1e3
+            );
+            println!(
+                "wrote {} ({} vertices, {} triangles)",
+                output.display(),
+                extracted.vertices.len(),
+                extracted.triangles.len()
+            );
+            Ok(())
+        }
+    }
+}
+
+#[derive(Default)]
+struct Timings {
+    load: f64,
+    sample: f64,
+    train: f64,
+    extract: f64,
+    eval: f64,
+}
+
+/// Refuses an output path we could not write, before any long work starts.
+fn check_output(path: &Path, extensions: &[&str]) -> Result<()> {
+    let ext = path
+        .extension()
+        .and_then(|e| e.to_str())
+        .map(|e| e.to_ascii_lowercase())
+        .unwrap_or_default();
+    if !extensions.contains(&ext.as_str()) {
+        return Err(format!(
+            "{}: unsupported output extension (expected .{})",
+            path.display(),
+            extensions.join(", .")
+        ));
+    }
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        if !dir.is_dir() {
+            return Err(format!("{}: folder does not exist", dir.display()));
+        }
+    }
+    Ok(())
+}
+
+fn load_checked(path: &Path) -> Result<TriangleMesh> {
+    let mesh = mesh::load(path).map_err(|e| e.to_string())?;
+    mesh.validate()
+        .map_err(|e| format!("{}: {e}", path.display()))?;
+    Ok(mesh)
+}
+
+fn train_mesh(
+    path: &Path,
+    args: &TrainArgs,
+    timings: &mut Timings,
+) -> Result<(TrainedModel, TriangleMesh)> {
+    let t = Instant::now();
+    let mesh = mesh::load(path).map_err(|e| e.to_string())?;
+    let prepared = prepare_mesh(mesh).map_err(|e| format!("{}: {e}", path.display()))?;
+    timings.load = t.elapsed().as_secs_f64();
+
+    let mut recipe = args.preset.recipe();
+    if let Some(i) = args.iterations {
+        recipe.training.iterations = i;
+    }
+    if let Some(w) = args.width {
+        recipe.network.width = w;
+    }
+    if let Some(d) = args.depth {
+        recipe.network.depth = d;
+    }
+    recipe.training.device = args.device;
+    recipe.training.seed = args.seed;
+    recipe.network.validate()?;
+
+    let t = Instant::now();
+    let sdf = MeshSdf::new(&prepared.normalised);
+    let samples = near_surface(&prepared.normalised, &sdf, &recipe.sampling, args.seed);
+    timings.sample = t.elapsed().as_secs_f64();
+
+    let t = Instant::now();
+    let bar = ProgressLine::new("train");
+    let model = train(
+        &samples,
+        prepared.normalisation,
+        &recipe.network,
+        &recipe.training,
+        &mut |p: &Progress| {
+            let eta = p.elapsed_seconds / p.iteration as f64 * (p.iterations - p.iteration) as f64;
+            bar.show(
+                p.iteration as f64 / p.iterations as f64,
+                &format!(
+                    "it {}/{} loss {:.3e} lr {:.1e} eta {:.0} s",
+                    p.iteration, p.iterations, p.loss, p.learning_rate, eta
+                ),
+            );
+            true
+        },
+    )
+    .map_err(|e| e.to_string())?;
+    bar.finish();
+    timings.train = t.elapsed().as_secs_f64();
+    Ok((model, prepared.original))
+}
+
+fn extract(model: &TrainedModel, resolution: usize) -> Result<TriangleMesh> {
+    let bar = ProgressLine::new("extract");
+    let mesh = extract_mesh(model, resolution, &mut |f| {
+        bar.show(f, "");
+        true
+    })
+    .map_err(|e| e.to_string())?;
+    bar.finish();
+    Ok(mesh)
+}
+
+/// A one-line progress bar on stderr, drawn only on a terminal so that logs
+/// of scripts stay clean.
+struct ProgressLine {
+    label: &'static str,
+    tty: bool,
+}
+
+impl ProgressLine {
+    fn new(label: &'static str) -> Self {
+        ProgressLine {
+            label,
+            tty: std::io::stderr().is_terminal(),
+        }
+    }
+
+    fn show(&self, fraction: f64, text: &str) {
+        if self.tty {
+            let width = 30;
+            let filled = ((fraction.clamp(0.0, 1.0)) * width as f64) as usize;
+            eprint!(
+                "\r{:8} [{}{}] {:3.0}% {}\x1b[K",
+                self.label,
+                "#".repeat(filled),
+                " ".repeat(width - filled),
+                fraction * 100.0,
+                text
+            );
+        }
+    }
+
+    fn finish(&self) {
+        if self.tty {
+            eprintln!();
+        }
+    }
+}

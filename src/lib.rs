@@ -1,0 +1,20 @@
+//! hisdf: one triangle mesh in, a high-resolution neural signed distance
+//! function out, after "Implicit High Resolution Representation of 3D
+//! Shapes" (Sergeev, Talabot, Donier, Fua 2022).
+//!
+//! One module per pipeline stage, in the paper's words: [`mesh`] (load,
+//! validate, normalise into the unit sphere), [`sdf`] (exact signed distance),
+//! [`sampling`] (near-surface samples), [`model`] (the network and its file),
+//! [`train`] (losses, schedules, Adam), [`extract`] (marching cubes) and
+//! [`metrics`] (Chamfer distance). [`ffi`] is the C API and only translates.
+
+pub mod extract;
+pub mod ffi;
+pub mod mesh;
+pub mod metrics;
+pub mod model;
+pub mod pipeline;
+pub mod sampling;
+pub mod sdf;
+pub mod train;
+pub mod util;

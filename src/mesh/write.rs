@@ -1,0 +1,321 @@
+//! Writers. Each one writes to a temporary file beside the target and
+//! renames it over the target only after everything was written and synced,
+//! so a crash, a full disk or a bad mesh never leaves a half-written file
+//! where a good one (or none) was.
+
+use std::fs::{File, OpenOptions};
+use std::io::{self, BufWriter, Write};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use super::validate::check_structure;
+use super::{MeshError, TriangleMesh};
+
+/// Writes by extension: `.obj`, `.stl` (binary) or `.ply` (binary), case
+/// insensitive; anything else is [`MeshError::UnknownFormat`].
+pub fn save(mesh: &TriangleMesh, path: &Path) -> Result<(), MeshError> {
+    let ext = path
+        .extension()
+        .and_then(|e| e.to_str())
+        .map(|e| e.to_ascii_lowercase());
+    match ext.as_deref() {
+        Some("obj") => write_obj(mesh, path),
+        Some("stl") => write_stl_binary(mesh, path),
+        Some("ply") => write_ply_binary(mesh, path),
+        _ => Err(MeshError::UnknownFormat {
+            path: path.to_path_buf(),
+        }),
+    }
+}
+
+/// Wavefront OBJ with `v` and `f` lines. Floats are written in Rust's
+/// shortest round-trip form, so loading gives back the identical mesh.
+pub fn write_obj(mesh: &TriangleMesh, path: &Path) -> Result<(), MeshError> {
+    check_structure(mesh, false)?;
+    atomic_write(path, |w| {
+        writeln!(w, "# written by hisdf")?;
+        writeln!(
+            w,
+            "# {} vertices, {} triangles",
+            mesh.vertices.len(),
+            mesh.triangles.len()
+        )?;
+        for p in &mesh.vertices {
+            writeln!(w, "v {:?} {:?} {:?}", p[0], p[1], p[2])?;
+        }
+        for t in &mesh.triangles {
+            writeln!(
+                w,
+                "f {} {} {}",
+                u64::from(t[0]) + 1,
+                u64::from(t[1]) + 1,
+                u64::from(t[2]) + 1
+            )?;
+        }
+        Ok(())
+    })
+}
+
+/// Binary STL with per-face normals from the winding. The header avoids
+/// starting with "solid" so that naive readers do not mistake it for ASCII.
+pub fn write_stl_binary(mesh: &TriangleMesh, path: &Path) -> Result<(), MeshError> {
+    check_structure(mesh, false)?;
+    let count = u32::try_from(mesh.triangles.len()).map_err(|_| MeshError::TooLarge {
+        path: path.to_path_buf(),
+        what: "triangles for a binary STL".into(),
+        count: mesh.triangles.len() as u64,
+        limit: u32::MAX.into(),
+    })?;
+    atomic_write(path, |w| {
+        let mut header = [b' '; 80];
+        let text = b"binary STL written by hisdf";
+        header[..text.len()].copy_from_slice(text);
+        w.write_all(&header)?;
+        w.write_all(&count.to_le_bytes())?;
+        for (t, tri) in mesh.triangles.iter().enumerate() {
+            let n = mesh.triangle_normal(t).map(|c| c as f32);
+            for c in n {
+                w.write_all(&c.to_le_bytes())?;
+            }
+            for &v in tri {
+                for c in mesh.vertices[v as usize] {
+                    w.write_all(&c.to_le_bytes())?;
+                }
+            }
+            w.write_all(&[0, 0])?;
+        }
+        Ok(())
+    })
+}
+
+/// Binary little-endian PLY with float x, y, z and uchar-counted face lists.
+pub fn write_ply_binary(mesh: &TriangleMesh, path: &Path) -> Result<(), MeshError> {
+    check_structure(mesh, false)?;
+    // "int" is what most tools expect; only meshes beyond its range need
+    // "uint", whose bit patterns agree with "int" below that.
+    let index_type = if mesh.vertices.len() <= i32::MAX as usize {
+        "int"
+    } else {
+        "uint"
+    };
+    atomic_write(path, |w| {
+        write!(
+            w,
+            "ply\nformat binary_little_endian 1.0\ncomment written by hisdf\n\
+             element vertex {}\nproperty float x\nproperty float y\nproperty float z\n\
+             element face {}\nproperty list uchar {index_type} vertex_indices\nend_header\n",
+            mesh.vertices.len(),
+            mesh.triangles.len()
+        )?;
+        for p in &mesh.vertices {
+            for c in p {
+                w.write_all(&c.to_le_bytes())?;
+            }
+        }
+        for t in &mesh.triangles {
+            w.write_all(&[3])?;
+            for v in t {
+                w.write_all(&v.to_le_bytes())?;
+            }
+        }
+        Ok(())
+    })
+}
+
+/// Removes the temporary file unless the write was committed, covering both
+/// error returns and panics inside the body.
+struct TempGuard {
+    path: PathBuf,
+    committed: bool,
+}
+
+impl Drop for TempGuard {
+    fn drop(&mut self) {
+        if !self.committed {
+            let _ = std::fs::remove_file(&self.path);
+        }
+    }
+}
+
+fn atomic_write(
+    target: &Path,
+    body: impl FnOnce(&mut BufWriter<File>) -> io::Result<()>,
+) -> Result<(), MeshError> {
+    let err = |e| MeshError::io(target, e);
+    let name = target.file_name().ok_or_else(|| {
+        err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            "path does not name a file",
+        ))
+    })?;
+    let dir = match target.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d,
+        _ => Path::new("."),
+    };
+    // Unique per process and call, so concurrent writers never share a
+    // temporary; create_new refuses to clobber anything that exists.
+    static COUNTER: AtomicU64 = AtomicU64::new(0);
+    let mut tmp_name = std::ffi::OsString::from(".");
+    tmp_name.push(name);
+    tmp_name.push(format!(
+        ".{}-{}.tmp",
+        std::process::id(),
+        COUNTER.fetch_add(1, Ordering::Relaxed)
+    ));
+    let tmp = dir.join(tmp_name);
+    let file = OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .open(&tmp)
+        .map_err(err)?;
+    let mut guard = TempGuard {
+        path: tmp,
+        committed: false,
+    };
+    let mut writer = BufWriter::with_capacity(1 << 16, file);
+    body(&mut writer).map_err(err)?;
+    let file = writer.into_inner().map_err(|e| err(e.into_error()))?;
+    // Data must be on disk before the rename makes it visible, or a crash
+    // could leave the target name pointing at an empty file.
+    file.sync_all().map_err(err)?;
+    drop(file);
+    std::fs::rename(&guard.path, target).map_err(err)?;
+    guard.committed = true;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::mesh::load;
+    use crate::mesh::primitives::{icosphere, torus, unit_cube};
+    use crate::mesh::test_util::TempDir;
+
+    fn leftovers(dir: &Path) -> Vec<String> {
+        std::fs::read_dir(dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .filter(|n| n.ends_with(".tmp"))
+            .collect()
+    }
+
+    #[test]
+    fn save_round_trips_every_format() {
+        let dir = TempDir::new("save");
+        for mesh in [unit_cube(), icosphere(2), torus(2.0, 0.5, 20, 10)] {
+            for ext in ["obj", "stl", "ply", "OBJ"] {
+                let p = dir.path(&format!("m.{ext}"));
+                save(&mesh, &p).unwrap();
+                let back = load(&p).unwrap();
+                // STL re-indexes by welding, which for these primitives (no
+                // duplicate positions, vertices in first-use order) is exact.
+                if ext == "stl" {
+                    assert_eq!(back.triangles.len(), mesh.triangles.len());
+                    assert_eq!(back.vertices.len(), mesh.vertices.len());
+                    assert!((back.signed_volume() - mesh.signed_volume()).abs() < 1e-9);
+                } else {
+                    assert_eq!(back, mesh, "{ext}");
+                }
+            }
+        }
+        assert!(leftovers(&dir.0).is_empty());
+    }
+
+    #[test]
+    fn unknown_extension_rejected() {
+        let dir = TempDir::new("saveext");
+        for name in ["m.off", "m", "m.txt"] {
+            let p = dir.path(name);
+            assert!(matches!(
+                save(&unit_cube(), &p),
+                Err(MeshError::UnknownFormat { .. })
+            ));
+            assert!(!p.exists());
+        }
+    }
+
+    #[test]
+    fn invalid_mesh_leaves_existing_file_untouched() {
+        let dir = TempDir::new("atomic");
+        let p = dir.path("keep.obj");
+        std::fs::write(&p, b"original").unwrap();
+        let mut bad = unit_cube();
+        bad.triangles.push([0, 1, 99]);
+        for writer in [write_obj, write_stl_binary, write_ply_binary] {
+            assert!(matches!(
+                writer(&bad, &p),
+                Err(MeshError::IndexOutOfRange { .. })
+            ));
+        }
+        let mut nan = unit_cube();
+        nan.vertices[2][0] = f32::NAN;
+        assert!(matches!(
+            save(&nan, &p),
+            Err(MeshError::NonFiniteVertex { index: 2 })
+        ));
+        assert_eq!(std::fs::read(&p).unwrap(), b"original");
+        assert!(leftovers(&dir.0).is_empty());
+    }
+
+    #[test]
+    fn failing_body_removes_temporary_and_keeps_target() {
+        let dir = TempDir::new("atomicfail");
+        let p = dir.path("t.obj");
+        std::fs::write(&p, b"original").unwrap();
+        let r = atomic_write(&p, |w| {
+            w.write_all(b"partial data")?;
+            Err(io::Error::other("disk full"))
+        });
+        let err = r.unwrap_err();
+        assert!(matches!(err, MeshError::Io { .. }));
+        assert!(err.to_string().contains("t.obj") && err.to_string().contains("disk full"));
+        assert_eq!(std::fs::read(&p).unwrap(), b"original");
+        assert!(leftovers(&dir.0).is_empty());
+    }
+
+    #[test]
+    fn overwrites_and_reports_bad_directories() {
+        let dir = TempDir::new("overwrite");
+        let p = dir.path("o.ply");
+        save(&unit_cube(), &p).unwrap();
+        save(&icosphere(1), &p).unwrap();
+        assert_eq!(load(&p).unwrap(), icosphere(1));
+        let missing = dir.path("no/such/dir/x.obj");
+        let err = save(&unit_cube(), &missing).unwrap_err();
+        assert!(matches!(err, MeshError::Io { .. }));
+        assert!(err.to_string().contains("x.obj"));
+        // The target is a directory: rename fails, temp is cleaned up.
+        let sub = dir.path("adir.obj");
+        std::fs::create_dir(&sub).unwrap();
+        assert!(matches!(
+            save(&unit_cube(), &sub),
+            Err(MeshError::Io { .. })
+        ));
+        assert!(leftovers(&dir.0).is_empty());
+    }
+
+    #[test]
+    fn empty_mesh_writes_but_does_not_load() {
+        let dir = TempDir::new("emptywrite");
+        for ext in ["obj", "stl", "ply"] {
+            let p = dir.path(&format!("e.{ext}"));
+            save(&TriangleMesh::default(), &p).unwrap();
+            assert!(matches!(load(&p), Err(MeshError::Empty)), "{ext}");
+        }
+    }
+
+    #[test]
+    fn stl_header_does_not_start_with_solid() {
+        let dir = TempDir::new("stlhdr");
+        let p = dir.path("c.stl");
+        write_stl_binary(&unit_cube(), &p).unwrap();
+        let bytes = std::fs::read(&p).unwrap();
+        assert!(!bytes.starts_with(b"solid"));
+        // Stored normals match the winding.
+        let n0: Vec<f32> = (0..3)
+            .map(|k| f32::from_le_bytes(bytes[84 + 4 * k..88 + 4 * k].try_into().unwrap()))
+            .collect();
+        let expect = unit_cube().triangle_normal(0).map(|c| c as f32);
+        assert_eq!(n0, expect);
+    }
+}

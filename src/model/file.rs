@@ -1,0 +1,224 @@
+//! The model file: one safetensors file whose header metadata carries the
+//! network configuration, the normalising transform, training metadata and a
+//! format version, so that another process (or a Python user with the
+//! `safetensors` package) can load it.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+
+use safetensors::tensor::{Dtype, TensorView};
+use safetensors::SafeTensors;
+use tch::{Device, Kind, Tensor};
+
+use super::{NetworkConfig, SdfNetwork, TrainedModel, TrainingMetadata};
+use crate::mesh::Normalisation;
+
+/// Raised whenever the meaning of a stored field changes; a reader refuses
+/// files newer than it understands instead of misreading them.
+pub const MODEL_FORMAT_VERSION: u32 = 1;
+const FORMAT_TAG: &str = "hisdf-model";
+
+#[derive(Debug, thiserror::Error)]
+pub enum ModelFileError {
+    #[error("cannot read model file {path}: {source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("cannot write model file {path}: {source}")]
+    Write {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("{path} is not a hisdf model file: {reason}")]
+    NotAModel { path: PathBuf, reason: String },
+    #[error("{path} was written by a newer hisdf (model format {found}, this build reads up to {supported})")]
+    FutureVersion {
+        path: PathBuf,
+        found: u32,
+        supported: u32,
+    },
+    #[error("{path} is corrupted: {reason}")]
+    Corrupted { path: PathBuf, reason: String },
+}
+
+/// FNV-1a over the tensor bytes: the safetensors header validates sizes but
+/// not contents, and a flipped bit in a weight silently changes the shape.
+fn checksum(parts: &[&[u8]]) -> u64 {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for part in parts {
+        for &b in *part {
+            h ^= b as u64;
+            h = h.wrapping_mul(0x0100_0000_01b3);
+        }
+    }
+    h
+}
+
+fn tensor_bytes(t: &Tensor) -> Vec<u8> {
+    let t = t.to_device(Device::Cpu).to_kind(Kind::Float).contiguous();
+    let n = t.numel();
+    let mut v = vec![0f32; n];
+    t.copy_data(&mut v, n);
+    v.iter().flat_map(|x| x.to_le_bytes()).collect()
+}
+
+/// Writes the model atomically: a temporary file beside the target is renamed
+/// over it only once complete, so a failure never destroys an existing file.
+pub fn save_model(model: &TrainedModel, path: &Path) -> Result<(), ModelFileError> {
+    let params = model.network.parameters();
+    let data: Vec<(String, Vec<u8>, Vec<usize>)> = params
+        .iter()
+        .map(|(name, t)| {
+            let shape = t.size().iter().map(|&d| d as usize).collect();
+            (name.clone(), tensor_bytes(t), shape)
+        })
+        .collect();
+    let sum = checksum(&data.iter().map(|(_, b, _)| &b[..]).collect::<Vec<_>>());
+    let mut meta = HashMap::new();
+    meta.insert("format".to_string(), FORMAT_TAG.to_string());
+    meta.insert(
+        "format_version".to_string(),
+        MODEL_FORMAT_VERSION.to_string(),
+    );
+    let json = |v: serde_json::Result<String>| v.expect("plain structs always serialise");
+    meta.insert(
+        "network".into(),
+        json(serde_json::to_string(&model.network.config)),
+    );
+    meta.insert(
+        "normalisation".into(),
+        json(serde_json::to_string(&NormalisationRecord::from(
+            model.normalisation,
+        ))),
+    );
+    meta.insert(
+        "training".into(),
+        json(serde_json::to_string(&model.metadata)),
+    );
+    meta.insert("checksum_fnv1a64".into(), format!("{sum:016x}"));
+    let views: Vec<(String, TensorView)> = data
+        .iter()
+        .map(|(name, bytes, shape)| {
+            let view = TensorView::new(Dtype::F32, shape.clone(), bytes)
+                .expect("shape and byte count come from the same tensor");
+            (name.clone(), view)
+        })
+        .collect();
+    let bytes = safetensors::serialize(views, Some(meta)).map_err(|e| ModelFileError::Write {
+        path: path.to_path_buf(),
+        source: std::io::Error::other(e.to_string()),
+    })?;
+    crate::util::write_atomically(path, &bytes).map_err(|source| ModelFileError::Write {
+        path: path.to_path_buf(),
+        source,
+    })
+}
+
+#[derive(serde::Serialize, serde::Deserialize)]
+struct NormalisationRecord {
+    centre: [f64; 3],
+    scale: f64,
+}
+
+impl From<Normalisation> for NormalisationRecord {
+    fn from(n: Normalisation) -> Self {
+        NormalisationRecord {
+            centre: n.centre,
+            scale: n.scale,
+        }
+    }
+}
+
+pub fn load_model(path: &Path, device: Device) -> Result<TrainedModel, ModelFileError> {
+    let bytes = std::fs::read(path).map_err(|source| ModelFileError::Read {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    let not_a_model = |reason: String| ModelFileError::NotAModel {
+        path: path.to_path_buf(),
+        reason,
+    };
+    let corrupted = |reason: String| ModelFileError::Corrupted {
+        path: path.to_path_buf(),
+        reason,
+    };
+    let (_, header) =
+        SafeTensors::read_metadata(&bytes).map_err(|e| not_a_model(format!("{e:?}")))?;
+    let meta = header
+        .metadata()
+        .clone()
+        .ok_or_else(|| not_a_model("no metadata".into()))?;
+    if meta.get("format").map(String::as_str) != Some(FORMAT_TAG) {
+        return Err(not_a_model("missing the hisdf-model tag".into()));
+    }
+    let version: u32 = meta
+        .get("format_version")
+        .and_then(|v| v.parse().ok())
+        .ok_or_else(|| corrupted("unreadable format_version".into()))?;
+    if version > MODEL_FORMAT_VERSION {
+        return Err(ModelFileError::FutureVersion {
+            path: path.to_path_buf(),
+            found: version,
+            supported: MODEL_FORMAT_VERSION,
+        });
+    }
+    let field = |key: &str| {
+        meta.get(key)
+            .ok_or_else(|| corrupted(format!("metadata field {key} missing")))
+    };
+    let config: NetworkConfig = serde_json::from_str(field("network")?)
+        .map_err(|e| corrupted(format!("network config: {e}")))?;
+    config.validate().map_err(corrupted)?;
+    let norm: NormalisationRecord = serde_json::from_str(field("normalisation")?)
+        .map_err(|e| corrupted(format!("normalisation: {e}")))?;
+    if !(norm.scale.is_finite() && norm.scale > 0.0 && norm.centre.iter().all(|c| c.is_finite())) {
+        return Err(corrupted("normalisation is not finite".into()));
+    }
+    let metadata: TrainingMetadata = serde_json::from_str(field("training")?)
+        .map_err(|e| corrupted(format!("training metadata: {e}")))?;
+    let tensors = SafeTensors::deserialize(&bytes).map_err(|e| corrupted(format!("{e:?}")))?;
+
+    let network = SdfNetwork::new(&config, device, 0).map_err(corrupted)?;
+    let mut parts: Vec<&[u8]> = Vec::new();
+    {
+        let _guard = tch::no_grad_guard();
+        for (name, mut var) in network.parameters() {
+            let view = tensors
+                .tensor(&name)
+                .map_err(|_| corrupted(format!("tensor {name} missing")))?;
+            let expected: Vec<usize> = var.size().iter().map(|&d| d as usize).collect();
+            if view.dtype() != Dtype::F32 || view.shape() != expected.as_slice() {
+                return Err(corrupted(format!(
+                    "tensor {name} has {:?} {:?}, expected F32 {:?}",
+                    view.dtype(),
+                    view.shape(),
+                    expected
+                )));
+            }
+            let values: Vec<f32> = view
+                .data()
+                .chunks_exact(4)
+                .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+                .collect();
+            var.copy_(
+                &Tensor::from_slice(&values)
+                    .view(var.size().as_slice())
+                    .to_device(device),
+            );
+            parts.push(view.data());
+        }
+    }
+    let stored = field("checksum_fnv1a64")?;
+    if format!("{:016x}", checksum(&parts)) != *stored {
+        return Err(corrupted("weights do not match their checksum".into()));
+    }
+    Ok(TrainedModel {
+        network,
+        normalisation: Normalisation {
+            centre: norm.centre,
+            scale: norm.scale,
+        },
+        metadata,
+    })
+}

@@ -1,0 +1,341 @@
+//! Model stage: the fully-connected network f_theta (paper Sec. 3) and the
+//! model file that carries it between processes.
+
+mod file;
+
+pub use file::{load_model, save_model, ModelFileError, MODEL_FORMAT_VERSION};
+
+use rand::{RngExt, SeedableRng};
+use rand_distr::{Distribution, StandardNormal};
+use rand_pcg::Pcg64Mcg;
+use serde::{Deserialize, Serialize};
+use tch::{nn, Device, Kind, Tensor};
+
+use crate::mesh::Normalisation;
+
+/// How the weights start. The paper uses PyTorch's default; a geometric
+/// initialisation (Atzmon & Lipman, SAL 2020) starts the network as the SDF of
+/// a sphere, which keeps training from collapsing to a constant.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Initialisation {
+    /// PyTorch's `nn.Linear` default: U(-1/sqrt(fan_in), 1/sqrt(fan_in)) for
+    /// weights and biases. tch's own default (Kaiming with ReLU gain) is
+    /// larger and saturates the tanh output, so we never use it.
+    PytorchDefault,
+    /// The network starts as `|x| - radius` (in the unit-sphere frame).
+    Geometric { radius: f64 },
+}
+
+/// The network's shape. `depth` counts the hidden fully-connected layers of
+/// `width` units, each followed by ReLU; one more linear layer maps to the SDF
+/// value, optionally through tanh. The paper's network is depth 8, width 512.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct NetworkConfig {
+    pub depth: usize,
+    pub width: usize,
+    pub tanh_output: bool,
+    pub initialisation: Initialisation,
+}
+
+impl Default for NetworkConfig {
+    /// The paper's network (Sec. 4.1.2).
+    fn default() -> Self {
+        NetworkConfig {
+            depth: 8,
+            width: 512,
+            tanh_output: true,
+            initialisation: Initialisation::PytorchDefault,
+        }
+    }
+}
+
+impl NetworkConfig {
+    pub fn validate(&self) -> Result<(), String> {
+        if self.depth == 0 || self.depth > 64 {
+            return Err(format!("depth must be 1..=64, got {}", self.depth));
+        }
+        if self.width == 0 || self.width > 8192 {
+            return Err(format!("width must be 1..=8192, got {}", self.width));
+        }
+        Ok(())
+    }
+
+    /// Names and shapes of every parameter, in layer order. The model file
+    /// stores exactly these, so this is the one place that fixes the layout.
+    pub fn parameter_shapes(&self) -> Vec<(String, Vec<i64>)> {
+        let mut shapes = Vec::with_capacity(2 * self.depth + 2);
+        let mut fan_in = 3i64;
+        for i in 0..self.depth {
+            let w = self.width as i64;
+            shapes.push((format!("hidden.{i}.weight"), vec![w, fan_in]));
+            shapes.push((format!("hidden.{i}.bias"), vec![w]));
+            fan_in = w;
+        }
+        shapes.push(("output.weight".into(), vec![1, fan_in]));
+        shapes.push(("output.bias".into(), vec![1]));
+        shapes
+    }
+}
+
+/// The network f_theta: R^3 -> R in the unit-sphere frame.
+pub struct SdfNetwork {
+    pub config: NetworkConfig,
+    pub vs: nn::VarStore,
+    layers: Vec<(Tensor, Tensor)>,
+}
+
+impl std::fmt::Debug for SdfNetwork {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SdfNetwork")
+            .field("config", &self.config)
+            .field("device", &self.vs.device())
+            .finish()
+    }
+}
+
+impl SdfNetwork {
+    /// A freshly initialised network. The weights come from our own seeded
+    /// generator, not libtorch's global one, so two trainings in parallel
+    /// threads (two Blender objects, a batch) stay reproducible.
+    pub fn new(config: &NetworkConfig, device: Device, seed: u64) -> Result<SdfNetwork, String> {
+        config.validate()?;
+        let vs = nn::VarStore::new(device);
+        let root = vs.root();
+        let mut rng = Pcg64Mcg::seed_from_u64(seed ^ 0x1A17_1A15_E000_0000);
+        let mut layers = Vec::with_capacity(config.depth + 1);
+        let shapes = config.parameter_shapes();
+        for pair in shapes.chunks(2) {
+            let (wname, wshape) = &pair[0];
+            let (bname, bshape) = &pair[1];
+            let fan_in = wshape[1] as f64;
+            let fan_out = wshape[0] as f64;
+            let is_output = wname.starts_with("output");
+            let (w_init, b_init) = match config.initialisation {
+                Initialisation::PytorchDefault => {
+                    let bound = 1.0 / fan_in.sqrt();
+                    (Draw::Uniform(bound), Draw::Uniform(bound))
+                }
+                Initialisation::Geometric { radius } => {
+                    if is_output {
+                        // Mean chosen so that the last layer sums the ReLU
+                        // features into ~|x|; the bias subtracts the radius.
+                        let mean = (std::f64::consts::PI / fan_in).sqrt();
+                        (Draw::Normal(mean, 1e-5), Draw::Const(-radius))
+                    } else {
+                        (Draw::Normal(0.0, (2.0 / fan_out).sqrt()), Draw::Const(0.0))
+                    }
+                }
+            };
+            // Names with dots would become nested paths in tch; keep them flat.
+            let w = root.var(&wname.replace('.', "_"), wshape, nn::Init::Const(0.0));
+            let b = root.var(&bname.replace('.', "_"), bshape, nn::Init::Const(0.0));
+            {
+                let _guard = tch::no_grad_guard();
+                for (var, draw) in [(&w, w_init), (&b, b_init)] {
+                    let values = draw.sample(&mut rng, var.numel());
+                    let mut var = var.shallow_clone();
+                    var.copy_(
+                        &Tensor::from_slice(&values)
+                            .view(var.size().as_slice())
+                            .to_device(device),
+                    );
+                }
+            }
+            layers.push((w, b));
+        }
+        Ok(SdfNetwork {
+            config: config.clone(),
+            vs,
+            layers,
+        })
+    }
+
+    pub fn device(&self) -> Device {
+        self.vs.device()
+    }
+
+    /// f_theta(x) for x of shape [N, 3]; returns [N].
+    pub fn forward(&self, x: &Tensor) -> Tensor {
+        let last = self.layers.len() - 1;
+        let mut h = x.shallow_clone();
+        for (i, (w, b)) in self.layers.iter().enumerate() {
+            h = h.linear(w, Some(b));
+            if i < last {
+                h = h.relu();
+            }
+        }
+        let h = h.squeeze_dim(-1);
+        if self.config.tanh_output {
+            h.tanh()
+        } else {
+            h
+        }
+    }
+
+    /// Parameters in the order of `NetworkConfig::parameter_shapes`.
+    pub fn parameters(&self) -> Vec<(String, Tensor)> {
+        let names = self.config.parameter_shapes();
+        let mut out = Vec::with_capacity(names.len());
+        for ((w, b), pair) in self.layers.iter().zip(names.chunks(2)) {
+            out.push((pair[0].0.clone(), w.shallow_clone()));
+            out.push((pair[1].0.clone(), b.shallow_clone()));
+        }
+        out
+    }
+
+    /// Evaluates f_theta at many points in chunks so that any batch fits in
+    /// device memory; returns values in the unit-sphere frame.
+    pub fn evaluate(&self, points: &[[f32; 3]], chunk: usize) -> Vec<f32> {
+        let _guard = tch::no_grad_guard();
+        let device = self.device();
+        let mut out = Vec::with_capacity(points.len());
+        for part in points.chunks(chunk.max(1)) {
+            let flat: &[f32] = as_flat(part);
+            let x = Tensor::from_slice(flat)
+                .view([part.len() as i64, 3])
+                .to_device(device);
+            let y = self.forward(&x).to_kind(Kind::Float).to_device(Device::Cpu);
+            let mut buf = vec![0f32; part.len()];
+            y.copy_data(&mut buf, part.len());
+            out.extend_from_slice(&buf);
+        }
+        out
+    }
+}
+
+/// How one parameter tensor's values are drawn.
+#[derive(Clone, Copy)]
+enum Draw {
+    Uniform(f64),
+    Normal(f64, f64),
+    Const(f64),
+}
+
+impl Draw {
+    fn sample(self, rng: &mut Pcg64Mcg, n: usize) -> Vec<f32> {
+        (0..n)
+            .map(|_| match self {
+                Draw::Uniform(bound) => ((rng.random::<f64>() * 2.0 - 1.0) * bound) as f32,
+                Draw::Normal(mean, stdev) => {
+                    let z: f64 = StandardNormal.sample(rng);
+                    (mean + stdev * z) as f32
+                }
+                Draw::Const(c) => c as f32,
+            })
+            .collect()
+    }
+}
+
+/// Reinterprets point triples as one flat slice without copying.
+pub fn as_flat(points: &[[f32; 3]]) -> &[f32] {
+    // SAFETY: [f32; 3] has the layout of three consecutive f32 values.
+    unsafe { std::slice::from_raw_parts(points.as_ptr() as *const f32, points.len() * 3) }
+}
+
+/// What a training run did, kept in the model file for provenance.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct TrainingMetadata {
+    pub iterations: usize,
+    pub final_loss: f64,
+    pub seconds: f64,
+    pub device: String,
+    pub hisdf_version: String,
+    pub cancelled: bool,
+}
+
+/// A trained network together with the transform from the user's coordinates
+/// into the unit-sphere frame it was trained in.
+#[derive(Debug)]
+pub struct TrainedModel {
+    pub network: SdfNetwork,
+    pub normalisation: Normalisation,
+    pub metadata: TrainingMetadata,
+}
+
+impl TrainedModel {
+    /// Chunk of points per forward pass: 2^18 points of an 8x512 network need
+    /// about 1 GiB of activations, safe on any CUDA device and on the CPU.
+    pub const QUERY_CHUNK: usize = 1 << 18;
+
+    /// SDF values at points in the user's coordinates, in the user's units.
+    pub fn query(&self, points: &[[f32; 3]]) -> Vec<f32> {
+        let normalised: Vec<[f32; 3]> = points
+            .iter()
+            .map(|p| {
+                let q = self
+                    .normalisation
+                    .to_normalised([p[0] as f64, p[1] as f64, p[2] as f64]);
+                [q[0] as f32, q[1] as f32, q[2] as f32]
+            })
+            .collect();
+        self.network
+            .evaluate(&normalised, Self::QUERY_CHUNK)
+            .into_iter()
+            .map(|d| self.normalisation.distance_to_original(d as f64) as f32)
+            .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pytorch_default_output_is_not_saturated() {
+        let net = SdfNetwork::new(&NetworkConfig::default(), Device::Cpu, 0).unwrap();
+        let x = Tensor::rand([1000, 3], (Kind::Float, Device::Cpu)) * 2.0 - 1.0;
+        let y = net.forward(&x);
+        let max = y.abs().max().double_value(&[]);
+        // tch's default init gives |y| near 1 here (tanh saturated); the
+        // PyTorch-style bound keeps outputs small, so gradients flow.
+        assert!(max < 0.5, "output saturated: max |f| = {max}");
+    }
+
+    #[test]
+    fn geometric_initialisation_is_close_to_a_sphere() {
+        let config = NetworkConfig {
+            depth: 4,
+            width: 256,
+            tanh_output: false,
+            initialisation: Initialisation::Geometric { radius: 0.5 },
+        };
+        let net = SdfNetwork::new(&config, Device::Cpu, 1).unwrap();
+        let x = Tensor::randn([2000, 3], (Kind::Float, Device::Cpu)) * 0.5;
+        let y = net.forward(&x);
+        let truth = x.norm_scalaropt_dim(2.0, [1], false) - 0.5;
+        let err = (y - truth).abs().mean(Kind::Float).double_value(&[]);
+        // The SAL initialisation is exact only in the infinite-width limit.
+        assert!(err < 0.15, "mean deviation from the sphere SDF {err}");
+    }
+
+    #[test]
+    fn parameter_layout_matches_config() {
+        let config = NetworkConfig {
+            depth: 3,
+            width: 16,
+            ..NetworkConfig::default()
+        };
+        let net = SdfNetwork::new(&config, Device::Cpu, 1).unwrap();
+        let params = net.parameters();
+        assert_eq!(params.len(), 8);
+        for ((name, t), (ename, shape)) in params.iter().zip(config.parameter_shapes()) {
+            assert_eq!(name, &ename);
+            assert_eq!(t.size(), shape);
+        }
+    }
+
+    #[test]
+    fn invalid_configs_are_refused() {
+        let no_layers = NetworkConfig {
+            depth: 0,
+            ..NetworkConfig::default()
+        };
+        assert!(SdfNetwork::new(&no_layers, Device::Cpu, 0).is_err());
+        let no_width = NetworkConfig {
+            width: 0,
+            ..NetworkConfig::default()
+        };
+        assert!(SdfNetwork::new(&no_width, Device::Cpu, 0).is_err());
+    }
+}

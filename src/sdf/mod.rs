@@ -1,0 +1,444 @@
+//! True signed distance function of a triangle mesh.
+//!
+//! Magnitude: exact Euclidean distance to the triangles, from parry's BVH
+//! point projection. Sign: negative inside, where inside means a generalized
+//! winding number >= 1/2, which stays meaningful for meshes with holes,
+//! duplicated or flipped triangles. The winding number is computed exactly,
+//! not approximated; see `winding.rs` for the two evaluators and why the
+//! ray-crossing form is the fast path.
+
+mod distance;
+mod vec3;
+mod winding;
+
+#[cfg(test)]
+mod tests;
+
+use std::collections::HashMap;
+
+use parry3d::math::Point;
+use parry3d::query::PointQueryWithLocation;
+use parry3d::shape::TriMesh;
+use rayon::prelude::*;
+
+use crate::mesh::TriangleMesh;
+use distance::closest_point_on_triangle;
+use vec3::{cross, is_finite, norm, scale, sub, to_f64, V3};
+use winding::WindingBvh;
+
+/// Points per rayon task: large enough to amortise task overhead, small
+/// enough to balance surface-hugging and far points across threads.
+const CHUNK: usize = 4096;
+
+/// A triangle whose area is below this fraction of its longest edge squared
+/// has no usable normal (a segment or a point); it is left out of both
+/// structures. Its effect on distances is at most its (vanishing) width, and
+/// on winding numbers its (vanishing) solid angle.
+const DEGENERATE_REL_AREA: f64 = 1e-12;
+
+/// Signed distance queries against one triangle mesh. Build once per mesh
+/// (the mesh is expected in the normalised unit-sphere frame, though nothing
+/// depends on the scale); queries are read-only and thread-safe.
+pub struct MeshSdf {
+    /// parry mesh over the kept triangles; None when no triangle was usable.
+    trimesh: Option<TriMesh>,
+    /// parry triangle index -> index in the caller's `triangles`.
+    tri_map: Vec<u32>,
+    winding: WindingBvh,
+    /// Whether the kept triangles form a closed surface (no net boundary).
+    /// Only then is the winding number constant between surface points,
+    /// which `signed_one` exploits.
+    closed: bool,
+    /// Absolute tolerance for distances from parry's f32 arithmetic: a few
+    /// f32 ulps of the model's coordinates, generously rounded up.
+    dist_slack: f64,
+    /// Centre of the model's bounding box.
+    centre: V3,
+}
+
+/// Per-chunk state of a batch query: the previous query's answers, which are
+/// nearby when the batch is spatially sorted.
+struct ChunkState {
+    /// Previous closest point: bounds the next distance (see `project`).
+    prev_cp: Option<Point<f32>>,
+    /// Recent points with their distance to the surface and winding
+    /// number, written round-robin; unused slots have distance -inf.
+    anchors: [(V3, f64, f64); ANCHORS],
+    next_anchor: usize,
+}
+
+/// Recent points kept per chunk for winding-number reuse: a few, since the
+/// nearest earlier neighbour along a Morton curve is often not the last one.
+const ANCHORS: usize = 4;
+
+impl Default for ChunkState {
+    fn default() -> Self {
+        ChunkState {
+            prev_cp: None,
+            anchors: [([0.0; 3], f64::NEG_INFINITY, 0.0); ANCHORS],
+            next_anchor: 0,
+        }
+    }
+}
+
+impl std::fmt::Debug for MeshSdf {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MeshSdf")
+            .field("triangles", &self.tri_map.len())
+            .field("boundary_edges", &self.winding.boundary_edges())
+            .finish()
+    }
+}
+
+impl MeshSdf {
+    /// Builds the distance and winding-number hierarchies.
+    ///
+    /// The mesh is assumed validated, but nothing here trusts that: triangles
+    /// with out-of-range indices, non-finite corners or (near-)zero area are
+    /// skipped, and a mesh with no usable triangle gives a `MeshSdf` that
+    /// reports infinite distance and winding number 0.
+    pub fn new(mesh: &TriangleMesh) -> MeshSdf {
+        // Weld bit-identical corner positions: files such as STL repeat each
+        // vertex per triangle, and the winding caps rely on shared edges
+        // cancelling, which needs shared indices. -0.0 and 0.0 are merged.
+        let mut weld: HashMap<[u32; 3], u32> = HashMap::with_capacity(mesh.vertices.len());
+        let mut points: Vec<V3> = Vec::with_capacity(mesh.vertices.len());
+        let welded: Vec<Option<u32>> = mesh
+            .vertices
+            .iter()
+            .map(|v| {
+                if !v.iter().all(|c| c.is_finite()) {
+                    return None;
+                }
+                let key = v.map(|c| if c == 0.0 { 0 } else { c.to_bits() });
+                let next = points.len() as u32;
+                let id = *weld.entry(key).or_insert(next);
+                if id == next {
+                    points.push(to_f64(*v));
+                }
+                Some(id)
+            })
+            .collect();
+
+        let mut kept: Vec<[u32; 3]> = Vec::with_capacity(mesh.triangles.len());
+        let mut tri_map: Vec<u32> = Vec::with_capacity(mesh.triangles.len());
+        let mut skipped = 0usize;
+        for (i, t) in mesh.triangles.iter().enumerate() {
+            let id = |k: usize| welded.get(t[k] as usize).copied().flatten();
+            let (Some(a), Some(b), Some(c)) = (id(0), id(1), id(2)) else {
+                skipped += 1;
+                continue;
+            };
+            let [pa, pb, pc] = [a, b, c].map(|j| points[j as usize]);
+            if a == b || b == c || c == a || is_degenerate(pa, pb, pc) {
+                skipped += 1;
+                continue;
+            }
+            kept.push([a, b, c]);
+            tri_map.push(i as u32);
+        }
+        if skipped > 0 {
+            log::debug!("MeshSdf: skipped {skipped} invalid or degenerate triangles");
+        }
+
+        let winding = WindingBvh::new(&points, &kept);
+        let verts: Vec<Point<f32>> = points
+            .iter()
+            // Exact: every welded point came from an f32.
+            .map(|p| Point::new(p[0] as f32, p[1] as f32, p[2] as f32))
+            .collect();
+        let trimesh = TriMesh::new(verts, kept).ok();
+        let boundary = winding.boundary_edges();
+        log::debug!(
+            "MeshSdf: {} triangles, {boundary} boundary edges",
+            tri_map.len()
+        );
+        let (coord_scale, centre) = trimesh.as_ref().map_or((0.0, [0.0; 3]), |m| {
+            let bb = m.local_aabb();
+            let c = [bb.mins, bb.maxs].map(|v| v.x.abs().max(v.y.abs()).max(v.z.abs()));
+            let centre = bb.center();
+            (
+                f64::from(c[0].max(c[1])),
+                to_f64([centre.x, centre.y, centre.z]),
+            )
+        });
+        MeshSdf {
+            trimesh,
+            tri_map,
+            winding,
+            closed: boundary == 0,
+            dist_slack: 1e-5 * coord_scale,
+            centre,
+        }
+    }
+
+    /// Signed distance: exact unsigned distance to the triangles, negative
+    /// inside (winding number >= 0.5). NaN for non-finite points; +inf when
+    /// the mesh has no usable triangle. Parallel over points.
+    pub fn signed_distance(&self, points: &[[f32; 3]]) -> Vec<f32> {
+        self.map_points(points, |state, p| self.signed_one(p, state))
+    }
+
+    /// Exact unsigned distance to the triangles. NaN for non-finite points;
+    /// +inf when the mesh has no usable triangle. Parallel over points.
+    pub fn unsigned_distance(&self, points: &[[f32; 3]]) -> Vec<f32> {
+        self.map_points(points, |state, p| {
+            match self.project(p, &mut state.prev_cp) {
+                Some((_, _, d)) => d as f32,
+                None if is_finite(to_f64(p)) => f32::INFINITY,
+                None => f32::NAN,
+            }
+        })
+    }
+
+    /// Generalized winding number (Jacobson et al. 2013), computed exactly:
+    /// 1 inside and 0 outside a closed, outward-oriented mesh, fractional
+    /// near holes. NaN for a non-finite point.
+    pub fn winding_number(&self, p: [f64; 3]) -> f64 {
+        if !is_finite(p) {
+            return f64::NAN;
+        }
+        // Cast away from the model centre: from points near a roughly
+        // star-shaped surface this ray leaves the mesh after few boxes.
+        self.winding.winding_fast(p, sub(p, self.centre))
+    }
+
+    /// [`Self::winding_number`] for many points, in parallel.
+    pub fn winding_numbers(&self, points: &[[f32; 3]]) -> Vec<f64> {
+        self.map_points(points, |_, p| self.winding_number(to_f64(p)))
+    }
+
+    /// Closest point on the surface, the caller's index of its triangle and
+    /// that triangle's unit normal (right-handed in the corner order).
+    ///
+    /// For a non-finite `p`, or a mesh without usable triangles, returns NaN
+    /// coordinates, index `usize::MAX` and a NaN normal; use
+    /// [`Self::try_closest_point`] to get an `Option` instead.
+    pub fn closest_point(&self, p: [f32; 3]) -> ([f32; 3], usize, [f32; 3]) {
+        self.try_closest_point(p)
+            .unwrap_or(([f32::NAN; 3], usize::MAX, [f32::NAN; 3]))
+    }
+
+    /// [`Self::closest_point`], or None when there is no answer.
+    pub fn try_closest_point(&self, p: [f32; 3]) -> Option<([f32; 3], usize, [f32; 3])> {
+        let (cp, k, _) = self.project(p, &mut None)?;
+        let n = self.normal(k)?;
+        let orig = *self.tri_map.get(k)? as usize;
+        Some((cp.map(|x| x as f32), orig, n.map(|x| x as f32)))
+    }
+
+    /// Number of triangles used (after skipping invalid or degenerate ones).
+    pub fn num_triangles(&self) -> usize {
+        self.tri_map.len()
+    }
+
+    fn signed_one(&self, p: [f32; 3], state: &mut ChunkState) -> f32 {
+        let Some((_, k, d)) = self.project(p, &mut state.prev_cp) else {
+            return if is_finite(to_f64(p)) {
+                f32::INFINITY
+            } else {
+                f32::NAN
+            };
+        };
+        let p64 = to_f64(p);
+        // On a closed surface the winding number is constant on each
+        // connected component of the complement. The open balls B(p, d) and
+        // B(q, dq) contain no surface point, so when they overlap, p and the
+        // previous point q are joined by a surface-free path and share q's
+        // (exactly computed) winding number. The slack keeps the test sound
+        // under the rounding of parry's f32 distances. In a spatially sorted
+        // batch this skips the ray for most points off the surface.
+        let shared = if self.closed {
+            state.anchors.iter().find_map(|&(q, dq, wq)| {
+                // An unused slot has dq = -inf, so its reach is -inf.
+                let reach = (d + dq) * (1.0 - 1e-5) - self.dist_slack;
+                (norm(sub(p64, q)) < reach).then_some(wq)
+            })
+        } else {
+            None
+        };
+        let w = shared.unwrap_or_else(|| {
+            // The nearest triangle's normal points out of the mesh nearby,
+            // so a ray along it crosses few boxes; correctness does not
+            // depend on it.
+            let hint = self.normal(k).unwrap_or([0.0; 3]);
+            self.winding.winding_fast(p64, hint)
+        });
+        state.anchors[state.next_anchor % ANCHORS] = (p64, d, w);
+        state.next_anchor = state.next_anchor.wrapping_add(1);
+        let d = d as f32;
+        if w >= 0.5 {
+            -d
+        } else {
+            d
+        }
+    }
+
+    /// Closest point (f64), parry triangle index and distance, or None for a
+    /// non-finite point or an empty mesh.
+    ///
+    /// `prev` is a surface point, normally the previous answer in the same
+    /// (spatially sorted) batch: the distance to it bounds the distance to
+    /// the surface, which lets parry prune from the start. The bound only
+    /// affects speed; a query it would starve is repeated without it.
+    fn project(&self, p: [f32; 3], prev: &mut Option<Point<f32>>) -> Option<(V3, usize, f64)> {
+        let mesh = self.trimesh.as_ref()?;
+        let p64 = to_f64(p);
+        if !is_finite(p64) {
+            return None;
+        }
+        let pt = Point::from(p);
+        // The slack covers f32 rounding of the bound and of parry's
+        // distances; an infinite or NaN bound falls back to f32::MAX.
+        let bound = prev
+            .map(|c| (c - pt).norm() * 1.0001 + self.dist_slack as f32)
+            .filter(|b| b.is_finite())
+            .unwrap_or(f32::MAX);
+        // The _with_max_dist variant returns an Option where the plain
+        // queries unwrap internally; it is None when no candidate beats the
+        // bound, which with f32::MAX means every cost overflowed (queries far
+        // from the model).
+        let query = |max| mesh.project_local_point_and_get_location_with_max_dist(&pt, false, max);
+        let found = match query(bound) {
+            None if bound < f32::MAX => query(f32::MAX),
+            found => found,
+        };
+        if let Some((proj, (k, _))) = found {
+            let cp = to_f64([proj.point.x, proj.point.y, proj.point.z]);
+            let d = norm(sub(p64, cp));
+            if d.is_finite() {
+                *prev = Some(proj.point);
+                return Some((cp, k as usize, d));
+            }
+        }
+        self.project_brute(mesh, p64)
+    }
+
+    /// Linear f64 scan; only for the rare queries parry's f32 cannot serve.
+    fn project_brute(&self, mesh: &TriMesh, p: V3) -> Option<(V3, usize, f64)> {
+        let verts = mesh.vertices();
+        let corner = |i: u32| verts.get(i as usize).map(|v| to_f64([v.x, v.y, v.z]));
+        let mut best: Option<(V3, usize, f64)> = None;
+        for (k, t) in mesh.indices().iter().enumerate() {
+            let (Some(a), Some(b), Some(c)) = (corner(t[0]), corner(t[1]), corner(t[2])) else {
+                continue;
+            };
+            let cp = closest_point_on_triangle(p, a, b, c);
+            let d = norm(sub(p, cp));
+            if best.map_or(true, |(_, _, bd)| d < bd) {
+                best = Some((cp, k, d));
+            }
+        }
+        best
+    }
+
+    /// Unit normal of parry triangle `k`, in f64 from the f32 corners.
+    fn normal(&self, k: usize) -> Option<V3> {
+        let mesh = self.trimesh.as_ref()?;
+        let t = mesh.indices().get(k)?;
+        let verts = mesh.vertices();
+        let c = |i: u32| verts.get(i as usize).map(|v| to_f64([v.x, v.y, v.z]));
+        let (a, b, cc) = (c(t[0])?, c(t[1])?, c(t[2])?);
+        let n = cross(sub(b, a), sub(cc, a));
+        let l = norm(n);
+        (l > 0.0).then(|| scale(n, 1.0 / l))
+    }
+
+    /// Applies `f` to every point in parallel. `f` also gets a state that
+    /// lives for one chunk of consecutive (spatially sorted) points.
+    fn map_points<T: Send + Copy + Default>(
+        &self,
+        points: &[[f32; 3]],
+        f: impl Fn(&mut ChunkState, [f32; 3]) -> T + Sync,
+    ) -> Vec<T> {
+        let mut out = vec![T::default(); points.len()];
+        match self.spatial_order(points) {
+            Some(order) => {
+                // Evaluate in Morton order so consecutive queries reuse the
+                // cached BVH paths and triangles (about 2x faster for a batch
+                // in random order), then scatter back to input order.
+                let mut sorted = vec![T::default(); points.len()];
+                sorted
+                    .par_chunks_mut(CHUNK)
+                    .zip(order.par_chunks(CHUNK))
+                    .for_each(|(o, idx)| {
+                        let mut state = ChunkState::default();
+                        for (o, &i) in o.iter_mut().zip(idx) {
+                            *o = f(&mut state, points[i as usize]);
+                        }
+                    });
+                for (&i, v) in order.iter().zip(sorted) {
+                    out[i as usize] = v;
+                }
+            }
+            None => {
+                out.par_chunks_mut(CHUNK)
+                    .zip(points.par_chunks(CHUNK))
+                    .for_each(|(o, p)| {
+                        let mut state = ChunkState::default();
+                        for (o, &p) in o.iter_mut().zip(p) {
+                            *o = f(&mut state, p);
+                        }
+                    });
+            }
+        }
+        out
+    }
+
+    /// Input indices sorted along a Morton curve over the mesh box, or None
+    /// when the batch is too small for locality to pay for the sort.
+    fn spatial_order(&self, points: &[[f32; 3]]) -> Option<Vec<u32>> {
+        const MIN_BATCH: usize = 8192;
+        if points.len() < MIN_BATCH || u32::try_from(points.len()).is_err() {
+            return None;
+        }
+        let bb = self.trimesh.as_ref()?.local_aabb();
+        let lo = to_f64([bb.mins.x, bb.mins.y, bb.mins.z]);
+        let hi = to_f64([bb.maxs.x, bb.maxs.y, bb.maxs.z]);
+        let inv = [0, 1, 2].map(|k| {
+            let e = hi[k] - lo[k];
+            if e > 0.0 {
+                1023.0 / e
+            } else {
+                0.0
+            }
+        });
+        let mut keys: Vec<u64> = points
+            .par_iter()
+            .enumerate()
+            .map(|(i, p)| {
+                // 10 bits per axis: cells far smaller than a leaf box. Points
+                // outside the box (or NaN, which `as` maps to 0) clamp.
+                let q = [0, 1, 2].map(|k| {
+                    let t = ((f64::from(p[k]) - lo[k]) * inv[k]).clamp(0.0, 1023.0);
+                    spread_bits(t as u32)
+                });
+                let code = q[0] | (q[1] << 1) | (q[2] << 2);
+                (u64::from(code) << 32) | i as u64
+            })
+            .collect();
+        keys.par_sort_unstable();
+        Some(keys.into_iter().map(|k| k as u32).collect())
+    }
+}
+
+/// Spreads the low 10 bits of `x` to every third bit (Morton interleave).
+fn spread_bits(x: u32) -> u32 {
+    let mut x = x & 0x3ff;
+    x = (x | (x << 16)) & 0x0300_00ff;
+    x = (x | (x << 8)) & 0x0300_f00f;
+    x = (x | (x << 4)) & 0x030c_30c3;
+    x = (x | (x << 2)) & 0x0924_9249;
+    x
+}
+
+/// Twice the area, |(b - a) x (c - a)|, at most `DEGENERATE_REL_AREA` times
+/// the longest edge squared (corners are finite here).
+fn is_degenerate(a: V3, b: V3, c: V3) -> bool {
+    let (ab, bc, ca) = (sub(b, a), sub(c, b), sub(a, c));
+    let longest = [ab, bc, ca]
+        .iter()
+        .map(|e| vec3::dot(*e, *e))
+        .fold(0.0, f64::max);
+    norm(cross(ab, sub(c, a))) <= DEGENERATE_REL_AREA * longest
+}

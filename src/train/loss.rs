@@ -1,0 +1,202 @@
+//! The paper's losses: clamped L1 (Eq. 3) and the curriculum loss (Eq. 4).
+
+use serde::{Deserialize, Serialize};
+use tch::{Kind, Tensor};
+
+/// One row of the curriculum schedule (paper Table 2): from iteration `start`
+/// on, the smoothness epsilon and the sign-error weight lambda in force.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+pub struct CurriculumStage {
+    pub start: usize,
+    pub epsilon: f64,
+    pub lambda: f64,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "kebab-case")]
+pub enum Loss {
+    /// |clamp(s) - clamp(f)|; `clamp: None` is the unclamped L1 loss.
+    ClampedL1 { clamp: Option<f64> },
+    /// (1 + lambda sign(s) sign(s - f)) max(|s - f| - epsilon, 0) on clamped
+    /// values, with epsilon and lambda following `stages`.
+    Curriculum {
+        clamp: Option<f64>,
+        stages: Vec<CurriculumStage>,
+    },
+}
+
+impl Loss {
+    /// The paper's curriculum (Table 2) with clamp delta 0.1.
+    pub fn paper_curriculum() -> Loss {
+        let stage = |start, epsilon, lambda| CurriculumStage {
+            start,
+            epsilon,
+            lambda,
+        };
+        Loss::Curriculum {
+            clamp: Some(0.1),
+            stages: vec![
+                stage(0, 0.025, 0.0),
+                stage(200, 0.01, 0.1),
+                stage(600, 0.0025, 0.2),
+                stage(1000, 0.0, 0.5),
+                stage(5000, 0.0, 0.8),
+            ],
+        }
+    }
+
+    pub fn validate(&self) -> Result<(), String> {
+        let clamp = match self {
+            Loss::ClampedL1 { clamp } => clamp,
+            Loss::Curriculum { clamp, stages } => {
+                if stages.is_empty() || stages[0].start != 0 {
+                    return Err("the curriculum must have a stage starting at iteration 0".into());
+                }
+                if stages.windows(2).any(|w| w[1].start <= w[0].start) {
+                    return Err("curriculum stages must start at increasing iterations".into());
+                }
+                for s in stages {
+                    if !(s.epsilon >= 0.0 && s.epsilon.is_finite()) {
+                        return Err(format!(
+                            "curriculum epsilon must be >= 0, got {}",
+                            s.epsilon
+                        ));
+                    }
+                    if !(0.0..1.0).contains(&s.lambda) {
+                        return Err(format!(
+                            "curriculum lambda must be in [0, 1), got {}",
+                            s.lambda
+                        ));
+                    }
+                }
+                clamp
+            }
+        };
+        match clamp {
+            Some(d) if d.is_nan() || *d <= 0.0 => {
+                Err(format!("clamp delta must be positive, got {d}"))
+            }
+            _ => Ok(()),
+        }
+    }
+
+    /// The curriculum stage in force at `iteration` (None for L1).
+    pub fn stage_at(&self, iteration: usize) -> Option<CurriculumStage> {
+        match self {
+            Loss::ClampedL1 { .. } => None,
+            Loss::Curriculum { stages, .. } => {
+                stages.iter().rev().find(|s| s.start <= iteration).copied()
+            }
+        }
+    }
+
+    /// Mean loss over the batch: `f` predictions, `s` true SDF values.
+    pub fn evaluate(&self, f: &Tensor, s: &Tensor, iteration: usize) -> Tensor {
+        match self {
+            Loss::ClampedL1 { clamp } => {
+                let (f, s) = (clamp_delta(f, *clamp), clamp_delta(s, *clamp));
+                (s - f).abs().mean(Kind::Float)
+            }
+            Loss::Curriculum { clamp, .. } => {
+                let stage = self.stage_at(iteration).expect("validated: stage 0 exists");
+                let (f, s) = (clamp_delta(f, *clamp), clamp_delta(s, *clamp));
+                let diff = &s - &f;
+                let l_eps = (diff.abs() - stage.epsilon).clamp_min(0.0);
+                let k = s.sign() * diff.sign() * stage.lambda + 1.0;
+                (k * l_eps).mean(Kind::Float)
+            }
+        }
+    }
+}
+
+/// clamp_delta(x) = min(delta, max(-delta, x)); `None` leaves x unclamped.
+pub fn clamp_delta(x: &Tensor, delta: Option<f64>) -> Tensor {
+    match delta {
+        Some(d) => x.clamp(-d, d),
+        None => x.shallow_clone(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn t(v: &[f32]) -> Tensor {
+        Tensor::from_slice(v)
+    }
+
+    fn value(l: &Loss, f: &[f32], s: &[f32], it: usize) -> f64 {
+        l.evaluate(&t(f), &t(s), it).double_value(&[])
+    }
+
+    #[test]
+    fn clamped_l1_by_hand() {
+        let l = Loss::ClampedL1 { clamp: Some(0.1) };
+        // |0.1 - 0.05| = 0.05 (target clamped from 0.3); |-0.1 - 0.1| = 0.2
+        // (prediction clamped from -0.5, target 0.1); |0 - 0| = 0.
+        let v = value(&l, &[0.05, -0.5, 0.0], &[0.3, 0.1, 0.0], 0);
+        assert!((v - 0.25 / 3.0).abs() < 1e-7, "{v}");
+        let unclamped = Loss::ClampedL1 { clamp: None };
+        let v = value(&unclamped, &[0.05, -0.5], &[0.3, 0.1], 0);
+        assert!((v - (0.25 + 0.6) / 2.0).abs() < 1e-7, "{v}");
+    }
+
+    #[test]
+    fn curriculum_by_hand() {
+        let l = Loss::paper_curriculum();
+        // Iteration 700: epsilon 0.0025, lambda 0.2.
+        // Sample 1: s=0.05, f=0.01: diff 0.04 > 0, sign(s)=+1 -> k = 1.2,
+        //   L = 0.04 - 0.0025 = 0.0375 -> 0.045.
+        // Sample 2: s=0.05, f=0.08: diff -0.03, k = 0.8, L = 0.0275 -> 0.022.
+        // Sample 3: s=-0.02, f=0.01: diff -0.03, sign(s)=-1 -> k = 1.2,
+        //   L = 0.0275 -> 0.033.
+        // Sample 4: s=0.001, f=0.0: |diff| < epsilon -> 0.
+        let v = value(
+            &l,
+            &[0.01, 0.08, 0.01, 0.0],
+            &[0.05, 0.05, -0.02, 0.001],
+            700,
+        );
+        let expected = (0.045 + 0.022 + 0.033) / 4.0;
+        assert!((v - expected).abs() < 1e-7, "{v} vs {expected}");
+    }
+
+    #[test]
+    fn curriculum_schedule_follows_table_2() {
+        let l = Loss::paper_curriculum();
+        let at = |i| {
+            let s = l.stage_at(i).unwrap();
+            (s.epsilon, s.lambda)
+        };
+        assert_eq!(at(0), (0.025, 0.0));
+        assert_eq!(at(199), (0.025, 0.0));
+        assert_eq!(at(200), (0.01, 0.1));
+        assert_eq!(at(999), (0.0025, 0.2));
+        assert_eq!(at(1000), (0.0, 0.5));
+        assert_eq!(at(14_999), (0.0, 0.8));
+        // The schedule changes the loss value itself, not just a label: the
+        // same residual costs less under stage 0's epsilon than under stage 4.
+        let early = value(&l, &[0.0], &[0.05], 0);
+        let late = value(&l, &[0.0], &[0.05], 6000);
+        assert!(
+            (early - 0.025).abs() < 1e-7 && (late - 0.09).abs() < 1e-7,
+            "{early} {late}"
+        );
+    }
+
+    #[test]
+    fn invalid_losses_are_refused() {
+        assert!(Loss::ClampedL1 { clamp: Some(0.0) }.validate().is_err());
+        assert!(Loss::Curriculum {
+            clamp: None,
+            stages: vec![]
+        }
+        .validate()
+        .is_err());
+        let mut bad = Loss::paper_curriculum();
+        if let Loss::Curriculum { stages, .. } = &mut bad {
+            stages[2].lambda = 1.5;
+        }
+        assert!(bad.validate().is_err());
+    }
+}
