@@ -7,29 +7,27 @@
 #include <stdint.h>
 #include <stdbool.h>
 
-// Grid points per axis; beyond this the dense grid no longer fits in memory
-// (issue: a sparse coarse-to-fine extraction lifts this).
-#define MAX_DENSE_RESOLUTION 1024
-
-// Largest subdivision level [`icosphere`] honours: 20·4^8 ≈ 1.3 million
-// triangles, far more than any test needs, and small enough that a stray
-// large argument cannot exhaust memory.
-#define MAX_ICOSPHERE_SUBDIVISIONS 8
-
-// Largest segment count per direction [`torus`] honours; keeps
-// `n_major * n_minor` vertices well inside memory and u32 range.
-#define MAX_TORUS_SEGMENTS 4096
-
-// Chunk of points per forward pass: 2^18 points of an 8x512 network need
-// about 1 GiB of activations, safe on any CUDA device and on the CPU.
-#define TrainedModel_QUERY_CHUNK (1 << 18)
-
-// Raised whenever the meaning of a stored field changes; a reader refuses
-// files newer than it understands instead of misreading them.
-#define MODEL_FORMAT_VERSION 1
-
 // Result of every call. Values are fixed forever: new statuses get new
 // numbers, old numbers are never reused.
+//
+// Conventions of the whole API:
+// - Every function returns a status; `HISDF_STATUS_OK` is 0.
+// - A failure can hand back an owned `HisdfError` (status + readable
+//   message) through the optional last argument `HisdfError **error`; pass
+//   NULL to ignore it, free it with `hisdf_error_free`. An owned error was
+//   chosen over a thread-local "last error": it cannot be overwritten by a
+//   later call and may be passed between threads.
+// - Inputs come before outputs; outputs are written only on success; a
+//   buffer pointer is followed by its length in elements, which must be
+//   exactly what the call needs.
+// - NULL for a required pointer gives `HISDF_STATUS_NULL_ARGUMENT`; only
+//   arguments documented as optional may be NULL.
+// - Every handle has a `*_free` function that accepts NULL. A freed or
+//   foreign handle is refused with `HISDF_STATUS_INVALID_HANDLE` while its
+//   memory is still readable (a safety net, not a guarantee).
+// - No panic crosses the boundary: a caught panic is `HISDF_STATUS_PANIC`.
+// - Points are in the caller's coordinates and SDF values in the caller's
+//   units, whatever frame the network was trained in.
 enum HisdfStatus
 #if defined(__cplusplus) || __STDC_VERSION__ >= 202311L
   : uint32_t
@@ -38,7 +36,8 @@ enum HisdfStatus
   HISDF_STATUS_OK = 0,
   // A required pointer argument was NULL.
   HISDF_STATUS_NULL_ARGUMENT = 1,
-  // An argument is out of range or a buffer has the wrong size.
+  // An argument is out of range, a buffer has the wrong size, or a
+  // configuration key or value is unknown.
   HISDF_STATUS_INVALID_ARGUMENT = 2,
   // A handle is not one of ours, or was already freed.
   HISDF_STATUS_INVALID_HANDLE = 3,
@@ -48,16 +47,20 @@ enum HisdfStatus
   HISDF_STATUS_INVALID_MESH = 5,
   // A model file is not a hisdf model, is corrupted, or is too new.
   HISDF_STATUS_INVALID_MODEL_FILE = 6,
-  // Training failed (diverged, bad configuration).
+  // Training failed (diverged, no samples).
   HISDF_STATUS_TRAINING_FAILED = 7,
   // CUDA was requested but is not available.
   HISDF_STATUS_NO_CUDA = 8,
-  // The progress callback or `hisdf_cancel` asked to stop.
+  // The progress callback or a cancel token asked to stop. Not an error
+  // of the library: the user changed their mind.
   HISDF_STATUS_CANCELLED = 9,
   // Extraction found no surface.
   HISDF_STATUS_NO_SURFACE = 10,
   // A bug in hisdf: a panic was caught at the boundary.
   HISDF_STATUS_PANIC = 11,
+  // The operation cannot be done in this process, e.g. another logger
+  // already owns the `log` facade of a Rust host.
+  HISDF_STATUS_UNAVAILABLE = 12,
 };
 #ifndef __cplusplus
 #if __STDC_VERSION__ >= 202311L
@@ -67,7 +70,28 @@ typedef uint32_t HisdfStatus;
 #endif // __STDC_VERSION__ >= 202311L
 #endif // __cplusplus
 
-// Device selection for training and queries.
+// Severity of a log record, and the most verbose level a host wants.
+enum HisdfLogLevel
+#if defined(__cplusplus) || __STDC_VERSION__ >= 202311L
+  : uint32_t
+#endif // defined(__cplusplus) || __STDC_VERSION__ >= 202311L
+ {
+  HISDF_LOG_LEVEL_OFF = 0,
+  HISDF_LOG_LEVEL_ERROR = 1,
+  HISDF_LOG_LEVEL_WARN = 2,
+  HISDF_LOG_LEVEL_INFO = 3,
+  HISDF_LOG_LEVEL_DEBUG = 4,
+  HISDF_LOG_LEVEL_TRACE = 5,
+};
+#ifndef __cplusplus
+#if __STDC_VERSION__ >= 202311L
+typedef enum HisdfLogLevel HisdfLogLevel;
+#else
+typedef uint32_t HisdfLogLevel;
+#endif // __STDC_VERSION__ >= 202311L
+#endif // __cplusplus
+
+// Device for loading a model.
 enum HisdfDevice
 #if defined(__cplusplus) || __STDC_VERSION__ >= 202311L
   : uint32_t
@@ -85,24 +109,109 @@ typedef uint32_t HisdfDevice;
 #endif // __STDC_VERSION__ >= 202311L
 #endif // __cplusplus
 
+// A flag that stops a running `hisdf_train`, `hisdf_train_samples` or
+// `hisdf_extract` (`hisdf_cancel_token_new`; free with
+// `hisdf_cancel_token_free` once no call uses it). Any thread may call
+// `hisdf_cancel_token_cancel` at any time, e.g. a UI thread while a
+// worker thread trains.
+typedef struct HisdfCancelToken HisdfCancelToken;
+
+// Every option of sampling, network and training, created from a preset
+// by `hisdf_config_new` and changed by `hisdf_config_set` (free with
+// `hisdf_config_free`). Calls that only read it (training, sampling) may
+// share one config between threads; `hisdf_config_set` must not race
+// with any other use.
+typedef struct HisdfConfig HisdfConfig;
+
 // An error: a status and a readable message. Owned by the caller once
-// returned; free with `hisdf_error_free`.
+// returned; free with `hisdf_error_free`. Immutable, so it may be read from
+// any thread.
 typedef struct HisdfError HisdfError;
 
-// Progress callback: `progress` in [0, 1]; return false to cancel.
+// A triangle mesh in the caller's coordinates (`hisdf_mesh_load`,
+// `hisdf_mesh_from_arrays`, `hisdf_extract`; free with
+// `hisdf_mesh_free`). Never changed after creation: any number of
+// threads may use one mesh at once; only `hisdf_mesh_free` must not race
+// with other uses.
+typedef struct HisdfMesh HisdfMesh;
+
+// A trained network with the frame it was trained in (`hisdf_train`,
+// `hisdf_train_samples`, `hisdf_model_load`; free with
+// `hisdf_model_free`). One thread at a time: libtorch tensors are not
+// shareable across threads in our Rust binding, so guard a model shared
+// between threads with a lock; different models may be used in parallel.
+typedef struct HisdfModel HisdfModel;
+
+// A training set: points with their true signed distances
+// (`hisdf_sample`, `hisdf_samples_from_arrays`; free with
+// `hisdf_samples_free`). Never changed after creation: any number of
+// threads may read it at once.
+typedef struct HisdfSamples HisdfSamples;
+
+// Receives one log record: `target` is the module that logged (e.g.
+// "hisdf::train"), `message` the text; both are valid only during the
+// call. May be called from any thread, including library worker threads,
+// and concurrently: the callback must be thread-safe, and must not call
+// `hisdf_set_log_callback`.
+typedef void (*HisdfLogCallback)(void *user_data,
+                                 HisdfLogLevel level,
+                                 const char *target,
+                                 const char *message);
+
+// What `hisdf_mesh_info` reports about a mesh's structure.
+typedef struct HisdfMeshInfo {
+  size_t vertex_count;
+  size_t triangle_count;
+  // Triangles with a repeated index or (numerically) zero area.
+  size_t degenerate_triangles;
+  // Edges used by exactly one triangle.
+  size_t boundary_edges;
+  // Edges used by three or more triangles.
+  size_t non_manifold_edges;
+  // Edges whose two triangles traverse them in the same direction (the
+  // inside/outside orientation flips there).
+  size_t misoriented_edges;
+  // Connected components of triangles sharing vertices.
+  size_t components;
+  size_t unreferenced_vertices;
+  // Closed 2-manifold: no boundary and no non-manifold edges.
+  bool watertight;
+  float bbox_min[3];
+  float bbox_max[3];
+  double surface_area;
+} HisdfMeshInfo;
+
+// Progress callback: `progress` in [0, 1]; return false to cancel. Called
+// on the thread that made the call, between steps of the work.
 typedef bool (*HisdfProgressCallback)(void *user_data, double progress);
+
+// What `hisdf_model_info` reports about a trained model.
+typedef struct HisdfModelInfo {
+  // Hidden layers of the network.
+  size_t depth;
+  // Units per hidden layer.
+  size_t width;
+  // Training iterations completed.
+  size_t iterations;
+  double final_loss;
+  double training_seconds;
+  // True when the network is on a CUDA device.
+  bool on_cuda;
+} HisdfModelInfo;
 
 #ifdef __cplusplus
 extern "C" {
 #endif // __cplusplus
 
 // Returns a static, NUL-terminated name for a status, e.g. "HISDF_STATUS_OK".
+// Values this library does not know give "HISDF_STATUS_UNKNOWN".
 const char *hisdf_status_name(HisdfStatus status);
 
-// The version of the library actually loaded, e.g. "0.1.0" (static string).
+// The version of the library actually loaded, e.g. "0.1.0" (static string),
+// which may differ from the header a host was compiled against.
 const char *hisdf_version(void);
 
-// The status an error carries.
+// The status an error carries; NULL gives `HISDF_STATUS_NULL_ARGUMENT`.
 HisdfStatus hisdf_error_status(const struct HisdfError *error);
 
 // The error's message, valid until `hisdf_error_free`. NULL gives "".
@@ -111,28 +220,70 @@ const char *hisdf_error_message(const struct HisdfError *error);
 // Frees an error; NULL is ignored.
 void hisdf_error_free(struct HisdfError *error);
 
-// Loads a mesh file (OBJ, STL, PLY, OFF). On success `*out` owns a new mesh.
-HisdfStatus hisdf_mesh_load(const char *path, HisdfMesh **out, struct HisdfError **error);
+// Sets one option from text, e.g. `hisdf_config_set(cfg, "iterations",
+// "500", NULL)`. Keys: preset (fast | paper-l1 | paper-curriculum: resets
+// every option), iterations, batch_size, learning_rate, seed, device (cpu |
+// cuda | auto), progress_every (iterations between progress callbacks and
+// cancellation checks), width, depth, tanh_output (true | false),
+// initialisation (pytorch-default | geometric), geometric_radius, loss
+// (clamped-l1 | curriculum), clamp (a number or none), scheduler (plateau |
+// none), surface_samples, uniform_samples, shells ("count:variance,..."). An
+// unknown key or a bad value gives `HISDF_STATUS_INVALID_ARGUMENT` with a
+// message and leaves the config unchanged.
+HisdfStatus hisdf_config_set(struct HisdfConfig *config,
+                             const char *key,
+                             const char *value,
+                             struct HisdfError **error);
 
-// Builds a mesh from `vertex_count` xyz triples and `triangle_count` index
-// triples (0-based). The arrays are copied.
-HisdfStatus hisdf_mesh_from_arrays(const float *vertices,
-                                   size_t vertex_count,
-                                   const uint32_t *indices,
-                                   size_t triangle_count,
-                                   HisdfMesh **out,
+// A new configuration holding a preset's values: "fast" (CPU-friendly),
+// "paper-l1" or "paper-curriculum"; NULL means "fast".
+HisdfStatus hisdf_config_new(const char *preset,
+                             struct HisdfConfig **out,
+                             struct HisdfError **error);
+
+// Frees a configuration; NULL is ignored.
+void hisdf_config_free(struct HisdfConfig *config);
+
+// Routes the library's log records of `level` and more severe to
+// `callback` (with `user_data` passed back unchanged). A NULL callback or
+// `HISDF_LOG_LEVEL_OFF` stops delivery. Replaces any earlier callback.
+// Returns `HISDF_STATUS_UNAVAILABLE` when the process already has another
+// logger for Rust's `log` facade (a Rust host with its own logger).
+HisdfStatus hisdf_set_log_callback(HisdfLogCallback callback,
+                                   void *user_data,
+                                   HisdfLogLevel level,
                                    struct HisdfError **error);
 
-// Number of vertices and triangles of a mesh.
-HisdfStatus hisdf_mesh_counts(const HisdfMesh *mesh,
+// Loads a mesh file (OBJ, STL, PLY, OFF). On success `*out` owns a new mesh.
+HisdfStatus hisdf_mesh_load(const char *path, struct HisdfMesh **out, struct HisdfError **error);
+
+// Builds a mesh from flat arrays, which are copied: `vertices` holds
+// `vertices_len` floats (x, y, z per vertex), `indices` holds `indices_len`
+// 0-based vertex indices (3 per triangle).
+HisdfStatus hisdf_mesh_from_arrays(const float *vertices,
+                                   size_t vertices_len,
+                                   const uint32_t *indices,
+                                   size_t indices_len,
+                                   struct HisdfMesh **out,
+                                   struct HisdfError **error);
+
+// Number of vertices and triangles of a mesh: the buffers of
+// `hisdf_mesh_copy_arrays` hold 3 times as many elements.
+HisdfStatus hisdf_mesh_counts(const struct HisdfMesh *mesh,
                               size_t *vertex_count,
                               size_t *triangle_count,
                               struct HisdfError **error);
 
-// Copies a mesh into caller-owned buffers: `vertices` must hold
-// `vertices_len` floats (3 per vertex), `indices` `indices_len` u32 (3 per
-// triangle); both lengths must equal the mesh's exactly.
-HisdfStatus hisdf_mesh_copy_arrays(const HisdfMesh *mesh,
+// Structure of a mesh: counts, topology (watertight, boundary and
+// non-manifold edges, components), bounding box and area.
+HisdfStatus hisdf_mesh_info(const struct HisdfMesh *mesh,
+                            struct HisdfMeshInfo *out,
+                            struct HisdfError **error);
+
+// Copies a mesh into caller-owned buffers: `vertices` must hold exactly
+// 3 x vertex_count floats and `indices` exactly 3 x triangle_count indices
+// (see `hisdf_mesh_counts`).
+HisdfStatus hisdf_mesh_copy_arrays(const struct HisdfMesh *mesh,
                                    float *vertices,
                                    size_t vertices_len,
                                    uint32_t *indices,
@@ -141,63 +292,162 @@ HisdfStatus hisdf_mesh_copy_arrays(const HisdfMesh *mesh,
 
 // Writes a mesh to a file (.obj, .ply, .stl); an existing file is replaced
 // only if the whole write succeeds.
-HisdfStatus hisdf_mesh_save(const HisdfMesh *mesh, const char *path, struct HisdfError **error);
+HisdfStatus hisdf_mesh_save(const struct HisdfMesh *mesh,
+                            const char *path,
+                            struct HisdfError **error);
 
 // Frees a mesh; NULL is ignored.
-void hisdf_mesh_free(HisdfMesh *mesh);
+void hisdf_mesh_free(struct HisdfMesh *mesh);
 
-// Samples the true SDF of `mesh` and trains a network with a preset
-// ("fast", "paper-l1", "paper-curriculum"; NULL means "fast").
-// `iterations` 0 keeps the preset's count. On cancellation the status is
-// `HISDF_STATUS_CANCELLED` and `*out` still receives the model of the last
-// completed iteration.
-HisdfStatus hisdf_train(const HisdfMesh *mesh,
-                        const char *preset,
-                        size_t iterations,
-                        HisdfDevice device,
-                        uint64_t seed,
-                        HisdfProgressCallback progress,
-                        void *user_data,
-                        HisdfModel **out,
-                        struct HisdfError **error);
-
-// SDF values at `count` points (xyz triples, user's coordinates) written to
-// `values` (`count` floats).
-HisdfStatus hisdf_model_query(const HisdfModel *model,
-                              const float *points,
-                              size_t count,
-                              float *values,
-                              struct HisdfError **error);
-
-// Extracts the zero level set on a `resolution`^3 grid as a new mesh in the
-// user's coordinates.
-HisdfStatus hisdf_extract(const HisdfModel *model,
-                          size_t resolution,
-                          HisdfProgressCallback progress,
-                          void *user_data,
-                          HisdfMesh **out,
-                          struct HisdfError **error);
-
-// Saves a model file (atomically: an existing file survives a failure).
-HisdfStatus hisdf_model_save(const HisdfModel *model, const char *path, struct HisdfError **error);
-
-// Loads a model file onto a device.
-HisdfStatus hisdf_model_load(const char *path,
-                             HisdfDevice device,
-                             HisdfModel **out,
-                             struct HisdfError **error);
-
-// Frees a model; NULL is ignored.
-void hisdf_model_free(HisdfModel *model);
+// The exact signed distance from points to a mesh (negative inside, by the
+// generalised winding number, so small holes are tolerated): `points` holds
+// `points_len` floats (x, y, z per point), `values` receives
+// `values_len` = `points_len / 3` distances in the mesh's units. Builds the
+// acceleration structure on every call: batch the points.
+HisdfStatus hisdf_mesh_signed_distance(const struct HisdfMesh *mesh,
+                                       const float *points,
+                                       size_t points_len,
+                                       float *values,
+                                       size_t values_len,
+                                       struct HisdfError **error);
 
 // The paper's Chamfer distance between two meshes on `points` surface
-// samples each, in the unit-sphere frame of `reference`.
-HisdfStatus hisdf_chamfer(const HisdfMesh *reference,
-                          const HisdfMesh *other,
+// samples each (10000 in the paper), in the unit-sphere frame of
+// `reference`, written to `*out`.
+HisdfStatus hisdf_chamfer(const struct HisdfMesh *reference,
+                          const struct HisdfMesh *other,
                           size_t points,
                           uint64_t seed,
                           double *out,
                           struct HisdfError **error);
+
+// Near-surface sampling of a mesh's true SDF as the configuration says
+// (surface_samples, shells, uniform_samples, seed). The set can be read back
+// with `hisdf_samples_copy_arrays` or trained on with
+// `hisdf_train_samples`.
+HisdfStatus hisdf_sample(const struct HisdfMesh *mesh,
+                         const struct HisdfConfig *config,
+                         struct HisdfSamples **out,
+                         struct HisdfError **error);
+
+// A training set from the caller's own data: `points` holds `points_len`
+// floats (x, y, z per point) and `sdf` the `sdf_len` = `points_len / 3`
+// signed distances, negative inside. Training happens in the unit sphere
+// around all the points; queries and extraction map back.
+HisdfStatus hisdf_samples_from_arrays(const float *points,
+                                      size_t points_len,
+                                      const float *sdf,
+                                      size_t sdf_len,
+                                      struct HisdfSamples **out,
+                                      struct HisdfError **error);
+
+// Number of samples in a set.
+HisdfStatus hisdf_samples_count(const struct HisdfSamples *samples,
+                                size_t *count,
+                                struct HisdfError **error);
+
+// Copies a training set out in the caller's coordinates and units:
+// `points` must hold exactly 3 x count floats, `sdf` exactly count floats.
+HisdfStatus hisdf_samples_copy_arrays(const struct HisdfSamples *samples,
+                                      float *points,
+                                      size_t points_len,
+                                      float *sdf,
+                                      size_t sdf_len,
+                                      struct HisdfError **error);
+
+// Frees a training set; NULL is ignored.
+void hisdf_samples_free(struct HisdfSamples *samples);
+
+// Samples the true SDF of `mesh` and trains a network, as `config` says.
+// Runs on the calling thread. `cancel` (optional, may be NULL) stops it
+// when another thread cancels the token; `progress` (optional) is called
+// every `progress_every` iterations and stops it by returning false. Either
+// way the status is `HISDF_STATUS_CANCELLED` and nothing is written to
+// `*out`.
+HisdfStatus hisdf_train(const struct HisdfMesh *mesh,
+                        const struct HisdfConfig *config,
+                        const struct HisdfCancelToken *cancel,
+                        HisdfProgressCallback progress,
+                        void *user_data,
+                        struct HisdfModel **out,
+                        struct HisdfError **error);
+
+// Trains a network on a training set (from `hisdf_sample` or
+// `hisdf_samples_from_arrays`); otherwise as `hisdf_train`.
+HisdfStatus hisdf_train_samples(const struct HisdfSamples *samples,
+                                const struct HisdfConfig *config,
+                                const struct HisdfCancelToken *cancel,
+                                HisdfProgressCallback progress,
+                                void *user_data,
+                                struct HisdfModel **out,
+                                struct HisdfError **error);
+
+// A new cancel token, not cancelled.
+HisdfStatus hisdf_cancel_token_new(struct HisdfCancelToken **out, struct HisdfError **error);
+
+// Cancels: every call using this token stops at its next check and returns
+// `HISDF_STATUS_CANCELLED`, and later calls stop at once until
+// `hisdf_cancel_token_reset`. Safe from any thread at any time.
+HisdfStatus hisdf_cancel_token_cancel(const struct HisdfCancelToken *token,
+                                      struct HisdfError **error);
+
+// Makes a cancelled token usable again.
+HisdfStatus hisdf_cancel_token_reset(const struct HisdfCancelToken *token,
+                                     struct HisdfError **error);
+
+// Frees a cancel token once no running call uses it; NULL is ignored.
+void hisdf_cancel_token_free(struct HisdfCancelToken *token);
+
+// SDF values of the network: `points` holds `points_len` floats (x, y, z
+// per point, caller's coordinates), `values` receives `values_len` =
+// `points_len / 3` values in the caller's units.
+HisdfStatus hisdf_model_query(const struct HisdfModel *model,
+                              const float *points,
+                              size_t points_len,
+                              float *values,
+                              size_t values_len,
+                              struct HisdfError **error);
+
+// Gradients of the network's SDF (by autograd): `points` holds
+// `points_len` floats (x, y, z per point), `gradients` receives
+// `gradients_len` = `points_len` floats (dx, dy, dz per point). Normalised,
+// a gradient is the surface normal near the surface.
+HisdfStatus hisdf_model_gradient(const struct HisdfModel *model,
+                                 const float *points,
+                                 size_t points_len,
+                                 float *gradients_out,
+                                 size_t gradients_len,
+                                 struct HisdfError **error);
+
+// The network's shape and how its training went.
+HisdfStatus hisdf_model_info(const struct HisdfModel *model,
+                             struct HisdfModelInfo *out,
+                             struct HisdfError **error);
+
+// Extracts the zero level set on a `resolution`^3 grid (8 to 1024) as a new
+// mesh in the caller's coordinates. `cancel` and `progress` are optional and
+// work as in `hisdf_train`.
+HisdfStatus hisdf_extract(const struct HisdfModel *model,
+                          size_t resolution,
+                          const struct HisdfCancelToken *cancel,
+                          HisdfProgressCallback progress,
+                          void *user_data,
+                          struct HisdfMesh **out,
+                          struct HisdfError **error);
+
+// Saves a model file (atomically: an existing file survives a failure).
+HisdfStatus hisdf_model_save(const struct HisdfModel *model,
+                             const char *path,
+                             struct HisdfError **error);
+
+// Loads a model file onto a device.
+HisdfStatus hisdf_model_load(const char *path,
+                             HisdfDevice device,
+                             struct HisdfModel **out,
+                             struct HisdfError **error);
+
+// Frees a model; NULL is ignored.
+void hisdf_model_free(struct HisdfModel *model);
 
 #ifdef __cplusplus
 }  // extern "C"

@@ -1,5 +1,8 @@
 //! The C API. This layer only translates: C types in, Rust stages called,
-//! statuses and owned errors out. Conventions (see include/hisdf.h):
+//! statuses and owned errors out.
+//!
+//! Conventions (they become the top of include/hisdf.h through the doc
+//! comment of `HisdfStatus`):
 //!
 //! - Every function returns a `HisdfStatus`; `HISDF_STATUS_OK` is 0.
 //! - Failures can carry a message in an owned `HisdfError` written through
@@ -7,7 +10,8 @@
 //!   We chose an owned error object over a thread-local "last error" so that
 //!   a message can never be overwritten by another call, is safe to pass
 //!   between threads, and is freed by `hisdf_error_free`.
-//! - Inputs come before outputs; outputs are written only on success.
+//! - Inputs come before outputs; outputs are written only on success; a
+//!   buffer pointer is followed by its length in elements.
 //! - Handles are created by this library and freed by its `*_free` function,
 //!   which accepts NULL. A freed or foreign pointer is detected (by a tag in
 //!   the handle) where the memory is still readable and refused with
@@ -19,32 +23,56 @@
 // handle tags, sizes) before use.
 #![allow(clippy::not_unsafe_ptr_arg_deref)]
 
+mod config;
 mod handles;
+mod logging;
+mod mesh;
+mod model;
 
-use std::ffi::{c_char, c_void, CStr};
+use std::ffi::{c_char, CStr};
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::path::PathBuf;
 
-use handles::{HisdfMesh, HisdfModel};
+pub use config::*;
+pub use handles::{HisdfCancelToken, HisdfConfig, HisdfMesh, HisdfModel, HisdfSamples};
+pub use logging::*;
+pub use mesh::*;
+pub use model::*;
 
-use crate::extract::{extract_mesh, ExtractError};
-use crate::mesh::{MeshError, TriangleMesh};
-use crate::metrics::chamfer_meshes;
-use crate::model::{load_model, save_model, ModelFileError};
-use crate::pipeline::{prepare_mesh, Preset};
-use crate::sampling::near_surface;
-use crate::sdf::MeshSdf;
-use crate::train::{train, DeviceChoice, TrainError};
+use crate::extract::ExtractError;
+use crate::mesh::MeshError;
+use crate::model::ModelFileError;
+use crate::train::TrainError;
 
 /// Result of every call. Values are fixed forever: new statuses get new
 /// numbers, old numbers are never reused.
+///
+/// Conventions of the whole API:
+/// - Every function returns a status; `HISDF_STATUS_OK` is 0.
+/// - A failure can hand back an owned `HisdfError` (status + readable
+///   message) through the optional last argument `HisdfError **error`; pass
+///   NULL to ignore it, free it with `hisdf_error_free`. An owned error was
+///   chosen over a thread-local "last error": it cannot be overwritten by a
+///   later call and may be passed between threads.
+/// - Inputs come before outputs; outputs are written only on success; a
+///   buffer pointer is followed by its length in elements, which must be
+///   exactly what the call needs.
+/// - NULL for a required pointer gives `HISDF_STATUS_NULL_ARGUMENT`; only
+///   arguments documented as optional may be NULL.
+/// - Every handle has a `*_free` function that accepts NULL. A freed or
+///   foreign handle is refused with `HISDF_STATUS_INVALID_HANDLE` while its
+///   memory is still readable (a safety net, not a guarantee).
+/// - No panic crosses the boundary: a caught panic is `HISDF_STATUS_PANIC`.
+/// - Points are in the caller's coordinates and SDF values in the caller's
+///   units, whatever frame the network was trained in.
 #[repr(u32)]
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum HisdfStatus {
     Ok = 0,
     /// A required pointer argument was NULL.
     NullArgument = 1,
-    /// An argument is out of range or a buffer has the wrong size.
+    /// An argument is out of range, a buffer has the wrong size, or a
+    /// configuration key or value is unknown.
     InvalidArgument = 2,
     /// A handle is not one of ours, or was already freed.
     InvalidHandle = 3,
@@ -54,53 +82,62 @@ pub enum HisdfStatus {
     InvalidMesh = 5,
     /// A model file is not a hisdf model, is corrupted, or is too new.
     InvalidModelFile = 6,
-    /// Training failed (diverged, bad configuration).
+    /// Training failed (diverged, no samples).
     TrainingFailed = 7,
     /// CUDA was requested but is not available.
     NoCuda = 8,
-    /// The progress callback or `hisdf_cancel` asked to stop.
+    /// The progress callback or a cancel token asked to stop. Not an error
+    /// of the library: the user changed their mind.
     Cancelled = 9,
     /// Extraction found no surface.
     NoSurface = 10,
     /// A bug in hisdf: a panic was caught at the boundary.
     Panic = 11,
+    /// The operation cannot be done in this process, e.g. another logger
+    /// already owns the `log` facade of a Rust host.
+    Unavailable = 12,
 }
 
 /// Returns a static, NUL-terminated name for a status, e.g. "HISDF_STATUS_OK".
+/// Values this library does not know give "HISDF_STATUS_UNKNOWN".
 #[no_mangle]
 pub extern "C" fn hisdf_status_name(status: HisdfStatus) -> *const c_char {
-    let s: &'static [u8] = match status as u32 {
-        0 => b"HISDF_STATUS_OK\0",
-        1 => b"HISDF_STATUS_NULL_ARGUMENT\0",
-        2 => b"HISDF_STATUS_INVALID_ARGUMENT\0",
-        3 => b"HISDF_STATUS_INVALID_HANDLE\0",
-        4 => b"HISDF_STATUS_IO\0",
-        5 => b"HISDF_STATUS_INVALID_MESH\0",
-        6 => b"HISDF_STATUS_INVALID_MODEL_FILE\0",
-        7 => b"HISDF_STATUS_TRAINING_FAILED\0",
-        8 => b"HISDF_STATUS_NO_CUDA\0",
-        9 => b"HISDF_STATUS_CANCELLED\0",
-        10 => b"HISDF_STATUS_NO_SURFACE\0",
-        11 => b"HISDF_STATUS_PANIC\0",
-        _ => b"HISDF_STATUS_UNKNOWN\0",
+    // Read as an integer: a C caller may pass a value from a newer header.
+    let s: &'static CStr = match status as u32 {
+        0 => c"HISDF_STATUS_OK",
+        1 => c"HISDF_STATUS_NULL_ARGUMENT",
+        2 => c"HISDF_STATUS_INVALID_ARGUMENT",
+        3 => c"HISDF_STATUS_INVALID_HANDLE",
+        4 => c"HISDF_STATUS_IO",
+        5 => c"HISDF_STATUS_INVALID_MESH",
+        6 => c"HISDF_STATUS_INVALID_MODEL_FILE",
+        7 => c"HISDF_STATUS_TRAINING_FAILED",
+        8 => c"HISDF_STATUS_NO_CUDA",
+        9 => c"HISDF_STATUS_CANCELLED",
+        10 => c"HISDF_STATUS_NO_SURFACE",
+        11 => c"HISDF_STATUS_PANIC",
+        12 => c"HISDF_STATUS_UNAVAILABLE",
+        _ => c"HISDF_STATUS_UNKNOWN",
     };
-    s.as_ptr() as *const c_char
+    s.as_ptr()
 }
 
-/// The version of the library actually loaded, e.g. "0.1.0" (static string).
+/// The version of the library actually loaded, e.g. "0.1.0" (static string),
+/// which may differ from the header a host was compiled against.
 #[no_mangle]
 pub extern "C" fn hisdf_version() -> *const c_char {
     concat!(env!("CARGO_PKG_VERSION"), "\0").as_ptr() as *const c_char
 }
 
 /// An error: a status and a readable message. Owned by the caller once
-/// returned; free with `hisdf_error_free`.
+/// returned; free with `hisdf_error_free`. Immutable, so it may be read from
+/// any thread.
 pub struct HisdfError {
     status: HisdfStatus,
     message: std::ffi::CString,
 }
 
-/// The status an error carries.
+/// The status an error carries; NULL gives `HISDF_STATUS_NULL_ARGUMENT`.
 #[no_mangle]
 pub extern "C" fn hisdf_error_status(error: *const HisdfError) -> HisdfStatus {
     match unsafe { error.as_ref() } {
@@ -122,11 +159,12 @@ pub extern "C" fn hisdf_error_message(error: *const HisdfError) -> *const c_char
 #[no_mangle]
 pub extern "C" fn hisdf_error_free(error: *mut HisdfError) {
     if !error.is_null() {
-        drop(unsafe { Box::from_raw(error) });
+        let _ = catch_unwind(|| drop(unsafe { Box::from_raw(error) }));
     }
 }
 
 /// An error on its way out: the status plus a message.
+#[derive(Debug)]
 struct Failure(HisdfStatus, String);
 
 impl Failure {
@@ -135,6 +173,9 @@ impl Failure {
     }
     fn invalid(msg: impl Into<String>) -> Failure {
         Failure(HisdfStatus::InvalidArgument, msg.into())
+    }
+    fn cancelled(what: &str) -> Failure {
+        Failure(HisdfStatus::Cancelled, format!("{what} cancelled"))
     }
 }
 
@@ -180,6 +221,12 @@ impl From<ExtractError> for Failure {
     }
 }
 
+impl From<tch::TchError> for Failure {
+    fn from(e: tch::TchError) -> Self {
+        Failure(HisdfStatus::TrainingFailed, format!("libtorch failed: {e}"))
+    }
+}
+
 /// The panic boundary every exported function body runs in.
 fn boundary(
     error: *mut *mut HisdfError,
@@ -199,7 +246,7 @@ fn boundary(
     match outcome {
         Ok(()) => HisdfStatus::Ok,
         Err(Failure(status, message)) => {
-            log::debug!("{message}");
+            log::debug!("{}: {message}", status_str(status));
             if !error.is_null() {
                 let message =
                     std::ffi::CString::new(message.replace('\0', " ")).unwrap_or_default();
@@ -211,345 +258,71 @@ fn boundary(
     }
 }
 
-fn path_arg(path: *const c_char) -> Result<PathBuf, Failure> {
-    if path.is_null() {
-        return Err(Failure::null("path"));
-    }
-    let s = unsafe { CStr::from_ptr(path) }
+fn status_str(status: HisdfStatus) -> &'static str {
+    unsafe { CStr::from_ptr(hisdf_status_name(status)) }
         .to_str()
-        .map_err(|_| Failure::invalid("path is not valid UTF-8"))?;
-    Ok(PathBuf::from(s))
+        .unwrap_or("HISDF_STATUS_UNKNOWN")
 }
 
-/// Loads a mesh file (OBJ, STL, PLY, OFF). On success `*out` owns a new mesh.
-#[no_mangle]
-pub extern "C" fn hisdf_mesh_load(
-    path: *const c_char,
-    out: *mut *mut HisdfMesh,
-    error: *mut *mut HisdfError,
-) -> HisdfStatus {
-    boundary(error, || {
-        let path = path_arg(path)?;
-        if out.is_null() {
-            return Err(Failure::null("out"));
-        }
-        let mesh = crate::mesh::load(&path)?;
-        mesh.validate()?;
-        unsafe { *out = HisdfMesh::new(mesh) };
+fn str_arg<'a>(s: *const c_char, what: &str) -> Result<&'a str, Failure> {
+    if s.is_null() {
+        return Err(Failure::null(what));
+    }
+    unsafe { CStr::from_ptr(s) }
+        .to_str()
+        .map_err(|_| Failure::invalid(format!("{what} is not valid UTF-8")))
+}
+
+fn path_arg(path: *const c_char) -> Result<PathBuf, Failure> {
+    Ok(PathBuf::from(str_arg(path, "path")?))
+}
+
+/// Checks an output pointer before any work is done, so that a NULL output
+/// fails fast instead of after a long training.
+fn out_arg<T>(out: *mut T, what: &str) -> Result<(), Failure> {
+    if out.is_null() {
+        Err(Failure::null(what))
+    } else {
         Ok(())
-    })
-}
-
-/// Builds a mesh from `vertex_count` xyz triples and `triangle_count` index
-/// triples (0-based). The arrays are copied.
-#[no_mangle]
-pub extern "C" fn hisdf_mesh_from_arrays(
-    vertices: *const f32,
-    vertex_count: usize,
-    indices: *const u32,
-    triangle_count: usize,
-    out: *mut *mut HisdfMesh,
-    error: *mut *mut HisdfError,
-) -> HisdfStatus {
-    boundary(error, || {
-        if vertices.is_null() {
-            return Err(Failure::null("vertices"));
-        }
-        if indices.is_null() {
-            return Err(Failure::null("indices"));
-        }
-        if out.is_null() {
-            return Err(Failure::null("out"));
-        }
-        let (nv, nt) = (
-            vertex_count
-                .checked_mul(3)
-                .ok_or_else(|| Failure::invalid("vertex_count too large"))?,
-            triangle_count
-                .checked_mul(3)
-                .ok_or_else(|| Failure::invalid("triangle_count too large"))?,
-        );
-        let v = unsafe { std::slice::from_raw_parts(vertices, nv) };
-        let i = unsafe { std::slice::from_raw_parts(indices, nt) };
-        let mesh = TriangleMesh::from_arrays(v, i)?;
-        mesh.validate()?;
-        unsafe { *out = HisdfMesh::new(mesh) };
-        Ok(())
-    })
-}
-
-/// Number of vertices and triangles of a mesh.
-#[no_mangle]
-pub extern "C" fn hisdf_mesh_counts(
-    mesh: *const HisdfMesh,
-    vertex_count: *mut usize,
-    triangle_count: *mut usize,
-    error: *mut *mut HisdfError,
-) -> HisdfStatus {
-    boundary(error, || {
-        let m = HisdfMesh::get(mesh)?;
-        if vertex_count.is_null() || triangle_count.is_null() {
-            return Err(Failure::null("vertex_count/triangle_count"));
-        }
-        unsafe {
-            *vertex_count = m.vertices.len();
-            *triangle_count = m.triangles.len();
-        }
-        Ok(())
-    })
-}
-
-/// Copies a mesh into caller-owned buffers: `vertices` must hold
-/// `vertices_len` floats (3 per vertex), `indices` `indices_len` u32 (3 per
-/// triangle); both lengths must equal the mesh's exactly.
-#[no_mangle]
-pub extern "C" fn hisdf_mesh_copy_arrays(
-    mesh: *const HisdfMesh,
-    vertices: *mut f32,
-    vertices_len: usize,
-    indices: *mut u32,
-    indices_len: usize,
-    error: *mut *mut HisdfError,
-) -> HisdfStatus {
-    boundary(error, || {
-        let m = HisdfMesh::get(mesh)?;
-        if vertices.is_null() || indices.is_null() {
-            return Err(Failure::null("vertices/indices"));
-        }
-        if vertices_len != m.vertices.len() * 3 || indices_len != m.triangles.len() * 3 {
-            return Err(Failure::invalid(format!(
-                "buffers hold {vertices_len} floats and {indices_len} indices; the mesh needs {} and {}",
-                m.vertices.len() * 3,
-                m.triangles.len() * 3
-            )));
-        }
-        let v = unsafe { std::slice::from_raw_parts_mut(vertices, vertices_len) };
-        let i = unsafe { std::slice::from_raw_parts_mut(indices, indices_len) };
-        v.copy_from_slice(crate::model::as_flat(&m.vertices));
-        for (dst, tri) in i.chunks_exact_mut(3).zip(&m.triangles) {
-            dst.copy_from_slice(tri);
-        }
-        Ok(())
-    })
-}
-
-/// Writes a mesh to a file (.obj, .ply, .stl); an existing file is replaced
-/// only if the whole write succeeds.
-#[no_mangle]
-pub extern "C" fn hisdf_mesh_save(
-    mesh: *const HisdfMesh,
-    path: *const c_char,
-    error: *mut *mut HisdfError,
-) -> HisdfStatus {
-    boundary(error, || {
-        let m = HisdfMesh::get(mesh)?;
-        let path = path_arg(path)?;
-        crate::mesh::save(m, &path)?;
-        Ok(())
-    })
-}
-
-/// Frees a mesh; NULL is ignored.
-#[no_mangle]
-pub extern "C" fn hisdf_mesh_free(mesh: *mut HisdfMesh) {
-    let _ = catch_unwind(|| HisdfMesh::free(mesh));
-}
-
-/// Progress callback: `progress` in [0, 1]; return false to cancel.
-pub type HisdfProgressCallback =
-    Option<extern "C" fn(user_data: *mut c_void, progress: f64) -> bool>;
-
-/// Device selection for training and queries.
-#[repr(u32)]
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum HisdfDevice {
-    Auto = 0,
-    Cpu = 1,
-    Cuda = 2,
-}
-
-fn device_choice(d: HisdfDevice) -> DeviceChoice {
-    match d {
-        HisdfDevice::Auto => DeviceChoice::Auto,
-        HisdfDevice::Cpu => DeviceChoice::Cpu,
-        HisdfDevice::Cuda => DeviceChoice::Cuda,
     }
 }
 
-/// Samples the true SDF of `mesh` and trains a network with a preset
-/// ("fast", "paper-l1", "paper-curriculum"; NULL means "fast").
-/// `iterations` 0 keeps the preset's count. On cancellation the status is
-/// `HISDF_STATUS_CANCELLED` and `*out` still receives the model of the last
-/// completed iteration.
-#[no_mangle]
-#[allow(clippy::too_many_arguments)] // a flat C signature; options move to a config handle later
-pub extern "C" fn hisdf_train(
-    mesh: *const HisdfMesh,
-    preset: *const c_char,
-    iterations: usize,
-    device: HisdfDevice,
-    seed: u64,
-    progress: HisdfProgressCallback,
-    user_data: *mut c_void,
-    out: *mut *mut HisdfModel,
-    error: *mut *mut HisdfError,
-) -> HisdfStatus {
-    boundary(error, || {
-        let m = HisdfMesh::get(mesh)?;
-        if out.is_null() {
-            return Err(Failure::null("out"));
-        }
-        let preset: Preset = if preset.is_null() {
-            Preset::Fast
-        } else {
-            unsafe { CStr::from_ptr(preset) }
-                .to_str()
-                .map_err(|_| Failure::invalid("preset is not UTF-8"))?
-                .parse()
-                .map_err(Failure::invalid)?
-        };
-        let mut recipe = preset.recipe();
-        if iterations > 0 {
-            recipe.training.iterations = iterations;
-        }
-        recipe.training.device = device_choice(device);
-        recipe.training.seed = seed;
-        let prepared = prepare_mesh(m.clone())?;
-        let sdf = MeshSdf::new(&prepared.normalised);
-        let samples = near_surface(&prepared.normalised, &sdf, &recipe.sampling, seed);
-        let model = train(
-            &samples,
-            prepared.normalisation,
-            &recipe.network,
-            &recipe.training,
-            &mut |p| match progress {
-                Some(cb) => cb(user_data, p.iteration as f64 / p.iterations as f64),
-                None => true,
-            },
-        )?;
-        let cancelled = model.metadata.cancelled;
-        unsafe { *out = HisdfModel::new(model) };
-        if cancelled {
-            return Err(Failure(HisdfStatus::Cancelled, "training cancelled".into()));
-        }
-        Ok(())
-    })
+/// A caller's buffer of `len` elements as a slice; NULL is refused.
+fn slice_arg<'a, T>(ptr: *const T, len: usize, what: &str) -> Result<&'a [T], Failure> {
+    if ptr.is_null() {
+        return Err(Failure::null(what));
+    }
+    Ok(unsafe { std::slice::from_raw_parts(ptr, len) })
 }
 
-/// SDF values at `count` points (xyz triples, user's coordinates) written to
-/// `values` (`count` floats).
-#[no_mangle]
-pub extern "C" fn hisdf_model_query(
-    model: *const HisdfModel,
-    points: *const f32,
-    count: usize,
-    values: *mut f32,
-    error: *mut *mut HisdfError,
-) -> HisdfStatus {
-    boundary(error, || {
-        let model = HisdfModel::get(model)?;
-        if points.is_null() || values.is_null() {
-            return Err(Failure::null("points/values"));
-        }
-        let n3 = count
-            .checked_mul(3)
-            .ok_or_else(|| Failure::invalid("count too large"))?;
-        let flat = unsafe { std::slice::from_raw_parts(points, n3) };
-        let pts: Vec<[f32; 3]> = flat.chunks_exact(3).map(|c| [c[0], c[1], c[2]]).collect();
-        let result = model.query(&pts);
-        unsafe { std::slice::from_raw_parts_mut(values, count) }.copy_from_slice(&result);
-        Ok(())
-    })
+fn slice_out<'a, T>(ptr: *mut T, len: usize, what: &str) -> Result<&'a mut [T], Failure> {
+    if ptr.is_null() {
+        return Err(Failure::null(what));
+    }
+    Ok(unsafe { std::slice::from_raw_parts_mut(ptr, len) })
 }
 
-/// Extracts the zero level set on a `resolution`^3 grid as a new mesh in the
-/// user's coordinates.
-#[no_mangle]
-pub extern "C" fn hisdf_extract(
-    model: *const HisdfModel,
-    resolution: usize,
-    progress: HisdfProgressCallback,
-    user_data: *mut c_void,
-    out: *mut *mut HisdfMesh,
-    error: *mut *mut HisdfError,
-) -> HisdfStatus {
-    boundary(error, || {
-        let model = HisdfModel::get(model)?;
-        if out.is_null() {
-            return Err(Failure::null("out"));
-        }
-        let mesh = extract_mesh(model, resolution, &mut |f| match progress {
-            Some(cb) => cb(user_data, f),
-            None => true,
-        })?;
-        unsafe { *out = HisdfMesh::new(mesh) };
-        Ok(())
-    })
+/// Flat xyz floats as points; the length must be a multiple of 3 and every
+/// coordinate finite.
+fn points_arg(ptr: *const f32, len: usize, what: &str) -> Result<Vec<[f32; 3]>, Failure> {
+    let flat = slice_arg(ptr, len, what)?;
+    if len % 3 != 0 {
+        return Err(Failure::invalid(format!(
+            "{what} holds {len} floats, not a multiple of 3 (x, y, z per point)"
+        )));
+    }
+    if flat.iter().any(|v| !v.is_finite()) {
+        return Err(Failure::invalid(format!("{what} contains NaN or infinity")));
+    }
+    Ok(flat.chunks_exact(3).map(|c| [c[0], c[1], c[2]]).collect())
 }
 
-/// Saves a model file (atomically: an existing file survives a failure).
-#[no_mangle]
-pub extern "C" fn hisdf_model_save(
-    model: *const HisdfModel,
-    path: *const c_char,
-    error: *mut *mut HisdfError,
-) -> HisdfStatus {
-    boundary(error, || {
-        let model = HisdfModel::get(model)?;
-        let path = path_arg(path)?;
-        save_model(model, &path)?;
+fn expect_len(what: &str, got: usize, want: usize) -> Result<(), Failure> {
+    if got == want {
         Ok(())
-    })
-}
-
-/// Loads a model file onto a device.
-#[no_mangle]
-pub extern "C" fn hisdf_model_load(
-    path: *const c_char,
-    device: HisdfDevice,
-    out: *mut *mut HisdfModel,
-    error: *mut *mut HisdfError,
-) -> HisdfStatus {
-    boundary(error, || {
-        let path = path_arg(path)?;
-        if out.is_null() {
-            return Err(Failure::null("out"));
-        }
-        let device = device_choice(device).resolve()?;
-        let model = load_model(&path, device)?;
-        unsafe { *out = HisdfModel::new(model) };
-        Ok(())
-    })
-}
-
-/// Frees a model; NULL is ignored.
-#[no_mangle]
-pub extern "C" fn hisdf_model_free(model: *mut HisdfModel) {
-    let _ = catch_unwind(|| HisdfModel::free(model));
-}
-
-/// The paper's Chamfer distance between two meshes on `points` surface
-/// samples each, in the unit-sphere frame of `reference`.
-#[no_mangle]
-pub extern "C" fn hisdf_chamfer(
-    reference: *const HisdfMesh,
-    other: *const HisdfMesh,
-    points: usize,
-    seed: u64,
-    out: *mut f64,
-    error: *mut *mut HisdfError,
-) -> HisdfStatus {
-    boundary(error, || {
-        let a = HisdfMesh::get(reference)?;
-        let b = HisdfMesh::get(other)?;
-        if out.is_null() {
-            return Err(Failure::null("out"));
-        }
-        if points == 0 {
-            return Err(Failure::invalid("points must be positive"));
-        }
-        let report = chamfer_meshes(a, b, points, seed);
-        unsafe { *out = report.chamfer };
-        Ok(())
-    })
+    } else {
+        Err(Failure::invalid(format!(
+            "{what} holds {got} elements; this call needs exactly {want}"
+        )))
+    }
 }

@@ -1,0 +1,379 @@
+// hisdf.hpp: header-only C++17 wrapper over the C API of include/hisdf.h.
+//
+// Every class is move-only and owns its handle through std::unique_ptr with
+// the C free function as deleter; capi() reaches the raw handle for calls
+// this wrapper does not cover. Every failing status becomes an exception in
+// one place (check()), carrying the status and the library's message;
+// cancellation is hisdf::Cancelled, a distinct type, because it is a user
+// action rather than a fault. Thread-safety is the C API's, per handle.
+#ifndef HISDF_HPP
+#define HISDF_HPP
+
+#include "hisdf.h"
+
+#include <array>
+#include <cstddef>
+#include <cstdint>
+#include <exception>
+#include <functional>
+#include <memory>
+#include <stdexcept>
+#include <string>
+#include <type_traits>
+#include <utility>
+#include <vector>
+
+namespace hisdf {
+
+/// A failed call: the C status and the library's message.
+class Error : public std::runtime_error {
+public:
+    Error(HisdfStatus status, const std::string &message)
+        : std::runtime_error(std::string(hisdf_status_name(status)) + ": " + message),
+          status_(status), message_(message) {}
+    HisdfStatus status() const noexcept { return status_; }
+    const std::string &message() const noexcept { return message_; }
+
+private:
+    HisdfStatus status_;
+    std::string message_;
+};
+
+/// A progress callback or a cancel token stopped the call.
+class Cancelled : public Error {
+public:
+    using Error::Error;
+};
+
+namespace detail {
+
+// The one place where statuses become exceptions.
+inline void check(HisdfStatus status, HisdfError *error) {
+    if (status == HISDF_STATUS_OK) {
+        hisdf_error_free(error);
+        return;
+    }
+    std::string message = error ? hisdf_error_message(error) : "";
+    hisdf_error_free(error);
+    if (status == HISDF_STATUS_CANCELLED) throw Cancelled(status, message);
+    throw Error(status, message);
+}
+
+// Runs a C call whose last argument is HisdfError **, and checks it.
+template <typename F>
+void call(F &&f) {
+    HisdfError *error = nullptr;
+    HisdfStatus status = f(&error);
+    check(status, error);
+}
+
+template <typename T, void (*Free)(T *)>
+struct Deleter {
+    void operator()(T *p) const noexcept { Free(p); }
+};
+
+template <typename T, void (*Free)(T *)>
+using Owned = std::unique_ptr<T, Deleter<T, Free>>;
+
+// A progress callable behind the C callback. An exception thrown by the
+// callable cancels the call and is rethrown once the C call has returned,
+// since unwinding through the library's frames is not allowed.
+struct Progress {
+    std::function<bool(double)> fn;
+    std::exception_ptr thrown;
+
+    static bool trampoline(void *user_data, double progress) {
+        auto *self = static_cast<Progress *>(user_data);
+        try {
+            return self->fn(progress);
+        } catch (...) {
+            self->thrown = std::current_exception();
+            return false;
+        }
+    }
+    HisdfProgressCallback callback() const { return fn ? &Progress::trampoline : nullptr; }
+    void *user_data() { return fn ? this : nullptr; }
+    // The callable's own exception wins over the CANCELLED it caused.
+    void finish(HisdfStatus status, HisdfError *error) const {
+        if (thrown) {
+            hisdf_error_free(error);
+            std::rethrow_exception(thrown);
+        }
+        check(status, error);
+    }
+};
+
+}  // namespace detail
+
+using ProgressFn = std::function<bool(double)>;
+
+/// The version of the library actually loaded.
+inline std::string version() { return hisdf_version(); }
+
+/// Routes the library's logs to `fn` (called from any thread, concurrently;
+/// it must be thread-safe). The callable is kept for the process' lifetime;
+/// an empty function stops delivery.
+using LogFn = std::function<void(HisdfLogLevel, const char *target, const char *message)>;
+inline void set_log_callback(LogFn fn, HisdfLogLevel level = HISDF_LOG_LEVEL_INFO) {
+    auto *next = fn ? new LogFn(std::move(fn)) : nullptr;
+    auto trampoline = [](void *user_data, HisdfLogLevel lvl, const char *target,
+                         const char *message) {
+        try {
+            (*static_cast<LogFn *>(user_data))(lvl, target, message);
+        } catch (...) {
+            // A log line is not worth unwinding into the library for.
+        }
+    };
+    detail::call([&](HisdfError **e) {
+        return hisdf_set_log_callback(next ? +trampoline : nullptr, next,
+                                      next ? level : HISDF_LOG_LEVEL_OFF, e);
+    });
+    // The previous callable may still be running on another thread, so it
+    // is leaked rather than freed: one small object per replacement.
+}
+
+/// Options of sampling, network and training, by name (see
+/// hisdf_config_set in hisdf.h for the keys).
+class Config {
+public:
+    explicit Config(const std::string &preset = "fast") {
+        HisdfConfig *raw = nullptr;
+        detail::call([&](HisdfError **e) { return hisdf_config_new(preset.c_str(), &raw, e); });
+        handle_.reset(raw);
+    }
+    Config &set(const std::string &key, const std::string &value) {
+        detail::call([&](HisdfError **e) {
+            return hisdf_config_set(handle_.get(), key.c_str(), value.c_str(), e);
+        });
+        return *this;
+    }
+    template <typename Number,
+              typename = std::enable_if_t<std::is_arithmetic<Number>::value>>
+    Config &set(const std::string &key, Number value) {
+        return set(key, std::to_string(value));
+    }
+    HisdfConfig *capi() const noexcept { return handle_.get(); }
+
+private:
+    detail::Owned<HisdfConfig, hisdf_config_free> handle_;
+};
+
+/// Cancels running calls from any thread.
+class CancelToken {
+public:
+    CancelToken() {
+        HisdfCancelToken *raw = nullptr;
+        detail::call([&](HisdfError **e) { return hisdf_cancel_token_new(&raw, e); });
+        handle_.reset(raw);
+    }
+    void cancel() const {
+        detail::call([&](HisdfError **e) { return hisdf_cancel_token_cancel(handle_.get(), e); });
+    }
+    void reset() const {
+        detail::call([&](HisdfError **e) { return hisdf_cancel_token_reset(handle_.get(), e); });
+    }
+    HisdfCancelToken *capi() const noexcept { return handle_.get(); }
+
+private:
+    detail::Owned<HisdfCancelToken, hisdf_cancel_token_free> handle_;
+};
+
+/// A triangle mesh in the caller's coordinates.
+class Mesh {
+public:
+    explicit Mesh(HisdfMesh *owned) noexcept : handle_(owned) {}
+
+    static Mesh load(const std::string &path) {
+        HisdfMesh *raw = nullptr;
+        detail::call([&](HisdfError **e) { return hisdf_mesh_load(path.c_str(), &raw, e); });
+        return Mesh(raw);
+    }
+    /// xyz per vertex, 3 indices per triangle.
+    static Mesh from_arrays(const std::vector<float> &vertices,
+                            const std::vector<std::uint32_t> &indices) {
+        HisdfMesh *raw = nullptr;
+        detail::call([&](HisdfError **e) {
+            return hisdf_mesh_from_arrays(vertices.data(), vertices.size(), indices.data(),
+                                          indices.size(), &raw, e);
+        });
+        return Mesh(raw);
+    }
+    HisdfMeshInfo info() const {
+        HisdfMeshInfo out{};
+        detail::call([&](HisdfError **e) { return hisdf_mesh_info(handle_.get(), &out, e); });
+        return out;
+    }
+    std::size_t vertex_count() const { return counts().first; }
+    std::size_t triangle_count() const { return counts().second; }
+    /// Vertex coordinates, xyz per vertex.
+    std::vector<float> vertices() const { return arrays().first; }
+    /// Triangle indices, 3 per triangle.
+    std::vector<std::uint32_t> indices() const { return arrays().second; }
+    std::pair<std::vector<float>, std::vector<std::uint32_t>> arrays() const {
+        auto n = counts();
+        std::vector<float> v(n.first * 3);
+        std::vector<std::uint32_t> i(n.second * 3);
+        detail::call([&](HisdfError **e) {
+            return hisdf_mesh_copy_arrays(handle_.get(), v.data(), v.size(), i.data(), i.size(),
+                                          e);
+        });
+        return {std::move(v), std::move(i)};
+    }
+    void save(const std::string &path) const {
+        detail::call([&](HisdfError **e) { return hisdf_mesh_save(handle_.get(), path.c_str(), e); });
+    }
+    /// Exact signed distances at points (xyz per point).
+    std::vector<float> signed_distance(const std::vector<float> &points) const {
+        std::vector<float> out(points.size() / 3);
+        detail::call([&](HisdfError **e) {
+            return hisdf_mesh_signed_distance(handle_.get(), points.data(), points.size(),
+                                              out.data(), out.size(), e);
+        });
+        return out;
+    }
+    HisdfMesh *capi() const noexcept { return handle_.get(); }
+
+private:
+    std::pair<std::size_t, std::size_t> counts() const {
+        std::size_t v = 0, t = 0;
+        detail::call([&](HisdfError **e) { return hisdf_mesh_counts(handle_.get(), &v, &t, e); });
+        return {v, t};
+    }
+    detail::Owned<HisdfMesh, hisdf_mesh_free> handle_;
+};
+
+/// The paper's Chamfer distance in the unit-sphere frame of `reference`.
+inline double chamfer(const Mesh &reference, const Mesh &other, std::size_t points = 10000,
+                      std::uint64_t seed = 0) {
+    double out = 0.0;
+    detail::call([&](HisdfError **e) {
+        return hisdf_chamfer(reference.capi(), other.capi(), points, seed, &out, e);
+    });
+    return out;
+}
+
+/// A training set: points and their true signed distances.
+class Samples {
+public:
+    explicit Samples(HisdfSamples *owned) noexcept : handle_(owned) {}
+
+    static Samples from_mesh(const Mesh &mesh, const Config &config) {
+        HisdfSamples *raw = nullptr;
+        detail::call([&](HisdfError **e) {
+            return hisdf_sample(mesh.capi(), config.capi(), &raw, e);
+        });
+        return Samples(raw);
+    }
+    static Samples from_arrays(const std::vector<float> &points, const std::vector<float> &sdf) {
+        HisdfSamples *raw = nullptr;
+        detail::call([&](HisdfError **e) {
+            return hisdf_samples_from_arrays(points.data(), points.size(), sdf.data(), sdf.size(),
+                                             &raw, e);
+        });
+        return Samples(raw);
+    }
+    std::size_t size() const {
+        std::size_t n = 0;
+        detail::call([&](HisdfError **e) { return hisdf_samples_count(handle_.get(), &n, e); });
+        return n;
+    }
+    /// Points (xyz per sample) and signed distances, caller's coordinates.
+    std::pair<std::vector<float>, std::vector<float>> arrays() const {
+        std::size_t n = size();
+        std::vector<float> p(n * 3), d(n);
+        detail::call([&](HisdfError **e) {
+            return hisdf_samples_copy_arrays(handle_.get(), p.data(), p.size(), d.data(),
+                                             d.size(), e);
+        });
+        return {std::move(p), std::move(d)};
+    }
+    HisdfSamples *capi() const noexcept { return handle_.get(); }
+
+private:
+    detail::Owned<HisdfSamples, hisdf_samples_free> handle_;
+};
+
+/// A trained network. One thread at a time.
+class Model {
+public:
+    explicit Model(HisdfModel *owned) noexcept : handle_(owned) {}
+
+    static Model load(const std::string &path, HisdfDevice device = HISDF_DEVICE_AUTO) {
+        HisdfModel *raw = nullptr;
+        detail::call([&](HisdfError **e) { return hisdf_model_load(path.c_str(), device, &raw, e); });
+        return Model(raw);
+    }
+    void save(const std::string &path) const {
+        detail::call([&](HisdfError **e) { return hisdf_model_save(handle_.get(), path.c_str(), e); });
+    }
+    /// SDF values at points (xyz per point), caller's units.
+    std::vector<float> query(const std::vector<float> &points) const {
+        std::vector<float> out(points.size() / 3);
+        detail::call([&](HisdfError **e) {
+            return hisdf_model_query(handle_.get(), points.data(), points.size(), out.data(),
+                                     out.size(), e);
+        });
+        return out;
+    }
+    /// SDF gradients (xyz per point) by autograd.
+    std::vector<float> gradient(const std::vector<float> &points) const {
+        std::vector<float> out(points.size());
+        detail::call([&](HisdfError **e) {
+            return hisdf_model_gradient(handle_.get(), points.data(), points.size(), out.data(),
+                                        out.size(), e);
+        });
+        return out;
+    }
+    HisdfModelInfo info() const {
+        HisdfModelInfo out{};
+        detail::call([&](HisdfError **e) { return hisdf_model_info(handle_.get(), &out, e); });
+        return out;
+    }
+    Mesh extract(std::size_t resolution, ProgressFn progress = {},
+                 const CancelToken *cancel = nullptr) const {
+        detail::Progress p{std::move(progress), nullptr};
+        HisdfMesh *raw = nullptr;
+        HisdfError *error = nullptr;
+        HisdfStatus status =
+            hisdf_extract(handle_.get(), resolution, cancel ? cancel->capi() : nullptr,
+                          p.callback(), p.user_data(), &raw, &error);
+        Mesh mesh(raw);  // owned before anything can throw
+        p.finish(status, error);
+        return mesh;
+    }
+    HisdfModel *capi() const noexcept { return handle_.get(); }
+
+private:
+    detail::Owned<HisdfModel, hisdf_model_free> handle_;
+};
+
+/// Samples `mesh` and trains a network as `config` says, on this thread.
+inline Model train(const Mesh &mesh, const Config &config, ProgressFn progress = {},
+                   const CancelToken *cancel = nullptr) {
+    detail::Progress p{std::move(progress), nullptr};
+    HisdfModel *raw = nullptr;
+    HisdfError *error = nullptr;
+    HisdfStatus status = hisdf_train(mesh.capi(), config.capi(), cancel ? cancel->capi() : nullptr,
+                                     p.callback(), p.user_data(), &raw, &error);
+    Model model(raw);  // owned before anything can throw
+    p.finish(status, error);
+    return model;
+}
+
+/// Trains a network on a training set, on this thread.
+inline Model train(const Samples &samples, const Config &config, ProgressFn progress = {},
+                   const CancelToken *cancel = nullptr) {
+    detail::Progress p{std::move(progress), nullptr};
+    HisdfModel *raw = nullptr;
+    HisdfError *error = nullptr;
+    HisdfStatus status =
+        hisdf_train_samples(samples.capi(), config.capi(), cancel ? cancel->capi() : nullptr,
+                            p.callback(), p.user_data(), &raw, &error);
+    Model model(raw);  // owned before anything can throw
+    p.finish(status, error);
+    return model;
+}
+
+}  // namespace hisdf
+
+#endif  // HISDF_HPP

@@ -1,0 +1,246 @@
+//! Configuration as defaults plus named key/value pairs, so that a new
+//! option is a new key and never a new signature (the ABI stays put).
+
+use std::ffi::c_char;
+
+use super::handles::HisdfConfig;
+use super::{boundary, out_arg, str_arg, Failure, HisdfError, HisdfStatus};
+use crate::model::Initialisation;
+use crate::pipeline::{Preset, Recipe};
+use crate::sampling::GaussianShell;
+use crate::train::{Loss, ReduceLrOnPlateau, Scheduler};
+
+/// The keys `hisdf_config_set` understands, for messages and bindings.
+const KEYS: &str = "preset, iterations, batch_size, learning_rate, seed, device, progress_every, \
+width, depth, tanh_output, initialisation, geometric_radius, loss, clamp, scheduler, \
+surface_samples, uniform_samples, shells";
+
+fn parse<T: std::str::FromStr>(key: &str, value: &str) -> Result<T, Failure> {
+    value
+        .trim()
+        .parse()
+        .map_err(|_| Failure::invalid(format!("{key}: cannot read {value:?}")))
+}
+
+fn parse_bool(key: &str, value: &str) -> Result<bool, Failure> {
+    match value.trim() {
+        "1" | "true" | "yes" | "on" => Ok(true),
+        "0" | "false" | "no" | "off" => Ok(false),
+        _ => Err(Failure::invalid(format!(
+            "{key}: expected true or false, got {value:?}"
+        ))),
+    }
+}
+
+fn clamp_of(loss: &mut Loss) -> &mut Option<f64> {
+    match loss {
+        Loss::ClampedL1 { clamp } | Loss::Curriculum { clamp, .. } => clamp,
+    }
+}
+
+/// Applies one key to a recipe. Checked on a copy by the caller, so a
+/// refused value leaves the config as it was.
+fn apply(recipe: &mut Recipe, key: &str, value: &str) -> Result<(), Failure> {
+    let t = &mut recipe.training;
+    let n = &mut recipe.network;
+    let s = &mut recipe.sampling;
+    match key {
+        "preset" => {
+            *recipe = value
+                .trim()
+                .parse::<Preset>()
+                .map_err(Failure::invalid)?
+                .recipe()
+        }
+        "iterations" => t.iterations = parse(key, value)?,
+        "batch_size" => t.batch_size = parse(key, value)?,
+        "learning_rate" => t.learning_rate = parse(key, value)?,
+        "seed" => t.seed = parse(key, value)?,
+        "device" => t.device = value.trim().parse().map_err(Failure::invalid)?,
+        "progress_every" => t.progress_every = parse(key, value)?,
+        "width" => n.width = parse(key, value)?,
+        "depth" => n.depth = parse(key, value)?,
+        "tanh_output" => n.tanh_output = parse_bool(key, value)?,
+        "initialisation" => {
+            n.initialisation = match value.trim() {
+                "pytorch-default" => Initialisation::PytorchDefault,
+                "geometric" => Initialisation::Geometric { radius: 0.5 },
+                _ => {
+                    return Err(Failure::invalid(format!(
+                        "initialisation: expected pytorch-default or geometric, got {value:?}"
+                    )))
+                }
+            }
+        }
+        "geometric_radius" => {
+            let radius: f64 = parse(key, value)?;
+            if !(radius.is_finite() && radius > 0.0 && radius < 1.0) {
+                return Err(Failure::invalid("geometric_radius must be in (0, 1)"));
+            }
+            n.initialisation = Initialisation::Geometric { radius };
+        }
+        "loss" => {
+            let clamp = *clamp_of(&mut t.loss);
+            t.loss = match value.trim() {
+                "clamped-l1" => Loss::ClampedL1 { clamp },
+                "curriculum" => {
+                    let mut l = Loss::paper_curriculum();
+                    *clamp_of(&mut l) = clamp;
+                    l
+                }
+                _ => {
+                    return Err(Failure::invalid(format!(
+                        "loss: expected clamped-l1 or curriculum, got {value:?}"
+                    )))
+                }
+            }
+        }
+        "clamp" => {
+            *clamp_of(&mut t.loss) = match value.trim() {
+                "none" => None,
+                v => Some(parse(key, v)?),
+            }
+        }
+        "scheduler" => {
+            t.scheduler = match value.trim() {
+                "none" => Scheduler::None,
+                "plateau" => Scheduler::Plateau(ReduceLrOnPlateau::paper()),
+                _ => {
+                    return Err(Failure::invalid(format!(
+                        "scheduler: expected plateau or none, got {value:?}"
+                    )))
+                }
+            }
+        }
+        "surface_samples" => s.surface = parse(key, value)?,
+        "uniform_samples" => s.uniform = parse(key, value)?,
+        "shells" => {
+            // "count:variance,count:variance", e.g. "250000:1e-4,250000:1e-5".
+            let mut shells = Vec::new();
+            for part in value.split(',').filter(|p| !p.trim().is_empty()) {
+                let (count, variance) = part.split_once(':').ok_or_else(|| {
+                    Failure::invalid(format!("shells: expected count:variance, got {part:?}"))
+                })?;
+                let shell = GaussianShell {
+                    count: parse(key, count)?,
+                    variance: parse(key, variance)?,
+                };
+                if !(shell.variance.is_finite() && shell.variance > 0.0) {
+                    return Err(Failure::invalid("shells: variance must be positive"));
+                }
+                shells.push(shell);
+            }
+            s.shells = shells;
+        }
+        _ => {
+            return Err(Failure::invalid(format!(
+                "unknown configuration key {key:?} (known: {KEYS})"
+            )))
+        }
+    }
+    Ok(())
+}
+
+fn check(recipe: &Recipe) -> Result<(), Failure> {
+    recipe.network.validate().map_err(Failure::invalid)?;
+    recipe.training.validate()?;
+    if recipe.training.iterations == 0 {
+        return Err(Failure::invalid("iterations must be positive"));
+    }
+    if recipe.sampling.total() == 0 {
+        return Err(Failure::invalid(
+            "the sampling configuration draws no points",
+        ));
+    }
+    Ok(())
+}
+
+/// Sets one option from text, e.g. `hisdf_config_set(cfg, "iterations",
+/// "500", NULL)`. Keys: preset (fast | paper-l1 | paper-curriculum: resets
+/// every option), iterations, batch_size, learning_rate, seed, device (cpu |
+/// cuda | auto), progress_every (iterations between progress callbacks and
+/// cancellation checks), width, depth, tanh_output (true | false),
+/// initialisation (pytorch-default | geometric), geometric_radius, loss
+/// (clamped-l1 | curriculum), clamp (a number or none), scheduler (plateau |
+/// none), surface_samples, uniform_samples, shells ("count:variance,..."). An
+/// unknown key or a bad value gives `HISDF_STATUS_INVALID_ARGUMENT` with a
+/// message and leaves the config unchanged.
+#[no_mangle]
+pub extern "C" fn hisdf_config_set(
+    config: *mut HisdfConfig,
+    key: *const c_char,
+    value: *const c_char,
+    error: *mut *mut HisdfError,
+) -> HisdfStatus {
+    boundary(error, || {
+        let recipe = HisdfConfig::get_mut(config)?;
+        let key = str_arg(key, "key")?;
+        let value = str_arg(value, "value")?;
+        let mut changed = recipe.clone();
+        apply(&mut changed, key.trim(), value)?;
+        check(&changed)?;
+        *recipe = changed;
+        Ok(())
+    })
+}
+
+/// A new configuration holding a preset's values: "fast" (CPU-friendly),
+/// "paper-l1" or "paper-curriculum"; NULL means "fast".
+#[no_mangle]
+pub extern "C" fn hisdf_config_new(
+    preset: *const c_char,
+    out: *mut *mut HisdfConfig,
+    error: *mut *mut HisdfError,
+) -> HisdfStatus {
+    boundary(error, || {
+        let preset = if preset.is_null() {
+            Preset::Fast
+        } else {
+            str_arg(preset, "preset")?
+                .parse()
+                .map_err(Failure::invalid)?
+        };
+        out_arg(out, "out")?;
+        unsafe { *out = HisdfConfig::new(preset.recipe()) };
+        Ok(())
+    })
+}
+
+/// Frees a configuration; NULL is ignored.
+#[no_mangle]
+pub extern "C" fn hisdf_config_free(config: *mut HisdfConfig) {
+    let _ = std::panic::catch_unwind(|| HisdfConfig::free(config));
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_listed_key_is_understood() {
+        for key in KEYS.split(", ") {
+            let mut recipe = Preset::Fast.recipe();
+            let err = apply(&mut recipe, key, "\u{1}").err().map(|f| f.1);
+            assert!(
+                !err.unwrap_or_default()
+                    .contains("unknown configuration key"),
+                "{key} is listed but not handled"
+            );
+        }
+    }
+
+    #[test]
+    fn refused_values_leave_the_recipe_unchanged_and_accepted_ones_apply() {
+        let mut r = Preset::Fast.recipe();
+        apply(&mut r, "shells", "100:1e-3,200:1e-4").unwrap();
+        assert_eq!(r.sampling.shells.len(), 2);
+        assert_eq!(r.sampling.shells[1].count, 200);
+        apply(&mut r, "clamp", "none").unwrap();
+        assert_eq!(r.training.loss, Loss::ClampedL1 { clamp: None });
+        apply(&mut r, "width", "0").unwrap();
+        assert!(check(&r).is_err(), "width 0 must be refused");
+        assert!(apply(&mut r, "shells", "100:-1").is_err());
+        assert!(apply(&mut r, "iterations", "many").is_err());
+        assert!(apply(&mut r, "no_such_key", "1").is_err());
+    }
+}

@@ -1,0 +1,235 @@
+//! Meshes across the boundary: load, build from arrays, inspect, copy out,
+//! save, exact signed distance and the Chamfer metric.
+
+use std::ffi::c_char;
+
+use super::handles::HisdfMesh;
+use super::{
+    boundary, expect_len, out_arg, path_arg, points_arg, slice_arg, slice_out, Failure, HisdfError,
+    HisdfStatus,
+};
+use crate::mesh::TriangleMesh;
+use crate::metrics::chamfer_meshes;
+use crate::sdf::MeshSdf;
+
+/// What `hisdf_mesh_info` reports about a mesh's structure.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct HisdfMeshInfo {
+    pub vertex_count: usize,
+    pub triangle_count: usize,
+    /// Triangles with a repeated index or (numerically) zero area.
+    pub degenerate_triangles: usize,
+    /// Edges used by exactly one triangle.
+    pub boundary_edges: usize,
+    /// Edges used by three or more triangles.
+    pub non_manifold_edges: usize,
+    /// Edges whose two triangles traverse them in the same direction (the
+    /// inside/outside orientation flips there).
+    pub misoriented_edges: usize,
+    /// Connected components of triangles sharing vertices.
+    pub components: usize,
+    pub unreferenced_vertices: usize,
+    /// Closed 2-manifold: no boundary and no non-manifold edges.
+    pub watertight: bool,
+    pub bbox_min: [f32; 3],
+    pub bbox_max: [f32; 3],
+    pub surface_area: f64,
+}
+
+/// Loads a mesh file (OBJ, STL, PLY, OFF). On success `*out` owns a new mesh.
+#[no_mangle]
+pub extern "C" fn hisdf_mesh_load(
+    path: *const c_char,
+    out: *mut *mut HisdfMesh,
+    error: *mut *mut HisdfError,
+) -> HisdfStatus {
+    boundary(error, || {
+        let path = path_arg(path)?;
+        out_arg(out, "out")?;
+        let mesh = crate::mesh::load(&path)?;
+        mesh.validate()?;
+        unsafe { *out = HisdfMesh::new(mesh) };
+        Ok(())
+    })
+}
+
+/// Builds a mesh from flat arrays, which are copied: `vertices` holds
+/// `vertices_len` floats (x, y, z per vertex), `indices` holds `indices_len`
+/// 0-based vertex indices (3 per triangle).
+#[no_mangle]
+pub extern "C" fn hisdf_mesh_from_arrays(
+    vertices: *const f32,
+    vertices_len: usize,
+    indices: *const u32,
+    indices_len: usize,
+    out: *mut *mut HisdfMesh,
+    error: *mut *mut HisdfError,
+) -> HisdfStatus {
+    boundary(error, || {
+        let v = slice_arg(vertices, vertices_len, "vertices")?;
+        let i = slice_arg(indices, indices_len, "indices")?;
+        out_arg(out, "out")?;
+        let mesh = TriangleMesh::from_arrays(v, i)?;
+        mesh.validate()?;
+        unsafe { *out = HisdfMesh::new(mesh) };
+        Ok(())
+    })
+}
+
+/// Number of vertices and triangles of a mesh: the buffers of
+/// `hisdf_mesh_copy_arrays` hold 3 times as many elements.
+#[no_mangle]
+pub extern "C" fn hisdf_mesh_counts(
+    mesh: *const HisdfMesh,
+    vertex_count: *mut usize,
+    triangle_count: *mut usize,
+    error: *mut *mut HisdfError,
+) -> HisdfStatus {
+    boundary(error, || {
+        let m = HisdfMesh::get(mesh)?;
+        out_arg(vertex_count, "vertex_count")?;
+        out_arg(triangle_count, "triangle_count")?;
+        unsafe {
+            *vertex_count = m.vertices.len();
+            *triangle_count = m.triangles.len();
+        }
+        Ok(())
+    })
+}
+
+/// Structure of a mesh: counts, topology (watertight, boundary and
+/// non-manifold edges, components), bounding box and area.
+#[no_mangle]
+pub extern "C" fn hisdf_mesh_info(
+    mesh: *const HisdfMesh,
+    out: *mut HisdfMeshInfo,
+    error: *mut *mut HisdfError,
+) -> HisdfStatus {
+    boundary(error, || {
+        let m = HisdfMesh::get(mesh)?;
+        out_arg(out, "out")?;
+        let i = m.validate()?;
+        unsafe {
+            *out = HisdfMeshInfo {
+                vertex_count: i.vertex_count,
+                triangle_count: i.triangle_count,
+                degenerate_triangles: i.degenerate_triangles,
+                boundary_edges: i.boundary_edges,
+                non_manifold_edges: i.non_manifold_edges,
+                misoriented_edges: i.misoriented_edges,
+                components: i.components,
+                unreferenced_vertices: i.unreferenced_vertices,
+                watertight: i.watertight,
+                bbox_min: i.bbox_min,
+                bbox_max: i.bbox_max,
+                surface_area: i.surface_area,
+            }
+        };
+        Ok(())
+    })
+}
+
+/// Copies a mesh into caller-owned buffers: `vertices` must hold exactly
+/// 3 x vertex_count floats and `indices` exactly 3 x triangle_count indices
+/// (see `hisdf_mesh_counts`).
+#[no_mangle]
+pub extern "C" fn hisdf_mesh_copy_arrays(
+    mesh: *const HisdfMesh,
+    vertices: *mut f32,
+    vertices_len: usize,
+    indices: *mut u32,
+    indices_len: usize,
+    error: *mut *mut HisdfError,
+) -> HisdfStatus {
+    boundary(error, || {
+        let m = HisdfMesh::get(mesh)?;
+        let v = slice_out(vertices, vertices_len, "vertices")?;
+        let i = slice_out(indices, indices_len, "indices")?;
+        expect_len("vertices", vertices_len, m.vertices.len() * 3)?;
+        expect_len("indices", indices_len, m.triangles.len() * 3)?;
+        v.copy_from_slice(crate::model::as_flat(&m.vertices));
+        for (dst, tri) in i.chunks_exact_mut(3).zip(&m.triangles) {
+            dst.copy_from_slice(tri);
+        }
+        Ok(())
+    })
+}
+
+/// Writes a mesh to a file (.obj, .ply, .stl); an existing file is replaced
+/// only if the whole write succeeds.
+#[no_mangle]
+pub extern "C" fn hisdf_mesh_save(
+    mesh: *const HisdfMesh,
+    path: *const c_char,
+    error: *mut *mut HisdfError,
+) -> HisdfStatus {
+    boundary(error, || {
+        let m = HisdfMesh::get(mesh)?;
+        let path = path_arg(path)?;
+        crate::mesh::save(m, &path)?;
+        Ok(())
+    })
+}
+
+/// Frees a mesh; NULL is ignored.
+#[no_mangle]
+pub extern "C" fn hisdf_mesh_free(mesh: *mut HisdfMesh) {
+    let _ = std::panic::catch_unwind(|| HisdfMesh::free(mesh));
+}
+
+/// The exact signed distance from points to a mesh (negative inside, by the
+/// generalised winding number, so small holes are tolerated): `points` holds
+/// `points_len` floats (x, y, z per point), `values` receives
+/// `values_len` = `points_len / 3` distances in the mesh's units. Builds the
+/// acceleration structure on every call: batch the points.
+#[no_mangle]
+pub extern "C" fn hisdf_mesh_signed_distance(
+    mesh: *const HisdfMesh,
+    points: *const f32,
+    points_len: usize,
+    values: *mut f32,
+    values_len: usize,
+    error: *mut *mut HisdfError,
+) -> HisdfStatus {
+    boundary(error, || {
+        let m = HisdfMesh::get(mesh)?;
+        let pts = points_arg(points, points_len, "points")?;
+        let out = slice_out(values, values_len, "values")?;
+        expect_len("values", values_len, pts.len())?;
+        let (clean, _) = m.without_degenerate();
+        if clean.triangles.is_empty() {
+            return Err(Failure(
+                HisdfStatus::InvalidMesh,
+                "the mesh has no triangle with an area".into(),
+            ));
+        }
+        out.copy_from_slice(&MeshSdf::new(&clean).signed_distance(&pts));
+        Ok(())
+    })
+}
+
+/// The paper's Chamfer distance between two meshes on `points` surface
+/// samples each (10000 in the paper), in the unit-sphere frame of
+/// `reference`, written to `*out`.
+#[no_mangle]
+pub extern "C" fn hisdf_chamfer(
+    reference: *const HisdfMesh,
+    other: *const HisdfMesh,
+    points: usize,
+    seed: u64,
+    out: *mut f64,
+    error: *mut *mut HisdfError,
+) -> HisdfStatus {
+    boundary(error, || {
+        let a = HisdfMesh::get(reference)?;
+        let b = HisdfMesh::get(other)?;
+        out_arg(out, "out")?;
+        if points == 0 {
+            return Err(Failure::invalid("points must be positive"));
+        }
+        let report = chamfer_meshes(a, b, points, seed);
+        unsafe { *out = report.chamfer };
+        Ok(())
+    })
+}

@@ -1,0 +1,512 @@
+//! Sampling, training, queries, extraction and model files across the
+//! boundary, with progress callbacks and cancel tokens.
+
+use std::ffi::{c_char, c_void};
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use tch::{Device, Kind, Tensor};
+
+use super::handles::{
+    HisdfCancelToken, HisdfConfig, HisdfMesh, HisdfModel, HisdfSamples, SampleSet,
+};
+use super::{
+    boundary, expect_len, out_arg, path_arg, points_arg, slice_arg, slice_out, Failure, HisdfError,
+    HisdfStatus,
+};
+use crate::extract::extract_mesh;
+use crate::mesh::{Centring, Normalisation, TriangleMesh};
+use crate::model::{load_model, save_model, TrainedModel};
+use crate::pipeline::{prepare_mesh, Recipe};
+use crate::sampling::{near_surface, Samples};
+use crate::sdf::MeshSdf;
+use crate::train::{train, DeviceChoice};
+
+/// Progress callback: `progress` in [0, 1]; return false to cancel. Called
+/// on the thread that made the call, between steps of the work.
+pub type HisdfProgressCallback =
+    Option<extern "C" fn(user_data: *mut c_void, progress: f64) -> bool>;
+
+/// Device for loading a model.
+#[repr(u32)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum HisdfDevice {
+    Auto = 0,
+    Cpu = 1,
+    Cuda = 2,
+}
+
+/// What `hisdf_model_info` reports about a trained model.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct HisdfModelInfo {
+    /// Hidden layers of the network.
+    pub depth: usize,
+    /// Units per hidden layer.
+    pub width: usize,
+    /// Training iterations completed.
+    pub iterations: usize,
+    pub final_loss: f64,
+    pub training_seconds: f64,
+    /// True when the network is on a CUDA device.
+    pub on_cuda: bool,
+}
+
+/// Combines the optional cancel token and progress callback into the
+/// closure the stages call; the token is checked first so that a cancel
+/// from another thread is honoured even without a callback.
+fn reporter<'a>(
+    cancel: Option<&'a AtomicBool>,
+    progress: HisdfProgressCallback,
+    user_data: *mut c_void,
+) -> impl FnMut(f64) -> bool + 'a {
+    move |fraction| {
+        if cancel.is_some_and(|c| c.load(Ordering::Acquire)) {
+            return false;
+        }
+        match progress {
+            Some(cb) => cb(user_data, fraction.clamp(0.0, 1.0)),
+            None => true,
+        }
+    }
+}
+
+fn cancel_arg<'a>(cancel: *const HisdfCancelToken) -> Result<Option<&'a AtomicBool>, Failure> {
+    if cancel.is_null() {
+        Ok(None)
+    } else {
+        HisdfCancelToken::get(cancel).map(Some)
+    }
+}
+
+fn sample_mesh(mesh: &TriangleMesh, recipe: &Recipe) -> Result<SampleSet, Failure> {
+    let prepared = prepare_mesh(mesh.clone())?;
+    let sdf = MeshSdf::new(&prepared.normalised);
+    let samples = near_surface(
+        &prepared.normalised,
+        &sdf,
+        &recipe.sampling,
+        recipe.training.seed,
+    );
+    Ok(SampleSet {
+        samples,
+        normalisation: prepared.normalisation,
+    })
+}
+
+fn train_set(
+    set: &SampleSet,
+    recipe: &Recipe,
+    report: &mut dyn FnMut(f64) -> bool,
+) -> Result<TrainedModel, Failure> {
+    let model = train(
+        &set.samples,
+        set.normalisation,
+        &recipe.network,
+        &recipe.training,
+        &mut |p| report(p.iteration as f64 / p.iterations.max(1) as f64),
+    )?;
+    if model.metadata.cancelled {
+        return Err(Failure::cancelled("training"));
+    }
+    Ok(model)
+}
+
+/// Near-surface sampling of a mesh's true SDF as the configuration says
+/// (surface_samples, shells, uniform_samples, seed). The set can be read back
+/// with `hisdf_samples_copy_arrays` or trained on with
+/// `hisdf_train_samples`.
+#[no_mangle]
+pub extern "C" fn hisdf_sample(
+    mesh: *const HisdfMesh,
+    config: *const HisdfConfig,
+    out: *mut *mut HisdfSamples,
+    error: *mut *mut HisdfError,
+) -> HisdfStatus {
+    boundary(error, || {
+        let m = HisdfMesh::get(mesh)?;
+        let recipe = HisdfConfig::get(config)?;
+        out_arg(out, "out")?;
+        let set = sample_mesh(m, recipe)?;
+        unsafe { *out = HisdfSamples::new(set) };
+        Ok(())
+    })
+}
+
+/// A training set from the caller's own data: `points` holds `points_len`
+/// floats (x, y, z per point) and `sdf` the `sdf_len` = `points_len / 3`
+/// signed distances, negative inside. Training happens in the unit sphere
+/// around all the points; queries and extraction map back.
+#[no_mangle]
+pub extern "C" fn hisdf_samples_from_arrays(
+    points: *const f32,
+    points_len: usize,
+    sdf: *const f32,
+    sdf_len: usize,
+    out: *mut *mut HisdfSamples,
+    error: *mut *mut HisdfError,
+) -> HisdfStatus {
+    boundary(error, || {
+        let pts = points_arg(points, points_len, "points")?;
+        let values = slice_arg(sdf, sdf_len, "sdf")?;
+        out_arg(out, "out")?;
+        expect_len("sdf", sdf_len, pts.len())?;
+        if pts.is_empty() {
+            return Err(Failure::invalid("no samples"));
+        }
+        if values.iter().any(|v| !v.is_finite()) {
+            return Err(Failure::invalid("sdf contains NaN or infinity"));
+        }
+        let cloud = TriangleMesh {
+            vertices: pts,
+            triangles: Vec::new(),
+        };
+        let normalisation = Normalisation::fit(&cloud, Centring::BoundingBox, 0.0);
+        let to_f32 = |q: [f64; 3]| [q[0] as f32, q[1] as f32, q[2] as f32];
+        let samples = Samples {
+            points: cloud
+                .vertices
+                .iter()
+                .map(|p| to_f32(normalisation.to_normalised(p.map(f64::from))))
+                .collect(),
+            sdf: values
+                .iter()
+                .map(|&d| normalisation.distance_to_normalised(d as f64) as f32)
+                .collect(),
+        };
+        unsafe {
+            *out = HisdfSamples::new(SampleSet {
+                samples,
+                normalisation,
+            })
+        };
+        Ok(())
+    })
+}
+
+/// Number of samples in a set.
+#[no_mangle]
+pub extern "C" fn hisdf_samples_count(
+    samples: *const HisdfSamples,
+    count: *mut usize,
+    error: *mut *mut HisdfError,
+) -> HisdfStatus {
+    boundary(error, || {
+        let set = HisdfSamples::get(samples)?;
+        out_arg(count, "count")?;
+        unsafe { *count = set.samples.len() };
+        Ok(())
+    })
+}
+
+/// Copies a training set out in the caller's coordinates and units:
+/// `points` must hold exactly 3 x count floats, `sdf` exactly count floats.
+#[no_mangle]
+pub extern "C" fn hisdf_samples_copy_arrays(
+    samples: *const HisdfSamples,
+    points: *mut f32,
+    points_len: usize,
+    sdf: *mut f32,
+    sdf_len: usize,
+    error: *mut *mut HisdfError,
+) -> HisdfStatus {
+    boundary(error, || {
+        let set = HisdfSamples::get(samples)?;
+        let p = slice_out(points, points_len, "points")?;
+        let d = slice_out(sdf, sdf_len, "sdf")?;
+        let n = set.samples.len();
+        expect_len("points", points_len, n * 3)?;
+        expect_len("sdf", sdf_len, n)?;
+        let norm = set.normalisation;
+        for (dst, q) in p.chunks_exact_mut(3).zip(&set.samples.points) {
+            let o = norm.to_original(q.map(f64::from));
+            dst.copy_from_slice(&[o[0] as f32, o[1] as f32, o[2] as f32]);
+        }
+        for (dst, &s) in d.iter_mut().zip(&set.samples.sdf) {
+            *dst = norm.distance_to_original(s as f64) as f32;
+        }
+        Ok(())
+    })
+}
+
+/// Frees a training set; NULL is ignored.
+#[no_mangle]
+pub extern "C" fn hisdf_samples_free(samples: *mut HisdfSamples) {
+    let _ = std::panic::catch_unwind(|| HisdfSamples::free(samples));
+}
+
+/// Samples the true SDF of `mesh` and trains a network, as `config` says.
+/// Runs on the calling thread. `cancel` (optional, may be NULL) stops it
+/// when another thread cancels the token; `progress` (optional) is called
+/// every `progress_every` iterations and stops it by returning false. Either
+/// way the status is `HISDF_STATUS_CANCELLED` and nothing is written to
+/// `*out`.
+#[no_mangle]
+pub extern "C" fn hisdf_train(
+    mesh: *const HisdfMesh,
+    config: *const HisdfConfig,
+    cancel: *const HisdfCancelToken,
+    progress: HisdfProgressCallback,
+    user_data: *mut c_void,
+    out: *mut *mut HisdfModel,
+    error: *mut *mut HisdfError,
+) -> HisdfStatus {
+    boundary(error, || {
+        let m = HisdfMesh::get(mesh)?;
+        let recipe = HisdfConfig::get(config)?;
+        let cancel = cancel_arg(cancel)?;
+        out_arg(out, "out")?;
+        let mut report = reporter(cancel, progress, user_data);
+        // Sampling takes seconds on a large mesh and has no progress of its
+        // own: a cancel that arrived meanwhile is honoured before training.
+        let set = sample_mesh(m, recipe)?;
+        if !report(0.0) {
+            return Err(Failure::cancelled("training"));
+        }
+        let model = train_set(&set, recipe, &mut report)?;
+        unsafe { *out = HisdfModel::new(model) };
+        Ok(())
+    })
+}
+
+/// Trains a network on a training set (from `hisdf_sample` or
+/// `hisdf_samples_from_arrays`); otherwise as `hisdf_train`.
+#[no_mangle]
+pub extern "C" fn hisdf_train_samples(
+    samples: *const HisdfSamples,
+    config: *const HisdfConfig,
+    cancel: *const HisdfCancelToken,
+    progress: HisdfProgressCallback,
+    user_data: *mut c_void,
+    out: *mut *mut HisdfModel,
+    error: *mut *mut HisdfError,
+) -> HisdfStatus {
+    boundary(error, || {
+        let set = HisdfSamples::get(samples)?;
+        let recipe = HisdfConfig::get(config)?;
+        let cancel = cancel_arg(cancel)?;
+        out_arg(out, "out")?;
+        let mut report = reporter(cancel, progress, user_data);
+        let model = train_set(set, recipe, &mut report)?;
+        unsafe { *out = HisdfModel::new(model) };
+        Ok(())
+    })
+}
+
+/// A new cancel token, not cancelled.
+#[no_mangle]
+pub extern "C" fn hisdf_cancel_token_new(
+    out: *mut *mut HisdfCancelToken,
+    error: *mut *mut HisdfError,
+) -> HisdfStatus {
+    boundary(error, || {
+        out_arg(out, "out")?;
+        unsafe { *out = HisdfCancelToken::new(AtomicBool::new(false)) };
+        Ok(())
+    })
+}
+
+/// Cancels: every call using this token stops at its next check and returns
+/// `HISDF_STATUS_CANCELLED`, and later calls stop at once until
+/// `hisdf_cancel_token_reset`. Safe from any thread at any time.
+#[no_mangle]
+pub extern "C" fn hisdf_cancel_token_cancel(
+    token: *const HisdfCancelToken,
+    error: *mut *mut HisdfError,
+) -> HisdfStatus {
+    boundary(error, || {
+        HisdfCancelToken::get(token)?.store(true, Ordering::Release);
+        Ok(())
+    })
+}
+
+/// Makes a cancelled token usable again.
+#[no_mangle]
+pub extern "C" fn hisdf_cancel_token_reset(
+    token: *const HisdfCancelToken,
+    error: *mut *mut HisdfError,
+) -> HisdfStatus {
+    boundary(error, || {
+        HisdfCancelToken::get(token)?.store(false, Ordering::Release);
+        Ok(())
+    })
+}
+
+/// Frees a cancel token once no running call uses it; NULL is ignored.
+#[no_mangle]
+pub extern "C" fn hisdf_cancel_token_free(token: *mut HisdfCancelToken) {
+    let _ = std::panic::catch_unwind(|| HisdfCancelToken::free(token));
+}
+
+/// SDF values of the network: `points` holds `points_len` floats (x, y, z
+/// per point, caller's coordinates), `values` receives `values_len` =
+/// `points_len / 3` values in the caller's units.
+#[no_mangle]
+pub extern "C" fn hisdf_model_query(
+    model: *const HisdfModel,
+    points: *const f32,
+    points_len: usize,
+    values: *mut f32,
+    values_len: usize,
+    error: *mut *mut HisdfError,
+) -> HisdfStatus {
+    boundary(error, || {
+        let model = HisdfModel::get(model)?;
+        let pts = points_arg(points, points_len, "points")?;
+        let out = slice_out(values, values_len, "values")?;
+        expect_len("values", values_len, pts.len())?;
+        out.copy_from_slice(&model.query(&pts));
+        Ok(())
+    })
+}
+
+/// Points per backward pass: activations of every layer are kept for
+/// autograd, so a quarter of the forward-only chunk.
+const GRADIENT_CHUNK: usize = TrainedModel::QUERY_CHUNK / 4;
+
+/// d f / d x by autograd, in the caller's coordinates. The normalisation is
+/// a translation and a uniform scale, and SDF values scale back by the same
+/// factor, so the gradient in the unit-sphere frame is the gradient in the
+/// caller's frame unchanged.
+fn gradients(model: &TrainedModel, points: &[[f32; 3]]) -> Result<Vec<f32>, Failure> {
+    let device = model.network.device();
+    let norm = model.normalisation;
+    let mut out = Vec::with_capacity(points.len() * 3);
+    for part in points.chunks(GRADIENT_CHUNK) {
+        let flat: Vec<f32> = part
+            .iter()
+            .flat_map(|p| norm.to_normalised(p.map(f64::from)).map(|c| c as f32))
+            .collect();
+        let grad = tch::with_grad(|| -> Result<Tensor, tch::TchError> {
+            let x = Tensor::from_slice(&flat)
+                .view([part.len() as i64, 3])
+                .to_device(device)
+                .set_requires_grad(true);
+            let y = model.network.forward(&x).sum(Kind::Float);
+            // Gradients for x only: the parameters' .grad stay untouched.
+            let mut g = Tensor::f_run_backward(&[&y], &[&x], false, false)?;
+            Ok(g.remove(0))
+        })?;
+        let grad = grad.to_kind(Kind::Float).to_device(Device::Cpu);
+        let mut buf = vec![0f32; part.len() * 3];
+        grad.f_copy_data(&mut buf, part.len() * 3)?;
+        out.extend_from_slice(&buf);
+    }
+    Ok(out)
+}
+
+/// Gradients of the network's SDF (by autograd): `points` holds
+/// `points_len` floats (x, y, z per point), `gradients` receives
+/// `gradients_len` = `points_len` floats (dx, dy, dz per point). Normalised,
+/// a gradient is the surface normal near the surface.
+#[no_mangle]
+pub extern "C" fn hisdf_model_gradient(
+    model: *const HisdfModel,
+    points: *const f32,
+    points_len: usize,
+    gradients_out: *mut f32,
+    gradients_len: usize,
+    error: *mut *mut HisdfError,
+) -> HisdfStatus {
+    boundary(error, || {
+        let model = HisdfModel::get(model)?;
+        let pts = points_arg(points, points_len, "points")?;
+        let out = slice_out(gradients_out, gradients_len, "gradients")?;
+        expect_len("gradients", gradients_len, points_len)?;
+        out.copy_from_slice(&gradients(model, &pts)?);
+        Ok(())
+    })
+}
+
+/// The network's shape and how its training went.
+#[no_mangle]
+pub extern "C" fn hisdf_model_info(
+    model: *const HisdfModel,
+    out: *mut HisdfModelInfo,
+    error: *mut *mut HisdfError,
+) -> HisdfStatus {
+    boundary(error, || {
+        let model = HisdfModel::get(model)?;
+        out_arg(out, "out")?;
+        let meta = &model.metadata;
+        unsafe {
+            *out = HisdfModelInfo {
+                depth: model.network.config.depth,
+                width: model.network.config.width,
+                iterations: meta.iterations,
+                final_loss: meta.final_loss,
+                training_seconds: meta.seconds,
+                on_cuda: model.network.device().is_cuda(),
+            }
+        };
+        Ok(())
+    })
+}
+
+/// Extracts the zero level set on a `resolution`^3 grid (8 to 1024) as a new
+/// mesh in the caller's coordinates. `cancel` and `progress` are optional and
+/// work as in `hisdf_train`.
+#[no_mangle]
+pub extern "C" fn hisdf_extract(
+    model: *const HisdfModel,
+    resolution: usize,
+    cancel: *const HisdfCancelToken,
+    progress: HisdfProgressCallback,
+    user_data: *mut c_void,
+    out: *mut *mut HisdfMesh,
+    error: *mut *mut HisdfError,
+) -> HisdfStatus {
+    boundary(error, || {
+        let model = HisdfModel::get(model)?;
+        let cancel = cancel_arg(cancel)?;
+        out_arg(out, "out")?;
+        let mut report = reporter(cancel, progress, user_data);
+        let mesh = extract_mesh(model, resolution, &mut report)?;
+        unsafe { *out = HisdfMesh::new(mesh) };
+        Ok(())
+    })
+}
+
+/// Saves a model file (atomically: an existing file survives a failure).
+#[no_mangle]
+pub extern "C" fn hisdf_model_save(
+    model: *const HisdfModel,
+    path: *const c_char,
+    error: *mut *mut HisdfError,
+) -> HisdfStatus {
+    boundary(error, || {
+        let model = HisdfModel::get(model)?;
+        let path = path_arg(path)?;
+        save_model(model, &path)?;
+        Ok(())
+    })
+}
+
+/// Loads a model file onto a device.
+#[no_mangle]
+pub extern "C" fn hisdf_model_load(
+    path: *const c_char,
+    device: HisdfDevice,
+    out: *mut *mut HisdfModel,
+    error: *mut *mut HisdfError,
+) -> HisdfStatus {
+    boundary(error, || {
+        let path = path_arg(path)?;
+        out_arg(out, "out")?;
+        // Read as an integer: a C caller may pass any value.
+        let choice = match device as u32 {
+            0 => DeviceChoice::Auto,
+            1 => DeviceChoice::Cpu,
+            2 => DeviceChoice::Cuda,
+            d => return Err(Failure::invalid(format!("unknown device {d}"))),
+        };
+        let model = load_model(&path, choice.resolve()?)?;
+        unsafe { *out = HisdfModel::new(model) };
+        Ok(())
+    })
+}
+
+/// Frees a model; NULL is ignored.
+#[no_mangle]
+pub extern "C" fn hisdf_model_free(model: *mut HisdfModel) {
+    let _ = std::panic::catch_unwind(|| HisdfModel::free(model));
+}

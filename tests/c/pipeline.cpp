@@ -1,0 +1,158 @@
+// The whole pipeline through the C++ wrapper bindings/cpp/hisdf.hpp: RAII,
+// exceptions carrying statuses, lambdas as callbacks, cancellation from
+// another thread. Usage: pipeline_cpp MESH SCRATCH_DIR. Exit 0 on success.
+#include "hisdf.hpp"
+
+#include <atomic>
+#include <chrono>
+#include <cmath>
+#include <cstdio>
+#include <string>
+#include <thread>
+#include <type_traits>
+
+static int failures = 0;
+
+#define CHECK(cond)                                                                     \
+    do {                                                                                \
+        if (!(cond)) {                                                                  \
+            std::fprintf(stderr, "%s:%d: check failed: %s\n", __FILE__, __LINE__, #cond); \
+            failures++;                                                                 \
+        }                                                                               \
+    } while (0)
+
+// The call must throw hisdf::Error (or a subclass) with this status.
+template <typename F>
+static void expect_status(HisdfStatus want, F &&f, int line) {
+    try {
+        f();
+        std::fprintf(stderr, "line %d: no exception, expected %s\n", line, hisdf_status_name(want));
+        failures++;
+    } catch (const hisdf::Error &e) {
+        if (e.status() != want || e.message().empty()) {
+            std::fprintf(stderr, "line %d: got %s (%s), expected %s\n", line,
+                         hisdf_status_name(e.status()), e.what(), hisdf_status_name(want));
+            failures++;
+        }
+    }
+}
+#define EXPECT_STATUS(want, ...) expect_status(want, [&] { __VA_ARGS__; }, __LINE__)
+
+static hisdf::Config tiny(int iterations) {
+    hisdf::Config c("fast");
+    c.set("iterations", iterations)
+        .set("width", 16)
+        .set("depth", 2)
+        .set("device", "cpu")
+        .set("batch_size", 512)
+        .set("progress_every", 5)
+        .set("surface_samples", 1000)
+        .set("shells", "2000:1e-3,2000:1e-4")
+        .set("uniform_samples", 500);
+    return c;
+}
+
+int main(int argc, char **argv) {
+    static_assert(!std::is_copy_constructible<hisdf::Model>::value, "handles are move-only");
+    static_assert(std::is_nothrow_move_constructible<hisdf::Mesh>::value, "handles move");
+    if (argc != 3) {
+        std::fprintf(stderr, "usage: %s MESH SCRATCH_DIR\n", argv[0]);
+        return 2;
+    }
+    const std::string scratch = argv[2];
+    try {
+        CHECK(!hisdf::version().empty());
+        std::atomic<int> log_lines{0};
+        hisdf::set_log_callback([&](HisdfLogLevel, const char *, const char *) { log_lines++; },
+                                HISDF_LOG_LEVEL_DEBUG);
+
+        auto mesh = hisdf::Mesh::load(argv[1]);
+        auto info = mesh.info();
+        CHECK(info.triangle_count == mesh.triangle_count() && info.triangle_count > 100);
+
+        auto config = tiny(30);
+        EXPECT_STATUS(HISDF_STATUS_INVALID_ARGUMENT, config.set("no_such_key", "1"));
+        EXPECT_STATUS(HISDF_STATUS_INVALID_ARGUMENT, hisdf::Config("no-such-preset"));
+
+        int calls = 0;
+        double last = -1;
+        auto model = hisdf::train(mesh, config, [&](double p) {
+            calls++;
+            last = p;
+            return true;
+        });
+        CHECK(calls >= 6);
+        CHECK(std::fabs(last - 1.0) < 1e-9);
+        auto minfo = model.info();
+        CHECK(minfo.width == 16 && minfo.depth == 2 && minfo.iterations == 30);
+
+        std::vector<float> points = {info.bbox_min[0], info.bbox_min[1], info.bbox_min[2],
+                                     0.f, 0.f, 0.f};
+        auto values = model.query(points);
+        CHECK(values.size() == 2 && std::isfinite(values[0]));
+        auto grads = model.gradient(points);
+        CHECK(grads.size() == 6 && std::isfinite(grads[0]));
+        EXPECT_STATUS(HISDF_STATUS_INVALID_ARGUMENT, model.query({1.f, 2.f}));
+
+        auto extracted = model.extract(24);
+        auto arrays = extracted.arrays();
+        CHECK(!arrays.first.empty() && arrays.second.size() % 3 == 0);
+        auto again = hisdf::Mesh::from_arrays(arrays.first, arrays.second);
+        CHECK(again.vertex_count() == extracted.vertex_count());
+        CHECK(hisdf::chamfer(mesh, extracted, 2000, 1) > 0.0);
+
+        model.save(scratch + "/model_cpp.safetensors");
+        auto loaded = hisdf::Model::load(scratch + "/model_cpp.safetensors", HISDF_DEVICE_CPU);
+        CHECK(loaded.query(points) == values);
+
+        // Moving transfers ownership; the moved-from object holds nothing.
+        hisdf::Model moved = std::move(loaded);
+        CHECK(moved.capi() != nullptr && loaded.capi() == nullptr);
+
+        EXPECT_STATUS(HISDF_STATUS_IO, hisdf::Mesh::load("/nonexistent/fox.stl"));
+        EXPECT_STATUS(HISDF_STATUS_INVALID_MODEL_FILE, hisdf::Model::load(argv[1]));
+
+        // A lambda returning false cancels: hisdf::Cancelled.
+        try {
+            model.extract(32, [](double) { return false; });
+            CHECK(false);
+        } catch (const hisdf::Cancelled &) {
+        }
+        // An exception thrown in the lambda comes back out as itself.
+        try {
+            model.extract(32, [](double) -> bool { throw std::out_of_range("mine"); });
+            CHECK(false);
+        } catch (const std::out_of_range &e) {
+            CHECK(std::string(e.what()) == "mine");
+        }
+
+        // Cancel from another thread while this one trains.
+        hisdf::CancelToken token;
+        auto long_config = tiny(1000000);
+        long_config.set("progress_every", 1);
+        std::thread canceller([&] {
+            std::this_thread::sleep_for(std::chrono::milliseconds(300));
+            token.cancel();
+        });
+        bool cancelled = false;
+        try {
+            hisdf::train(mesh, long_config, {}, &token);
+        } catch (const hisdf::Cancelled &) {
+            cancelled = true;
+        }
+        canceller.join();
+        CHECK(cancelled);
+
+        CHECK(log_lines > 0);
+        hisdf::set_log_callback({});
+    } catch (const std::exception &e) {
+        std::fprintf(stderr, "unexpected exception: %s\n", e.what());
+        return 1;
+    }
+    if (failures) {
+        std::fprintf(stderr, "%d check(s) failed\n", failures);
+        return 1;
+    }
+    std::printf("c++ wrapper pipeline: all checks passed\n");
+    return 0;
+}

@@ -1,0 +1,496 @@
+//! Every exported function of the C API, called with NULL in each required
+//! pointer argument in turn (the others valid): each must return
+//! HISDF_STATUS_NULL_ARGUMENT with a message naming the argument, and never
+//! crash or write an output.
+
+use std::ffi::{c_char, CStr};
+use std::ptr::{null, null_mut};
+
+use hisdf::ffi::*;
+
+/// `p` unless argument `k` is the one being nulled.
+fn or_null<T>(p: *const T, k: usize, which: usize) -> *const T {
+    if k == which {
+        null()
+    } else {
+        p
+    }
+}
+
+fn or_null_mut<T>(p: *mut T, k: usize, which: usize) -> *mut T {
+    if k == which {
+        null_mut()
+    } else {
+        p
+    }
+}
+
+struct Fixtures {
+    mesh: *mut HisdfMesh,
+    config: *mut HisdfConfig,
+    samples: *mut HisdfSamples,
+    model: *mut HisdfModel,
+    path: &'static CStr,
+}
+
+fn ok(status: HisdfStatus) {
+    assert_eq!(status, HisdfStatus::Ok);
+}
+
+fn fixtures() -> Fixtures {
+    // Scaled and shifted, so that the unit-sphere frame differs from the
+    // caller's and every mapping between them is exercised.
+    let mesh = hisdf::mesh::icosphere(1);
+    let flat: Vec<f32> = mesh
+        .vertices
+        .iter()
+        .flat_map(|v| [v[0] * 5.0 + 10.0, v[1] * 5.0 - 3.0, v[2] * 5.0 + 2.0])
+        .collect();
+    let idx: Vec<u32> = mesh.triangles.iter().flatten().copied().collect();
+    let mut f = Fixtures {
+        mesh: null_mut(),
+        config: null_mut(),
+        samples: null_mut(),
+        model: null_mut(),
+        path: c"/nonexistent/never-written",
+    };
+    ok(hisdf_mesh_from_arrays(
+        flat.as_ptr(),
+        flat.len(),
+        idx.as_ptr(),
+        idx.len(),
+        &mut f.mesh,
+        null_mut(),
+    ));
+    ok(hisdf_config_new(null(), &mut f.config, null_mut()));
+    for (k, v) in [
+        ("iterations", "2"),
+        ("width", "8"),
+        ("depth", "1"),
+        ("device", "cpu"),
+        ("batch_size", "64"),
+        ("surface_samples", "100"),
+        ("shells", "100:1e-3"),
+        ("uniform_samples", "10"),
+    ] {
+        let (k, v) = (
+            std::ffi::CString::new(k).unwrap(),
+            std::ffi::CString::new(v).unwrap(),
+        );
+        ok(hisdf_config_set(
+            f.config,
+            k.as_ptr(),
+            v.as_ptr(),
+            null_mut(),
+        ));
+    }
+    ok(hisdf_sample(f.mesh, f.config, &mut f.samples, null_mut()));
+    ok(hisdf_train_samples(
+        f.samples,
+        f.config,
+        null(),
+        None,
+        null_mut(),
+        &mut f.model,
+        null_mut(),
+    ));
+    f
+}
+
+type Case<'a> = (
+    &'static str,
+    usize,
+    Box<dyn Fn(usize, *mut *mut HisdfError) -> HisdfStatus + 'a>,
+);
+
+#[test]
+fn every_function_refuses_null_for_every_required_pointer() {
+    let f = fixtures();
+    let (mesh, config, samples, model) = (f.mesh, f.config, f.samples, f.model);
+    let path: *const c_char = f.path.as_ptr();
+    let pts = [0.1f32, 0.2, 0.3];
+    let mut vals = [0f32; 3];
+    let mut grads = [0f32; 3];
+    let vp = vals.as_mut_ptr();
+    let gp = grads.as_mut_ptr();
+    let mut count = 0usize;
+    let mut count2 = 0usize;
+    let mut chamfer = 0f64;
+    let mut mesh_out: *mut HisdfMesh = null_mut();
+    let mut model_out: *mut HisdfModel = null_mut();
+    let mut config_out: *mut HisdfConfig = null_mut();
+    let mut samples_out: *mut HisdfSamples = null_mut();
+    let mut token_out: *mut HisdfCancelToken = null_mut();
+    let mut mesh_info = HisdfMeshInfo::default();
+    let mut model_info = HisdfModelInfo::default();
+    let (mo, mdo, co, so, to) = (
+        &mut mesh_out as *mut _,
+        &mut model_out as *mut _,
+        &mut config_out as *mut _,
+        &mut samples_out as *mut _,
+        &mut token_out as *mut _,
+    );
+    let (cp, cp2, chp) = (
+        &mut count as *mut usize,
+        &mut count2 as *mut usize,
+        &mut chamfer as *mut f64,
+    );
+    let (mip, mdip) = (
+        &mut mesh_info as *mut HisdfMeshInfo,
+        &mut model_info as *mut HisdfModelInfo,
+    );
+    let key = c"iterations".as_ptr();
+    let value = c"3".as_ptr();
+    let idx = [0u32, 1, 2];
+    let mut idx_out = [0u32; 3];
+    let ip = idx_out.as_mut_ptr();
+    let p = pts.as_ptr();
+    let cases: Vec<Case> = vec![
+        (
+            "hisdf_mesh_load",
+            2,
+            Box::new(move |k, e| hisdf_mesh_load(or_null(path, k, 0), or_null_mut(mo, k, 1), e)),
+        ),
+        (
+            "hisdf_mesh_from_arrays",
+            3,
+            Box::new(move |k, e| {
+                hisdf_mesh_from_arrays(
+                    or_null(p, k, 0),
+                    3,
+                    or_null(idx.as_ptr(), k, 1),
+                    3,
+                    or_null_mut(mo, k, 2),
+                    e,
+                )
+            }),
+        ),
+        (
+            "hisdf_mesh_counts",
+            3,
+            Box::new(move |k, e| {
+                hisdf_mesh_counts(
+                    or_null(mesh, k, 0),
+                    or_null_mut(cp, k, 1),
+                    or_null_mut(cp2, k, 2),
+                    e,
+                )
+            }),
+        ),
+        (
+            "hisdf_mesh_info",
+            2,
+            Box::new(move |k, e| hisdf_mesh_info(or_null(mesh, k, 0), or_null_mut(mip, k, 1), e)),
+        ),
+        (
+            "hisdf_mesh_copy_arrays",
+            3,
+            Box::new(move |k, e| {
+                hisdf_mesh_copy_arrays(
+                    or_null(mesh, k, 0),
+                    or_null_mut(vp, k, 1),
+                    3,
+                    or_null_mut(ip, k, 2),
+                    3,
+                    e,
+                )
+            }),
+        ),
+        (
+            "hisdf_mesh_save",
+            2,
+            Box::new(move |k, e| hisdf_mesh_save(or_null(mesh, k, 0), or_null(path, k, 1), e)),
+        ),
+        (
+            "hisdf_mesh_signed_distance",
+            3,
+            Box::new(move |k, e| {
+                hisdf_mesh_signed_distance(
+                    or_null(mesh, k, 0),
+                    or_null(p, k, 1),
+                    3,
+                    or_null_mut(vp, k, 2),
+                    1,
+                    e,
+                )
+            }),
+        ),
+        (
+            "hisdf_chamfer",
+            3,
+            Box::new(move |k, e| {
+                hisdf_chamfer(
+                    or_null(mesh, k, 0),
+                    or_null(mesh, k, 1),
+                    10,
+                    0,
+                    or_null_mut(chp, k, 2),
+                    e,
+                )
+            }),
+        ),
+        (
+            "hisdf_config_new",
+            1,
+            Box::new(move |k, e| hisdf_config_new(c"fast".as_ptr(), or_null_mut(co, k, 0), e)),
+        ),
+        (
+            "hisdf_config_set",
+            3,
+            Box::new(move |k, e| {
+                hisdf_config_set(
+                    or_null_mut(config, k, 0),
+                    or_null(key, k, 1),
+                    or_null(value, k, 2),
+                    e,
+                )
+            }),
+        ),
+        (
+            "hisdf_sample",
+            3,
+            Box::new(move |k, e| {
+                hisdf_sample(
+                    or_null(mesh, k, 0),
+                    or_null(config, k, 1),
+                    or_null_mut(so, k, 2),
+                    e,
+                )
+            }),
+        ),
+        (
+            "hisdf_samples_from_arrays",
+            3,
+            Box::new(move |k, e| {
+                hisdf_samples_from_arrays(
+                    or_null(p, k, 0),
+                    3,
+                    or_null(p, k, 1),
+                    1,
+                    or_null_mut(so, k, 2),
+                    e,
+                )
+            }),
+        ),
+        (
+            "hisdf_samples_count",
+            2,
+            Box::new(move |k, e| {
+                hisdf_samples_count(or_null(samples, k, 0), or_null_mut(cp, k, 1), e)
+            }),
+        ),
+        (
+            "hisdf_samples_copy_arrays",
+            3,
+            Box::new(move |k, e| {
+                hisdf_samples_copy_arrays(
+                    or_null(samples, k, 0),
+                    or_null_mut(vp, k, 1),
+                    3,
+                    or_null_mut(gp, k, 2),
+                    1,
+                    e,
+                )
+            }),
+        ),
+        (
+            "hisdf_train",
+            3,
+            Box::new(move |k, e| {
+                hisdf_train(
+                    or_null(mesh, k, 0),
+                    or_null(config, k, 1),
+                    null(),
+                    None,
+                    null_mut(),
+                    or_null_mut(mdo, k, 2),
+                    e,
+                )
+            }),
+        ),
+        (
+            "hisdf_train_samples",
+            3,
+            Box::new(move |k, e| {
+                hisdf_train_samples(
+                    or_null(samples, k, 0),
+                    or_null(config, k, 1),
+                    null(),
+                    None,
+                    null_mut(),
+                    or_null_mut(mdo, k, 2),
+                    e,
+                )
+            }),
+        ),
+        (
+            "hisdf_model_query",
+            3,
+            Box::new(move |k, e| {
+                hisdf_model_query(
+                    or_null(model, k, 0),
+                    or_null(p, k, 1),
+                    3,
+                    or_null_mut(vp, k, 2),
+                    1,
+                    e,
+                )
+            }),
+        ),
+        (
+            "hisdf_model_gradient",
+            3,
+            Box::new(move |k, e| {
+                hisdf_model_gradient(
+                    or_null(model, k, 0),
+                    or_null(p, k, 1),
+                    3,
+                    or_null_mut(gp, k, 2),
+                    3,
+                    e,
+                )
+            }),
+        ),
+        (
+            "hisdf_model_info",
+            2,
+            Box::new(move |k, e| {
+                hisdf_model_info(or_null(model, k, 0), or_null_mut(mdip, k, 1), e)
+            }),
+        ),
+        (
+            "hisdf_extract",
+            2,
+            Box::new(move |k, e| {
+                hisdf_extract(
+                    or_null(model, k, 0),
+                    16,
+                    null(),
+                    None,
+                    null_mut(),
+                    or_null_mut(mo, k, 1),
+                    e,
+                )
+            }),
+        ),
+        (
+            "hisdf_model_save",
+            2,
+            Box::new(move |k, e| hisdf_model_save(or_null(model, k, 0), or_null(path, k, 1), e)),
+        ),
+        (
+            "hisdf_model_load",
+            2,
+            Box::new(move |k, e| {
+                hisdf_model_load(
+                    or_null(path, k, 0),
+                    HisdfDevice::Cpu,
+                    or_null_mut(mdo, k, 1),
+                    e,
+                )
+            }),
+        ),
+        (
+            "hisdf_cancel_token_new",
+            1,
+            Box::new(move |k, e| hisdf_cancel_token_new(or_null_mut(to, k, 0), e)),
+        ),
+        (
+            "hisdf_cancel_token_cancel",
+            1,
+            Box::new(move |_, e| hisdf_cancel_token_cancel(null(), e)),
+        ),
+        (
+            "hisdf_cancel_token_reset",
+            1,
+            Box::new(move |_, e| hisdf_cancel_token_reset(null(), e)),
+        ),
+    ];
+    for (name, pointers, call) in &cases {
+        for k in 0..*pointers {
+            let mut error: *mut HisdfError = null_mut();
+            let status = call(k, &mut error);
+            assert_eq!(
+                status,
+                HisdfStatus::NullArgument,
+                "{name} with argument {k} NULL"
+            );
+            assert!(!error.is_null(), "{name}: no error object");
+            assert_eq!(hisdf_error_status(error), HisdfStatus::NullArgument);
+            let message = unsafe { CStr::from_ptr(hisdf_error_message(error)) };
+            assert!(
+                message.to_str().unwrap().contains("NULL"),
+                "{name}: message {message:?}"
+            );
+            hisdf_error_free(error);
+            // The same call without an error object still returns the status.
+            assert_eq!(call(k, null_mut()), HisdfStatus::NullArgument, "{name}");
+        }
+    }
+    // No output was written by any refused call.
+    assert!(mesh_out.is_null() && model_out.is_null() && config_out.is_null());
+    assert!(samples_out.is_null() && token_out.is_null());
+    assert_eq!(count, 0);
+
+    // Functions without a status accept NULL.
+    hisdf_mesh_free(null_mut());
+    hisdf_model_free(null_mut());
+    hisdf_config_free(null_mut());
+    hisdf_samples_free(null_mut());
+    hisdf_cancel_token_free(null_mut());
+    hisdf_error_free(null_mut());
+    assert_eq!(hisdf_error_status(null()), HisdfStatus::NullArgument);
+    assert_eq!(unsafe { CStr::from_ptr(hisdf_error_message(null())) }, c"");
+    assert_eq!(
+        hisdf_set_log_callback(None, null_mut(), HisdfLogLevel::Off, null_mut()),
+        HisdfStatus::Ok
+    );
+
+    hisdf_model_free(model);
+    hisdf_samples_free(samples);
+    hisdf_config_free(config);
+    hisdf_mesh_free(mesh);
+}
+
+#[test]
+fn gradient_matches_finite_differences_in_the_callers_frame() {
+    let f = fixtures();
+    // Off-centre, in the fixture's caller frame (centre (10, -3, 2), radius 5).
+    let p = [11.5f32, -4.0, 4.0];
+    let h = 5e-2f32;
+    let mut g = [0f32; 3];
+    ok(hisdf_model_gradient(
+        f.model,
+        p.as_ptr(),
+        3,
+        g.as_mut_ptr(),
+        3,
+        null_mut(),
+    ));
+    for axis in 0..3 {
+        let mut a = p;
+        let mut b = p;
+        a[axis] += h;
+        b[axis] -= h;
+        let pts = [a, b].concat();
+        let mut v = [0f32; 2];
+        ok(hisdf_model_query(
+            f.model,
+            pts.as_ptr(),
+            6,
+            v.as_mut_ptr(),
+            2,
+            null_mut(),
+        ));
+        let fd = (v[0] - v[1]) / (2.0 * h);
+        assert!(
+            (fd - g[axis]).abs() < 0.05 * (1.0 + fd.abs()),
+            "axis {axis}: autograd {} vs finite difference {fd}",
+            g[axis]
+        );
+    }
+    hisdf_model_free(f.model);
+    hisdf_samples_free(f.samples);
+    hisdf_config_free(f.config);
+    hisdf_mesh_free(f.mesh);
+}
