@@ -149,3 +149,60 @@ fn cpp_program_runs_the_pipeline_under_asan() {
     let out = run_under_asan(&exe, &dir);
     assert!(out.contains("all checks passed"), "{out}");
 }
+
+/// `find_package(hisdf)` works against the checkout (bindings/cpp as
+/// hisdf_DIR) and against an install made by bindings/cpp/CMakeLists.txt.
+#[test]
+fn cmake_package_works_from_checkout_and_install() {
+    if Command::new("cmake").arg("--version").output().is_err() {
+        // scripts/test installs cmake; a developer machine may lack it.
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "cmake is missing on CI: scripts/test should have installed it"
+        );
+        eprintln!("cmake not installed: skipping the CMake package test");
+        return;
+    }
+    let _ = lib_dir();
+    let dir = scratch("cmake");
+    let consumer = root().join("tests/c/cmake_consumer");
+    let mesh = root().join("data/meshes/Fennec_Fox.stl");
+    let expect_triangles = {
+        let m = hisdf::mesh::load(&mesh).unwrap();
+        format!("triangles {}", m.triangles.len())
+    };
+    let prefix = dir.join("prefix");
+    run(Command::new("cmake")
+        .arg("-S")
+        .arg(root().join("bindings/cpp"))
+        .arg("-B")
+        .arg(dir.join("install-build"))
+        .arg(format!("-DCMAKE_INSTALL_PREFIX={}", prefix.display())));
+    run(Command::new("cmake")
+        .arg("--install")
+        .arg(dir.join("install-build")));
+    let layouts = [
+        (
+            "checkout",
+            format!("-Dhisdf_DIR={}", root().join("bindings/cpp").display()),
+        ),
+        (
+            "install",
+            format!("-DCMAKE_PREFIX_PATH={}", prefix.display()),
+        ),
+    ];
+    for (name, how) in layouts {
+        let build = dir.join(name);
+        run(Command::new("cmake")
+            .arg("-S")
+            .arg(&consumer)
+            .arg("-B")
+            .arg(&build)
+            .arg(&how));
+        run(Command::new("cmake").arg("--build").arg(&build));
+        for exe in ["consumer_c", "consumer_cpp"] {
+            let out = run(Command::new(build.join(exe)).arg(&mesh));
+            assert!(out.contains(&expect_triangles), "{name}/{exe}: {out}");
+        }
+    }
+}

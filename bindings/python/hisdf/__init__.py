@@ -1,0 +1,439 @@
+"""hisdf for Python: a triangle mesh in, a neural signed distance function
+out, through the C API of libhisdf.so (ctypes; no compiled extension).
+
+    import hisdf
+    mesh = hisdf.Mesh.load("fox.stl")
+    config = hisdf.Config("fast", iterations=500, device="cpu")
+    model = hisdf.train(mesh, config, progress=lambda p: True)
+    values = model.query(points)          # (N, 3) -> (N,)
+    normals = model.gradient(points)      # (N, 3) -> (N, 3)
+    surface = model.extract(256)
+    vertices, triangles = surface.vertices, surface.triangles
+
+Arrays go in as numpy arrays (converted to C-contiguous float32/uint32 only
+when they are not already) and come out as new numpy arrays filled in place
+by the library. Failures raise hisdf.Error with .status and .message;
+cancellation raises hisdf.Cancelled. Long calls release the GIL, so another
+Python thread (or a Blender timer) may call CancelToken.cancel(); progress
+callables run on the calling thread. The library is found through
+$HISDF_LIBRARY, next to this package, or in the checkout's target/release.
+"""
+
+import ctypes
+import enum
+import os
+import threading
+
+import numpy as np
+
+from . import _capi
+
+__all__ = [
+    "CancelToken", "Cancelled", "Config", "Device", "Error", "LogLevel", "Mesh",
+    "Model", "Samples", "Status", "chamfer", "library_path", "set_log_callback",
+    "train", "version",
+]
+
+_lib = None
+_lib_lock = threading.Lock()
+
+
+def _c():
+    """The library, loaded on first use so that importing never fails."""
+    global _lib
+    with _lib_lock:
+        if _lib is None:
+            _lib = _capi.load()
+        return _lib
+
+
+def library_path():
+    """Where the library is (or would be) loaded from."""
+    return str(_capi.find_library())
+
+
+class Status(enum.IntEnum):
+    OK = 0
+    NULL_ARGUMENT = 1
+    INVALID_ARGUMENT = 2
+    INVALID_HANDLE = 3
+    IO = 4
+    INVALID_MESH = 5
+    INVALID_MODEL_FILE = 6
+    TRAINING_FAILED = 7
+    NO_CUDA = 8
+    CANCELLED = 9
+    NO_SURFACE = 10
+    PANIC = 11
+    UNAVAILABLE = 12
+
+
+class Device(enum.IntEnum):
+    AUTO = 0
+    CPU = 1
+    CUDA = 2
+
+
+class LogLevel(enum.IntEnum):
+    OFF = 0
+    ERROR = 1
+    WARN = 2
+    INFO = 3
+    DEBUG = 4
+    TRACE = 5
+
+
+class Error(Exception):
+    """A failed call: .status (a Status, or the raw number from a newer
+    library) and .message, the library's text."""
+
+    def __init__(self, status, message):
+        try:
+            status = Status(status)
+        except ValueError:
+            pass
+        self.status = status
+        self.message = message
+        name = status.name if isinstance(status, Status) else str(status)
+        super().__init__("%s: %s" % (name, message))
+
+
+class Cancelled(Error):
+    """A progress callable or a CancelToken stopped the call."""
+
+
+def _call(name, *args):
+    """Calls a C function whose last argument is HisdfError **, and turns a
+    failure into an exception: the one place where that happens."""
+    lib = _c()
+    err = ctypes.POINTER(_capi.Error)()
+    status = getattr(lib, name)(*args, ctypes.byref(err))
+    if status == Status.OK:
+        return
+    message = lib.hisdf_error_message(err).decode("utf-8", "replace") if err else ""
+    lib.hisdf_error_free(err)
+    if status == Status.CANCELLED:
+        raise Cancelled(status, message)
+    raise Error(status, message)
+
+
+def _f32(array):
+    """A C-contiguous float32 view of `array`, copied only if it is not one
+    already. Shapes are not checked here: the library refuses a length that
+    is not a multiple of 3 with a status, like for any other host."""
+    return np.ascontiguousarray(array, dtype=np.float32)
+
+
+def _ptr(a, ctype):
+    return a.ctypes.data_as(ctypes.POINTER(ctype))
+
+
+class _Progress:
+    """A Python callable behind the C progress callback. An exception raised
+    by the callable cancels the call and is re-raised after it returns."""
+
+    def __init__(self, fn):
+        self.fn = fn
+        self.raised = None
+        self.c = _capi.PROGRESS(self._trampoline) if fn is not None else _capi.PROGRESS()
+
+    def _trampoline(self, _user_data, progress):
+        try:
+            return bool(self.fn(progress))
+        except BaseException as e:  # noqa: B902 - KeyboardInterrupt too
+            self.raised = e
+            return False
+
+    def finish(self):
+        if self.raised is not None:
+            raise self.raised
+
+
+class _Handle:
+    """Owns one C handle; freed by close(), `with`, or garbage collection."""
+
+    _free = None
+
+    def __init__(self, ptr):
+        self._ptr = ptr
+
+    @property
+    def capi(self):
+        """The raw C handle (a ctypes pointer; NULL once closed)."""
+        return self._ptr
+
+    def close(self):
+        ptr, self._ptr = self._ptr, type(self._ptr)()
+        if ptr and _lib is not None:
+            getattr(_lib, self._free)(ptr)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+    def __del__(self):
+        try:
+            self.close()
+        except Exception:
+            pass
+
+
+def version():
+    """Version of the library actually loaded."""
+    return _c().hisdf_version().decode()
+
+
+_log_callback = None  # kept alive while the library may call it
+
+
+def set_log_callback(fn, level=LogLevel.INFO):
+    """Sends the library's log records to fn(level, target, message), from
+    any thread; None stops them. To use Python's logging:
+    hisdf.set_log_callback(lambda lvl, t, m: logging.getLogger(t).log(
+        {1: 40, 2: 30, 3: 20, 4: 10, 5: 5}[lvl], m))"""
+    global _log_callback
+    if fn is None:
+        _call("hisdf_set_log_callback", _capi.LOG(), None, LogLevel.OFF)
+        return
+
+    def trampoline(_user_data, lvl, target, message):
+        try:
+            fn(LogLevel(lvl), target.decode("utf-8", "replace"),
+               message.decode("utf-8", "replace"))
+        except Exception:
+            pass  # a log line is not worth failing a computation for
+
+    callback = _capi.LOG(trampoline)
+    _call("hisdf_set_log_callback", callback, None, int(level))
+    # Replaced only after the library holds the new one: the old one may
+    # still be running on another thread until then.
+    _log_callback = callback
+
+
+class Config(_Handle):
+    """Every option of sampling, network and training. Config("fast",
+    iterations=500) starts from a preset and sets options by name; see
+    hisdf_config_set in hisdf.h for the keys. Unknown keys or bad values
+    raise Error (INVALID_ARGUMENT)."""
+
+    _free = "hisdf_config_free"
+
+    def __init__(self, preset="fast", **options):
+        ptr = ctypes.POINTER(_capi.Config)()
+        _call("hisdf_config_new", None if preset is None else preset.encode(),
+              ctypes.byref(ptr))
+        super().__init__(ptr)
+        for key, value in options.items():
+            self.set(key, value)
+
+    def set(self, key, value):
+        if isinstance(value, bool):
+            value = "true" if value else "false"
+        _call("hisdf_config_set", self._ptr, str(key).encode(), str(value).encode())
+        return self
+
+    __setitem__ = set
+
+
+class CancelToken(_Handle):
+    """Stops a running train() or extract() when cancel() is called from any
+    thread."""
+
+    _free = "hisdf_cancel_token_free"
+
+    def __init__(self):
+        ptr = ctypes.POINTER(_capi.CancelToken)()
+        _call("hisdf_cancel_token_new", ctypes.byref(ptr))
+        super().__init__(ptr)
+
+    def cancel(self):
+        _call("hisdf_cancel_token_cancel", self._ptr)
+
+    def reset(self):
+        _call("hisdf_cancel_token_reset", self._ptr)
+
+
+def _token(cancel):
+    return cancel.capi if cancel is not None else ctypes.POINTER(_capi.CancelToken)()
+
+
+class Mesh(_Handle):
+    """A triangle mesh in the caller's coordinates."""
+
+    _free = "hisdf_mesh_free"
+
+    @classmethod
+    def load(cls, path):
+        ptr = ctypes.POINTER(_capi.Mesh)()
+        _call("hisdf_mesh_load", os.fsencode(path), ctypes.byref(ptr))
+        return cls(ptr)
+
+    @classmethod
+    def from_arrays(cls, vertices, triangles):
+        """vertices (N, 3) floats, triangles (M, 3) 0-based indices."""
+        v = _f32(vertices)
+        t = np.ascontiguousarray(triangles, dtype=np.uint32)
+        ptr = ctypes.POINTER(_capi.Mesh)()
+        _call("hisdf_mesh_from_arrays", _ptr(v, ctypes.c_float), v.size,
+              _ptr(t, ctypes.c_uint32), t.size, ctypes.byref(ptr))
+        return cls(ptr)
+
+    def _counts(self):
+        nv, nt = ctypes.c_size_t(), ctypes.c_size_t()
+        _call("hisdf_mesh_counts", self._ptr, ctypes.byref(nv), ctypes.byref(nt))
+        return nv.value, nt.value
+
+    def arrays(self):
+        """(vertices (N, 3) float32, triangles (M, 3) uint32), new arrays."""
+        nv, nt = self._counts()
+        v = np.empty((nv, 3), dtype=np.float32)
+        t = np.empty((nt, 3), dtype=np.uint32)
+        _call("hisdf_mesh_copy_arrays", self._ptr, _ptr(v, ctypes.c_float), v.size,
+              _ptr(t, ctypes.c_uint32), t.size)
+        return v, t
+
+    @property
+    def vertices(self):
+        return self.arrays()[0]
+
+    @property
+    def triangles(self):
+        return self.arrays()[1]
+
+    def info(self):
+        """Counts, topology, bounding box and area as a dict."""
+        i = _capi.MeshInfo()
+        _call("hisdf_mesh_info", self._ptr, ctypes.byref(i))
+        out = {name: getattr(i, name) for name, _ in _capi.MeshInfo._fields_}
+        out["bbox_min"] = tuple(i.bbox_min)
+        out["bbox_max"] = tuple(i.bbox_max)
+        return out
+
+    def save(self, path):
+        _call("hisdf_mesh_save", self._ptr, os.fsencode(path))
+
+    def signed_distance(self, points):
+        """Exact signed distances (negative inside) at points (N, 3)."""
+        p = _f32(points)
+        out = np.empty(p.size // 3, dtype=np.float32)
+        _call("hisdf_mesh_signed_distance", self._ptr, _ptr(p, ctypes.c_float), p.size,
+              _ptr(out, ctypes.c_float), out.size)
+        return out
+
+
+def chamfer(reference, other, points=10000, seed=0):
+    """The paper's Chamfer distance, in the unit-sphere frame of reference."""
+    out = ctypes.c_double()
+    _call("hisdf_chamfer", reference.capi, other.capi, int(points), int(seed),
+          ctypes.byref(out))
+    return out.value
+
+
+class Samples(_Handle):
+    """A training set: points with their true signed distances."""
+
+    _free = "hisdf_samples_free"
+
+    @classmethod
+    def from_mesh(cls, mesh, config=None):
+        config = config if config is not None else Config()
+        ptr = ctypes.POINTER(_capi.Samples)()
+        _call("hisdf_sample", mesh.capi, config.capi, ctypes.byref(ptr))
+        return cls(ptr)
+
+    @classmethod
+    def from_arrays(cls, points, sdf):
+        p = _f32(points)
+        d = _f32(sdf)
+        ptr = ctypes.POINTER(_capi.Samples)()
+        _call("hisdf_samples_from_arrays", _ptr(p, ctypes.c_float), p.size,
+              _ptr(d, ctypes.c_float), d.size, ctypes.byref(ptr))
+        return cls(ptr)
+
+    def __len__(self):
+        n = ctypes.c_size_t()
+        _call("hisdf_samples_count", self._ptr, ctypes.byref(n))
+        return n.value
+
+    def arrays(self):
+        """(points (N, 3), sdf (N,)) in the caller's coordinates, float32."""
+        n = len(self)
+        p = np.empty((n, 3), dtype=np.float32)
+        d = np.empty(n, dtype=np.float32)
+        _call("hisdf_samples_copy_arrays", self._ptr, _ptr(p, ctypes.c_float), p.size,
+              _ptr(d, ctypes.c_float), d.size)
+        return p, d
+
+
+class Model(_Handle):
+    """A trained network. Use from one thread at a time."""
+
+    _free = "hisdf_model_free"
+
+    @classmethod
+    def load(cls, path, device=Device.AUTO):
+        if isinstance(device, str):
+            device = Device[device.upper()]
+        ptr = ctypes.POINTER(_capi.Model)()
+        _call("hisdf_model_load", os.fsencode(path), int(device), ctypes.byref(ptr))
+        return cls(ptr)
+
+    def save(self, path):
+        _call("hisdf_model_save", self._ptr, os.fsencode(path))
+
+    def query(self, points):
+        """SDF values (N,) at points (N, 3), in the caller's units."""
+        p = _f32(points)
+        out = np.empty(p.size // 3, dtype=np.float32)
+        _call("hisdf_model_query", self._ptr, _ptr(p, ctypes.c_float), p.size,
+              _ptr(out, ctypes.c_float), out.size)
+        return out
+
+    def gradient(self, points):
+        """SDF gradients (N, 3) at points (N, 3), by autograd."""
+        p = _f32(points)
+        out = np.empty((p.size // 3, 3), dtype=np.float32)
+        if out.size != p.size:
+            out = np.empty(p.size, dtype=np.float32)  # the library refuses it
+        _call("hisdf_model_gradient", self._ptr, _ptr(p, ctypes.c_float), p.size,
+              _ptr(out, ctypes.c_float), out.size)
+        return out
+
+    def info(self):
+        i = _capi.ModelInfo()
+        _call("hisdf_model_info", self._ptr, ctypes.byref(i))
+        return {name: getattr(i, name) for name, _ in _capi.ModelInfo._fields_}
+
+    def extract(self, resolution=256, progress=None, cancel=None):
+        """The zero level set as a Mesh, on a resolution^3 grid."""
+        p = _Progress(progress)
+        ptr = ctypes.POINTER(_capi.Mesh)()
+        try:
+            _call("hisdf_extract", self._ptr, int(resolution), _token(cancel), p.c, None,
+                  ctypes.byref(ptr))
+        except Cancelled:
+            p.finish()
+            raise
+        mesh = Mesh(ptr)
+        p.finish()
+        return mesh
+
+
+def train(data, config=None, progress=None, cancel=None):
+    """Trains a network on a Mesh (sampled as config says) or on Samples, on
+    the calling thread. progress(fraction) returning False cancels; so does
+    cancel.cancel() from another thread. Raises Cancelled then."""
+    config = config if config is not None else Config()
+    p = _Progress(progress)
+    ptr = ctypes.POINTER(_capi.Model)()
+    name = "hisdf_train_samples" if isinstance(data, Samples) else "hisdf_train"
+    try:
+        _call(name, data.capi, config.capi, _token(cancel), p.c, None, ctypes.byref(ptr))
+    except Cancelled:
+        p.finish()
+        raise
+    model = Model(ptr)
+    p.finish()
+    return model

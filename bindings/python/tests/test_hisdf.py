@@ -1,0 +1,161 @@
+"""The Python binding as a script or Blender add-on uses it: the whole
+pipeline on the fox, numpy in and out, errors as exceptions with statuses,
+progress callables, cancellation from another thread."""
+
+import pathlib
+import threading
+import time
+
+import numpy as np
+import pytest
+
+import hisdf
+
+ROOT = pathlib.Path(__file__).resolve().parents[3]
+FOX = ROOT / "data" / "meshes" / "Fennec_Fox.stl"
+
+
+def tiny(iterations=30, **extra):
+    options = dict(iterations=iterations, width=16, depth=2, device="cpu",
+                   batch_size=512, progress_every=5, surface_samples=1000,
+                   shells="2000:1e-3,2000:1e-4", uniform_samples=500)
+    options.update(extra)
+    return hisdf.Config("fast", **options)
+
+
+@pytest.fixture(scope="module")
+def fox():
+    return hisdf.Mesh.load(FOX)
+
+
+@pytest.fixture(scope="module")
+def model(fox):
+    return hisdf.train(fox, tiny())
+
+
+def test_version_and_library():
+    assert hisdf.version().count(".") == 2
+    assert pathlib.Path(hisdf.library_path()).is_file()
+
+
+def test_pipeline(fox, model, tmp_path):
+    info = fox.info()
+    assert info["triangle_count"] == fox.triangles.shape[0] > 100
+    lo, hi = np.array(info["bbox_min"]), np.array(info["bbox_max"])
+    points = np.stack([lo, (lo + hi) / 2, hi + (hi - lo)]).astype(np.float32)
+
+    exact = fox.signed_distance(points)
+    assert exact.shape == (3,)
+    assert exact[2] > np.linalg.norm(hi - lo) * 0.99  # far outside
+
+    values = model.query(points)
+    grads = model.gradient(points)
+    assert values.shape == (3,) and grads.shape == (3, 3)
+    assert np.isfinite(values).all() and np.isfinite(grads).all()
+    assert model.info()["width"] == 16 and model.info()["iterations"] == 30
+
+    calls = []
+    surface = model.extract(24, progress=lambda p: calls.append(p) or True)
+    assert calls and calls[-1] == 1.0 and calls == sorted(calls)
+    v, t = surface.arrays()
+    assert v.dtype == np.float32 and v.shape[1] == 3 and t.dtype == np.uint32
+    assert t.max() < len(v)
+    again = hisdf.Mesh.from_arrays(v, t)
+    assert again.info()["vertex_count"] == len(v)
+    assert hisdf.chamfer(fox, surface, points=2000, seed=1) > 0
+
+    path = tmp_path / "fox.safetensors"
+    model.save(path)
+    loaded = hisdf.Model.load(path, "cpu")
+    np.testing.assert_array_equal(loaded.query(points), values)
+    surface.save(tmp_path / "fox.obj")
+    assert hisdf.Mesh.load(tmp_path / "fox.obj").info()["triangle_count"] == len(t)
+
+
+def test_inputs_of_any_layout_are_accepted(model):
+    p64 = np.random.default_rng(0).normal(size=(50, 3))  # float64
+    strided = np.asfortranarray(p64.astype(np.float32))
+    expected = model.query(p64.astype(np.float32))
+    np.testing.assert_array_equal(model.query(p64), expected)
+    np.testing.assert_array_equal(model.query(strided), expected)
+    np.testing.assert_array_equal(model.query(p64.tolist()), expected)
+
+
+def test_samples_round_trip_and_training_from_them(fox):
+    config = tiny(10)
+    samples = hisdf.Samples.from_mesh(fox, config)
+    assert len(samples) == 5500
+    points, sdf = samples.arrays()
+    # Surface samples come first and lie on the mesh.
+    assert np.abs(fox.signed_distance(points[:1000])).max() < 1e-3 * np.ptp(points)
+    own = hisdf.Samples.from_arrays(points, sdf)
+    p2, s2 = own.arrays()
+    np.testing.assert_allclose(p2, points, atol=1e-4 * np.ptp(points))
+    np.testing.assert_allclose(s2, sdf, atol=1e-4 * np.ptp(points))
+    model = hisdf.train(own, config)
+    assert model.info()["iterations"] == 10
+
+
+def test_errors_carry_status_and_message(fox, model, tmp_path):
+    with pytest.raises(hisdf.Error) as e:
+        hisdf.Mesh.load(tmp_path / "missing.stl")
+    assert e.value.status == hisdf.Status.IO and "missing.stl" in e.value.message
+    with pytest.raises(hisdf.Error) as e:
+        hisdf.Config("fast", no_such_key=1)
+    assert e.value.status == hisdf.Status.INVALID_ARGUMENT
+    assert "no_such_key" in e.value.message
+    with pytest.raises(hisdf.Error) as e:
+        hisdf.Config("fast", width=0)
+    assert e.value.status == hisdf.Status.INVALID_ARGUMENT
+    with pytest.raises(hisdf.Error) as e:
+        model.query(np.zeros(4, dtype=np.float32))  # not xyz triples
+    assert e.value.status == hisdf.Status.INVALID_ARGUMENT
+    with pytest.raises(hisdf.Error) as e:
+        hisdf.Model.load(FOX)
+    assert e.value.status == hisdf.Status.INVALID_MODEL_FILE
+    with pytest.raises(hisdf.Error) as e:
+        hisdf.Mesh.from_arrays(np.zeros((3, 3)), np.array([[0, 1, 9]]))
+    assert e.value.status == hisdf.Status.INVALID_MESH
+    closed = hisdf.Mesh.load(FOX)
+    closed.close()
+    with pytest.raises(hisdf.Error) as e:
+        closed.info()
+    assert e.value.status == hisdf.Status.NULL_ARGUMENT
+
+
+def test_progress_callable_cancels_and_its_exception_propagates(fox, model):
+    with pytest.raises(hisdf.Cancelled):
+        hisdf.train(fox, tiny(), progress=lambda p: False)
+
+    class Mine(Exception):
+        pass
+
+    def boom(p):
+        raise Mine()
+
+    with pytest.raises(Mine):
+        model.extract(24, progress=boom)
+
+
+def test_cancel_from_another_thread(fox):
+    token = hisdf.CancelToken()
+    timer = threading.Timer(0.3, token.cancel)
+    timer.start()
+    start = time.monotonic()
+    with pytest.raises(hisdf.Cancelled):
+        hisdf.train(fox, tiny(1_000_000, progress_every=1), cancel=token)
+    timer.join()
+    assert time.monotonic() - start < 30
+
+
+def test_logs_reach_a_python_callable(fox):
+    records = []
+    hisdf.set_log_callback(lambda lvl, target, msg: records.append((lvl, target, msg)),
+                           hisdf.LogLevel.DEBUG)
+    try:
+        with pytest.raises(hisdf.Error):
+            hisdf.Config("fast", iterations="many")
+    finally:
+        hisdf.set_log_callback(None)
+    assert any("iterations" in msg for _, _, msg in records)
+    assert all(target.startswith("hisdf") for _, target, _ in records)
