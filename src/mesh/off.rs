@@ -21,7 +21,16 @@ fn keyword(bytes: &[u8]) -> Option<&[u8]> {
         .iter()
         .position(|b| b.is_ascii_whitespace() || *b == b'#')
         .unwrap_or(text.len());
-    Some(&text[..end]).filter(|k| k.len() <= 8 && k.ends_with(b"OFF"))
+    split_keyword(&text[..end]).map(|(k, _)| k)
+}
+
+/// Splits the first token into the keyword ("OFF", "COFF", "STNOFF", ...)
+/// and what is glued to it: ModelNet's files famously start "OFF490 518 0",
+/// the vertex count fused to the keyword. None if it is no OFF keyword.
+fn split_keyword(token: &[u8]) -> Option<(&[u8], &[u8])> {
+    let at = token.windows(3).position(|w| w == b"OFF")?;
+    let (kw, rest) = token.split_at(at + 3);
+    (kw.len() <= 8 && (rest.is_empty() || rest[0].is_ascii_digit())).then_some((kw, rest))
 }
 
 pub(super) fn sniff(bytes: &[u8]) -> bool {
@@ -41,14 +50,14 @@ pub(super) fn parse(bytes: &[u8], path: &Path) -> Result<TriangleMesh, MeshError
         return Ok(TriangleMesh::default());
     };
     let mut toks = tokens(header);
-    let kw = toks.next().unwrap_or_default();
-    if !kw.ends_with(b"OFF") {
+    let first = toks.next().unwrap_or_default();
+    let Some((kw, glued)) = split_keyword(first) else {
         return Err(MeshError::parse(
             path,
             Some(header_line),
-            format!("expected an OFF header, found '{}'", show(kw)),
+            format!("expected an OFF header, found '{}'", show(first)),
         ));
-    }
+    };
     // 4OFF and nOFF have other than 3 coordinates per vertex.
     if kw.contains(&b'4') || kw.contains(&b'n') {
         return Err(MeshError::parse(
@@ -62,7 +71,11 @@ pub(super) fn parse(bytes: &[u8], path: &Path) -> Result<TriangleMesh, MeshError
     }
     // Counts usually sit on the next line but some writers append them to
     // the keyword line; "OFF BINARY" is a different encoding.
-    let mut rest: Vec<&[u8]> = toks.collect();
+    let mut rest: Vec<&[u8]> = (!glued.is_empty())
+        .then_some(glued)
+        .into_iter()
+        .chain(toks)
+        .collect();
     if rest
         .first()
         .is_some_and(|t| t.eq_ignore_ascii_case(b"BINARY"))
@@ -210,6 +223,38 @@ mod tests {
         assert_eq!(m.triangles, vec![[0, 1, 2]]);
         let m = off("COFF\n3 1 0\n0 0 0 1 0 0 1\n1 0 0 1 0 0 1\n0 1 0 1 0 0 1\n3 0 1 2\n").unwrap();
         assert_eq!(m.vertices[1], [1.0, 0.0, 0.0]);
+    }
+
+    #[test]
+    fn modelnet_fused_header_and_count_quirks() {
+        // ModelNet: vertex count glued to the keyword.
+        let m = off("OFF3 1 0\n0 0 0\n1 0 0\n0 1 0\n3 0 1 2\n").unwrap();
+        assert_eq!(m.triangles, vec![[0, 1, 2]]);
+        assert!(crate::mesh::load_from_bytes(
+            b"OFF4 1 0\n0 0 0\n1 0 0\n0 1 0\n0 0 1\n3 0 1 2\n",
+            None
+        )
+        .is_ok());
+        // Edge count left out, comments after the counts, CRLF, blank
+        // lines, extra lines after the declared faces.
+        let m =
+            off("OFF\r\n\r\n3 1 # no edges\r\n0 0 0\r\n1 0 0\r\n0 1 0\r\n3 0 1 2\r\n\r\n# end\r\n")
+                .unwrap();
+        assert_eq!(m.triangles.len(), 1);
+        // Zero faces is an empty mesh, not a parse error.
+        assert!(matches!(
+            off("OFF\n3 0 0\n0 0 0\n1 0 0\n0 1 0\n"),
+            Err(MeshError::Empty)
+        ));
+        // Glued text that is not a count is still refused.
+        assert!(matches!(
+            off("OFFX 1 0\n"),
+            Err(MeshError::Parse { line: Some(1), .. })
+        ));
+        assert!(matches!(
+            off("OFF3x 1 0\n"),
+            Err(MeshError::Parse { line: Some(1), .. })
+        ));
     }
 
     #[test]

@@ -5,7 +5,7 @@ use super::{MeshError, TriangleMesh};
 /// What [`TriangleMesh::validate`] found. Topology counts ignore triangles
 /// with a repeated index, which have no well-defined edges; zero-area
 /// triangles with distinct indices take part.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, serde::Serialize)]
 pub struct MeshInfo {
     pub vertex_count: usize,
     pub triangle_count: usize,
@@ -29,6 +29,47 @@ pub struct MeshInfo {
     pub bbox_min: [f32; 3],
     pub bbox_max: [f32; 3],
     pub surface_area: f64,
+}
+
+impl MeshInfo {
+    /// What a user should know about before trusting the SDF, one sentence
+    /// each; empty for a clean closed mesh. None of these stops the
+    /// pipeline: degenerate triangles are skipped and the winding-number
+    /// sign stays meaningful on open or non-manifold meshes.
+    pub fn issues(&self) -> Vec<String> {
+        let mut out = Vec::new();
+        if self.degenerate_triangles > 0 {
+            out.push(format!(
+                "{} degenerate triangles (repeated corner or zero area); they are skipped",
+                self.degenerate_triangles
+            ));
+        }
+        if self.boundary_edges > 0 {
+            out.push(format!(
+                "{} boundary edges: the mesh is open; inside/outside follows the winding number",
+                self.boundary_edges
+            ));
+        }
+        if self.non_manifold_edges > 0 {
+            out.push(format!(
+                "{} non-manifold edges (shared by three or more triangles)",
+                self.non_manifold_edges
+            ));
+        }
+        if self.misoriented_edges > 0 {
+            out.push(format!(
+                "{} edges where neighbouring triangles disagree on orientation; the sign may flip there",
+                self.misoriented_edges
+            ));
+        }
+        if self.unreferenced_vertices > 0 {
+            out.push(format!(
+                "{} vertices used by no triangle",
+                self.unreferenced_vertices
+            ));
+        }
+        out
+    }
 }
 
 impl TriangleMesh {
@@ -303,6 +344,23 @@ mod tests {
         assert_eq!(info.boundary_edges, 4);
         assert_eq!(info.components, 1);
         assert!((info.surface_area - 5.0).abs() < 1e-12);
+    }
+
+    #[test]
+    fn issues_name_what_was_found() {
+        assert!(unit_cube().validate().unwrap().issues().is_empty());
+        let mut open = unit_cube();
+        open.triangles.truncate(10);
+        open.triangles.push([0, 0, 1]);
+        open.triangles[0].swap(1, 2);
+        let issues = open.validate().unwrap().issues();
+        assert_eq!(issues.len(), 3, "{issues:?}");
+        assert!(issues[0].starts_with("1 degenerate"));
+        assert!(issues[1].contains("boundary edges"));
+        assert!(issues[2].contains("orientation"));
+        let json = serde_json::to_value(open.validate().unwrap()).unwrap();
+        assert_eq!(json["watertight"], false);
+        assert_eq!(json["triangle_count"], 11);
     }
 
     #[test]

@@ -3,10 +3,9 @@
 //! so a crash, a full disk or a bad mesh never leaves a half-written file
 //! where a good one (or none) was.
 
-use std::fs::{File, OpenOptions};
+use std::fs::File;
 use std::io::{self, BufWriter, Write};
-use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::path::Path;
 
 use super::validate::check_structure;
 use super::{MeshError, TriangleMesh};
@@ -122,66 +121,13 @@ pub fn write_ply_binary(mesh: &TriangleMesh, path: &Path) -> Result<(), MeshErro
     })
 }
 
-/// Removes the temporary file unless the write was committed, covering both
-/// error returns and panics inside the body.
-struct TempGuard {
-    path: PathBuf,
-    committed: bool,
-}
-
-impl Drop for TempGuard {
-    fn drop(&mut self) {
-        if !self.committed {
-            let _ = std::fs::remove_file(&self.path);
-        }
-    }
-}
-
+/// The shared atomic writer (temporary file beside the target, synced, then
+/// renamed), with its I/O errors naming the target.
 fn atomic_write(
     target: &Path,
     body: impl FnOnce(&mut BufWriter<File>) -> io::Result<()>,
 ) -> Result<(), MeshError> {
-    let err = |e| MeshError::io(target, e);
-    let name = target.file_name().ok_or_else(|| {
-        err(io::Error::new(
-            io::ErrorKind::InvalidInput,
-            "path does not name a file",
-        ))
-    })?;
-    let dir = match target.parent() {
-        Some(d) if !d.as_os_str().is_empty() => d,
-        _ => Path::new("."),
-    };
-    // Unique per process and call, so concurrent writers never share a
-    // temporary; create_new refuses to clobber anything that exists.
-    static COUNTER: AtomicU64 = AtomicU64::new(0);
-    let mut tmp_name = std::ffi::OsString::from(".");
-    tmp_name.push(name);
-    tmp_name.push(format!(
-        ".{}-{}.tmp",
-        std::process::id(),
-        COUNTER.fetch_add(1, Ordering::Relaxed)
-    ));
-    let tmp = dir.join(tmp_name);
-    let file = OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .open(&tmp)
-        .map_err(err)?;
-    let mut guard = TempGuard {
-        path: tmp,
-        committed: false,
-    };
-    let mut writer = BufWriter::with_capacity(1 << 16, file);
-    body(&mut writer).map_err(err)?;
-    let file = writer.into_inner().map_err(|e| err(e.into_error()))?;
-    // Data must be on disk before the rename makes it visible, or a crash
-    // could leave the target name pointing at an empty file.
-    file.sync_all().map_err(err)?;
-    drop(file);
-    std::fs::rename(&guard.path, target).map_err(err)?;
-    guard.committed = true;
-    Ok(())
+    crate::util::write_atomically_with(target, body).map_err(|e| MeshError::io(target, e))
 }
 
 #[cfg(test)]

@@ -1,4 +1,11 @@
-//! Sampling stage: the training set of (point, true SDF) pairs (paper Sec. 4.2).
+//! Sampling stage: the training set of (point, true SDF) pairs (paper Sec. 4.2):
+//! near-surface sampling (here), weighted sampling and uniform samples
+//! (`weighted.rs`), and the `.npy` files samples are exchanged in (`npy.rs`).
+
+pub mod npy;
+mod weighted;
+
+pub use weighted::{uniform, uniform_cube_points, weighted, UniformDomain, WeightedConfig};
 
 use rand::{RngExt, SeedableRng};
 use rand_distr::{Distribution, StandardNormal};
@@ -23,6 +30,33 @@ impl Samples {
 
     pub fn is_empty(&self) -> bool {
         self.points.is_empty()
+    }
+
+    /// Writes an N x 4 float32 `.npy` file, rows x, y, z, sdf (the layout
+    /// DeepSDF-style training code reads), atomically.
+    pub fn save_npy(&self, path: &std::path::Path) -> Result<(), npy::NpyError> {
+        let rows: Vec<f32> = self
+            .points
+            .iter()
+            .zip(&self.sdf)
+            .flat_map(|(p, &s)| [p[0], p[1], p[2], s])
+            .collect();
+        npy::write(path, &[rows.len() / 4, 4], &rows)
+    }
+
+    /// Reads an N x 4 float32 or float64 `.npy` file written by
+    /// [`Samples::save_npy`] or by numpy; float64 values are rounded to f32.
+    pub fn load_npy(path: &std::path::Path) -> Result<Samples, npy::NpyError> {
+        let (rows, n) = npy::read_rows(path, 4, "x, y, z, sdf samples")?;
+        let mut s = Samples {
+            points: Vec::with_capacity(n),
+            sdf: Vec::with_capacity(n),
+        };
+        for r in rows.chunks_exact(4) {
+            s.points.push([r[0] as f32, r[1] as f32, r[2] as f32]);
+            s.sdf.push(r[3] as f32);
+        }
+        Ok(s)
     }
 }
 
@@ -199,6 +233,33 @@ pub fn near_surface(
 mod tests {
     use super::*;
     use crate::mesh::primitives::icosphere;
+
+    #[test]
+    fn samples_round_trip_through_npy() {
+        let dir = crate::mesh::test_util::TempDir::new("samples");
+        let path = dir.path("s.npy");
+        let mesh = icosphere(2);
+        let sdf = MeshSdf::new(&mesh);
+        let config = NearSurfaceConfig {
+            surface: 10,
+            shells: vec![GaussianShell {
+                count: 100,
+                variance: 1e-3,
+            }],
+            uniform: 30,
+        };
+        let s = near_surface(&mesh, &sdf, &config, 1);
+        s.save_npy(&path).unwrap();
+        assert_eq!(Samples::load_npy(&path).unwrap(), s);
+        let a = npy::read(&path).unwrap();
+        assert_eq!(a.shape, vec![140, 4]);
+        assert_eq!(a.data[4 * 50 + 3], f64::from(s.sdf[50]));
+        npy::write(&path, &[2, 3], &[0f32; 6]).unwrap();
+        assert!(matches!(
+            Samples::load_npy(&path),
+            Err(npy::NpyError::WrongShape { .. })
+        ));
+    }
 
     #[test]
     fn sampling_is_reproducible_and_seed_dependent() {

@@ -304,7 +304,15 @@ impl MeshSdf {
             found => found,
         };
         if let Some((proj, (k, _))) = found {
-            let cp = to_f64([proj.point.x, proj.point.y, proj.point.z]);
+            // parry picks the triangle in f32; the point on it is recomputed
+            // in f64, which removes f32 rounding (up to ~1e-6 in the unit
+            // sphere) from the distance. Should parry's pick be a near-tie
+            // loser, its distance exceeds the true one only by parry's own
+            // rounding.
+            let cp = self
+                .corners(mesh, k as usize)
+                .map(|[a, b, c]| closest_point_on_triangle(p64, a, b, c))
+                .unwrap_or_else(|| to_f64([proj.point.x, proj.point.y, proj.point.z]));
             let d = norm(sub(p64, cp));
             if d.is_finite() {
                 *prev = Some(proj.point);
@@ -332,13 +340,17 @@ impl MeshSdf {
         best
     }
 
-    /// Unit normal of parry triangle `k`, in f64 from the f32 corners.
-    fn normal(&self, k: usize) -> Option<V3> {
-        let mesh = self.trimesh.as_ref()?;
+    /// Corners of parry triangle `k` in f64 (exact: they are f32).
+    fn corners(&self, mesh: &TriMesh, k: usize) -> Option<[V3; 3]> {
         let t = mesh.indices().get(k)?;
         let verts = mesh.vertices();
         let c = |i: u32| verts.get(i as usize).map(|v| to_f64([v.x, v.y, v.z]));
-        let (a, b, cc) = (c(t[0])?, c(t[1])?, c(t[2])?);
+        Some([c(t[0])?, c(t[1])?, c(t[2])?])
+    }
+
+    /// Unit normal of parry triangle `k`, in f64 from the f32 corners.
+    fn normal(&self, k: usize) -> Option<V3> {
+        let [a, b, cc] = self.corners(self.trimesh.as_ref()?, k)?;
         let n = cross(sub(b, a), sub(cc, a));
         let l = norm(n);
         (l > 0.0).then(|| scale(n, 1.0 / l))

@@ -5,6 +5,8 @@ use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
+mod geometry;
+
 use clap::{Parser, Subcommand};
 use hisdf::extract::extract_mesh;
 use hisdf::mesh::{self, TriangleMesh};
@@ -50,6 +52,8 @@ struct TrainArgs {
 
 #[derive(Subcommand)]
 enum Command {
+    #[command(flatten)]
+    Geometry(geometry::GeometryCommand),
     /// Sample the true SDF of MESH and train a network on it.
     Train {
         mesh: PathBuf,
@@ -114,6 +118,7 @@ fn main() {
 
 fn dispatch(command: Command) -> Result<()> {
     match command {
+        Command::Geometry(c) => geometry::run(c),
         Command::Train { mesh, output, args } => {
             check_output(&output, &["safetensors", "hisdf"])?;
             let timings = &mut Timings::default();
