@@ -102,6 +102,92 @@ pub fn marching_cubes(grid: &SdfGrid) -> IsoMesh {
 
 const MIN_RUN_SLABS: usize = 8;
 
+/// The mesh of one brick of a larger grid, with the global id of the grid
+/// edge each vertex lies on (see [`marching_cubes_brick`]).
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct BrickMesh {
+    pub mesh: IsoMesh,
+    /// `edge_ids[i]` names the grid edge of vertex `i`:
+    /// `3 * (x + nx * (y + ny * z)) + axis` in global sample indices of the
+    /// low end, `axis` 0, 1, 2 for x, y, z.
+    pub edge_ids: Vec<u64>,
+}
+
+/// Marching cubes on one brick of a larger grid of global dimensions
+/// `global_dims`, whose sample `(0, 0, 0)` is global sample `offset`, and
+/// whose `origin` and `spacing` are those of the global grid.
+///
+/// Vertex positions are computed from global sample indices with exactly the
+/// arithmetic of [`marching_cubes`] on the whole grid, so a vertex on an edge
+/// shared by two bricks gets bit-identical coordinates from both, and
+/// welding by edge id reproduces the whole-grid mesh exactly (the sparse
+/// extraction relies on this).
+///
+/// Panics if `values.len()` does not match `dims` or the brick does not fit
+/// inside `global_dims`.
+pub fn marching_cubes_brick(
+    grid: &SdfGrid,
+    offset: [usize; 3],
+    global_dims: [usize; 3],
+) -> BrickMesh {
+    let expected: usize = grid.dims.iter().product();
+    assert_eq!(
+        grid.values.len(),
+        expected,
+        "brick values do not match dims"
+    );
+    assert!(
+        (0..3).all(|a| offset[a] + grid.dims[a] <= global_dims[a]),
+        "brick {:?} at {offset:?} exceeds the grid {global_dims:?}",
+        grid.dims
+    );
+    let [nx, ny, nz] = grid.dims;
+    if nx < 2 || ny < 2 || nz < 2 {
+        return BrickMesh::default();
+    }
+    let frame = Frame {
+        offset,
+        id_dims: Some(global_dims),
+    };
+    let chunk = process_run(grid, case_table(), 0..nz - 1, &frame);
+    BrickMesh {
+        mesh: IsoMesh {
+            vertices: chunk.vertices,
+            triangles: chunk.triangles,
+        },
+        edge_ids: chunk.ids,
+    }
+}
+
+/// Where the swept grid sits in a larger one: vertex coordinates use global
+/// indices (sample + `offset`), and edge ids are recorded when `id_dims`
+/// gives the global dimensions.
+#[derive(Clone, Copy, Debug, Default)]
+struct Frame {
+    offset: [usize; 3],
+    id_dims: Option<[usize; 3]>,
+}
+
+/// Collects the vertices of a run, and their edge ids when the frame asks.
+struct Sink<'a> {
+    frame: &'a Frame,
+    vertices: Vec<[f32; 3]>,
+    ids: Vec<u64>,
+}
+
+impl Sink<'_> {
+    /// `at` is the global index of the edge's low sample.
+    #[inline]
+    fn push(&mut self, p: [f32; 3], at: [usize; 3], axis: usize) -> u32 {
+        if let Some([gx, gy, _]) = self.frame.id_dims {
+            let linear = at[0] + gx * (at[1] + gy * at[2]);
+            self.ids.push(3 * linear as u64 + axis as u64);
+        }
+        self.vertices.push(p);
+        (self.vertices.len() - 1) as u32
+    }
+}
+
 fn marching_cubes_runs(grid: &SdfGrid, per_run: usize) -> IsoMesh {
     let [nx, ny, nz] = grid.dims;
     let expected = nx
@@ -120,11 +206,12 @@ fn marching_cubes_runs(grid: &SdfGrid, per_run: usize) -> IsoMesh {
     let table = case_table();
     let slabs = nz - 1;
     let runs = slabs.div_ceil(per_run);
+    let frame = Frame::default();
     let chunks: Vec<Chunk> = (0..runs)
         .into_par_iter()
         .map(|k| {
             let z0 = k * per_run;
-            process_run(grid, table, z0..(z0 + per_run).min(slabs))
+            process_run(grid, table, z0..(z0 + per_run).min(slabs), &frame)
         })
         .collect();
     let mesh = weld_runs(chunks);
@@ -411,34 +498,40 @@ impl Layer {
 /// top layer, each in the order [`layer_vertices`] produces.
 struct Chunk {
     vertices: Vec<[f32; 3]>,
+    ids: Vec<u64>,
     triangles: Vec<[u32; 3]>,
     bottom_len: usize,
     top: Range<usize>,
 }
 
-fn process_run(grid: &SdfGrid, table: &CaseTable, slabs: Range<usize>) -> Chunk {
+fn process_run(grid: &SdfGrid, table: &CaseTable, slabs: Range<usize>, frame: &Frame) -> Chunk {
     let [nx, ny, _] = grid.dims;
     let mut below = Layer::new(nx, ny);
     let mut above = Layer::new(nx, ny);
     let mut ze = vec![0u32; nx * ny];
-    let mut vertices = Vec::new();
+    let mut sink = Sink {
+        frame,
+        vertices: Vec::new(),
+        ids: Vec::new(),
+    };
     let mut triangles = Vec::new();
 
     classify_layer(grid, slabs.start, &mut below);
-    layer_vertices(grid, slabs.start, &mut below, &mut vertices);
-    let bottom_len = vertices.len();
+    layer_vertices(grid, slabs.start, &mut below, &mut sink);
+    let bottom_len = sink.vertices.len();
     let mut top = bottom_len..bottom_len;
     for z in slabs {
         classify_layer(grid, z + 1, &mut above);
-        let start = vertices.len();
-        layer_vertices(grid, z + 1, &mut above, &mut vertices);
-        top = start..vertices.len();
-        z_vertices(grid, z, &below, &above, &mut ze, &mut vertices);
+        let start = sink.vertices.len();
+        layer_vertices(grid, z + 1, &mut above, &mut sink);
+        top = start..sink.vertices.len();
+        z_vertices(grid, z, &below, &above, &mut ze, &mut sink);
         slab_cells(nx, ny, &below, &above, &ze, table, &mut triangles);
         std::mem::swap(&mut below, &mut above);
     }
     Chunk {
-        vertices,
+        vertices: sink.vertices,
+        ids: sink.ids,
         triangles,
         bottom_len,
         top,
@@ -527,12 +620,6 @@ fn crossing(v0: f32, v1: f32) -> f32 {
     }
 }
 
-#[inline]
-fn push_vertex(vertices: &mut Vec<[f32; 3]>, p: [f32; 3]) -> u32 {
-    vertices.push(p);
-    (vertices.len() - 1) as u32
-}
-
 /// Calls `f(i)` for every `i` with `a[i] != b[i]`, in increasing order.
 /// Inputs are 0/1 bytes, so each differing byte of a word sets one bit.
 #[inline]
@@ -558,11 +645,13 @@ fn for_each_diff(a: &[u8], b: &[u8], mut f: impl FnMut(usize)) {
 /// Creates the vertices of layer `z`'s crossing x edges (row by row), then of
 /// its crossing y edges. Two runs sharing the layer rely on this order being
 /// a function of the layer alone.
-fn layer_vertices(grid: &SdfGrid, z: usize, layer: &mut Layer, vertices: &mut Vec<[f32; 3]>) {
+fn layer_vertices(grid: &SdfGrid, z: usize, layer: &mut Layer, sink: &mut Sink) {
     let nx = grid.dims[0];
     let [ox, oy, oz] = grid.origin;
+    let [fx, fy, fz] = sink.frame.offset;
     let s = grid.spacing;
     let values = layer_values(grid, z);
+    let z = z + fz;
     let zc = oz + s * z as f32;
     let Layer { sign, rows, xe, ye } = layer;
     for (y, &state) in rows.iter().enumerate() {
@@ -571,10 +660,11 @@ fn layer_vertices(grid: &SdfGrid, z: usize, layer: &mut Layer, vertices: &mut Ve
         }
         let row = y * nx;
         let (sr, vr) = (&sign[row..row + nx], &values[row..row + nx]);
-        let yc = oy + s * y as f32;
+        let yc = oy + s * (y + fy) as f32;
         for_each_diff(&sr[..nx - 1], &sr[1..], |x| {
             let t = crossing(vr[x], vr[x + 1]);
-            xe[row + x] = push_vertex(vertices, [ox + s * (x as f32 + t), yc, zc]);
+            let gx = x + fx;
+            xe[row + x] = sink.push([ox + s * (gx as f32 + t), yc, zc], [gx, y + fy, z], 0);
         });
     }
     for (y, pair) in rows.windows(2).enumerate() {
@@ -583,9 +673,12 @@ fn layer_vertices(grid: &SdfGrid, z: usize, layer: &mut Layer, vertices: &mut Ve
         }
         let row = y * nx;
         let (v0, v1) = (&values[row..row + nx], &values[row + nx..row + 2 * nx]);
+        let gy = y + fy;
         for_each_diff(&sign[row..row + nx], &sign[row + nx..row + 2 * nx], |x| {
             let t = crossing(v0[x], v1[x]);
-            ye[row + x] = push_vertex(vertices, [ox + s * x as f32, oy + s * (y as f32 + t), zc]);
+            let gx = x + fx;
+            let p = [ox + s * gx as f32, oy + s * (gy as f32 + t), zc];
+            ye[row + x] = sink.push(p, [gx, gy, z], 1);
         });
     }
 }
@@ -598,23 +691,28 @@ fn z_vertices(
     below: &Layer,
     above: &Layer,
     ze: &mut [u32],
-    vertices: &mut Vec<[f32; 3]>,
+    sink: &mut Sink,
 ) {
     let nx = grid.dims[0];
     let [ox, oy, oz] = grid.origin;
+    let [fx, fy, fz] = sink.frame.offset;
     let s = grid.spacing;
     let (v0, v1) = (layer_values(grid, z), layer_values(grid, z + 1));
+    let gz = z + fz;
     for (y, (&r0, &r1)) in below.rows.iter().zip(&above.rows).enumerate() {
         if r0 == r1 && r0 != ROW_MIXED {
             continue;
         }
         let row = y * nx;
-        let yc = oy + s * y as f32;
+        let gy = y + fy;
+        let yc = oy + s * gy as f32;
         let range = row..row + nx;
         for_each_diff(&below.sign[range.clone()], &above.sign[range], |x| {
             let i = row + x;
             let t = crossing(v0[i], v1[i]);
-            ze[i] = push_vertex(vertices, [ox + s * x as f32, yc, oz + s * (z as f32 + t)]);
+            let gx = x + fx;
+            let p = [ox + s * gx as f32, yc, oz + s * (gz as f32 + t)];
+            ze[i] = sink.push(p, [gx, gy, gz], 2);
         });
     }
 }

@@ -4,5 +4,12 @@
 pub mod marching_cubes;
 pub use marching_cubes::*;
 
+pub mod sparse;
+mod with_normals;
+pub use with_normals::save_with_normals;
+
 mod from_model;
-pub use from_model::{extract_mesh, ExtractError, MAX_DENSE_RESOLUTION};
+pub use from_model::{
+    extract_mesh, extract_mesh_with, gradient_normals, unit_cube_grid, ExtractConfig, ExtractError,
+    Extraction, MAX_DENSE_RESOLUTION, MAX_SPARSE_RESOLUTION,
+};
