@@ -1,10 +1,23 @@
-//! Metrics stage: how far a reconstruction is from the original (paper Sec. 2).
+//! Metrics stage: how far a reconstruction is from the original (paper Sec. 2,
+//! plus the usual companions of reconstruction papers).
+//!
+//! Everything is measured in one frame: the unit-sphere frame of the
+//! reference mesh (centred on its vertex mean, farthest vertex at radius 1),
+//! so numbers are comparable across shapes and with the paper. All sampling
+//! is seeded; the same meshes, configuration and seed give the same report.
+
+mod emd;
+mod kdtree;
+
+pub use emd::{earth_movers_sum, optimal_assignment};
+pub use kdtree::KdTree;
 
 use rayon::prelude::*;
 use serde::Serialize;
 
 use crate::mesh::{Centring, Normalisation, TriangleMesh};
-use crate::sampling::surface_points;
+use crate::sampling::{surface_points, surface_points_with_triangles};
+use crate::sdf::MeshSdf;
 
 /// The paper's Chamfer distance between two point sets: for each point the
 /// squared distance to its nearest neighbour in the other set, averaged per
@@ -13,25 +26,18 @@ pub fn chamfer_points(a: &[[f32; 3]], b: &[[f32; 3]]) -> f64 {
     if a.is_empty() || b.is_empty() {
         return f64::INFINITY;
     }
-    mean_nearest_squared(a, b) + mean_nearest_squared(b, a)
+    mean(&nearest_squared(a, b)) + mean(&nearest_squared(b, a))
 }
 
-/// Mean over `from` of the squared distance to the nearest point of `to`.
-/// Exhaustive search: exact, and at the paper's 10,000 points per set about
-/// 10^8 distance evaluations, a fraction of a second on two cores.
-fn mean_nearest_squared(from: &[[f32; 3]], to: &[[f32; 3]]) -> f64 {
-    let sum: f64 = from
-        .par_iter()
-        .map(|p| {
-            let mut best = f32::INFINITY;
-            for q in to {
-                let d = (p[0] - q[0]).powi(2) + (p[1] - q[1]).powi(2) + (p[2] - q[2]).powi(2);
-                best = best.min(d);
-            }
-            best as f64
-        })
-        .sum();
-    sum / from.len() as f64
+/// For each point of `from`, the squared distance to the nearest point of
+/// `to` (exact, through a k-d tree).
+pub fn nearest_squared(from: &[[f32; 3]], to: &[[f32; 3]]) -> Vec<f64> {
+    let tree = KdTree::new(to);
+    from.par_iter().map(|&p| tree.nearest_squared(p)).collect()
+}
+
+fn mean(values: &[f64]) -> f64 {
+    values.iter().sum::<f64>() / values.len() as f64
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Serialize)]
@@ -42,20 +48,27 @@ pub struct ChamferReport {
     pub seed: u64,
 }
 
+/// The frame every metric is measured in.
+fn metric_frame(reference: &TriangleMesh) -> Normalisation {
+    Normalisation::fit(reference, Centring::VertexMean, 0.0)
+}
+
+// Distinct sample streams per mesh and per metric: the same uniforms on two
+// similar meshes would correlate the samples and flatter the score.
+const OTHER_STREAM: u64 = 0x5EED_0F07_11E4;
+const EMD_STREAM: u64 = 0xE3D0_0000_0500;
+
 /// Chamfer distance between two meshes on `points` surface samples of each,
-/// measured in the unit-sphere frame of `reference` (so numbers are
-/// comparable across shapes and with the paper).
+/// measured in the unit-sphere frame of `reference`.
 pub fn chamfer_meshes(
     reference: &TriangleMesh,
     other: &TriangleMesh,
     points: usize,
     seed: u64,
 ) -> ChamferReport {
-    let n = Normalisation::fit(reference, Centring::VertexMean, 0.0);
+    let n = metric_frame(reference);
     let a = surface_points(&n.apply_to_mesh(reference), points, seed);
-    // A different stream for the second mesh: the same uniforms on two
-    // similar meshes would correlate the samples and flatter the score.
-    let b = surface_points(&n.apply_to_mesh(other), points, seed ^ 0x5EED_0F07_11E4);
+    let b = surface_points(&n.apply_to_mesh(other), points, seed ^ OTHER_STREAM);
     ChamferReport {
         chamfer: chamfer_points(&a, &b),
         points,
@@ -63,9 +76,264 @@ pub fn chamfer_meshes(
     }
 }
 
+/// What [`evaluate`] measures and with how many samples.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize)]
+pub struct EvalConfig {
+    /// Surface samples per mesh for the Chamfer distances, F-score, normal
+    /// consistency and Hausdorff distances (the paper: 10,000).
+    pub chamfer_points: usize,
+    /// Samples per mesh for the EMD (the paper: 500). The exact assignment
+    /// costs O(n^3) time and O(n^2) memory; [`MAX_EMD_POINTS`] bounds it.
+    pub emd_points: usize,
+    /// Distance (unit-sphere frame) within which a sample counts as matched
+    /// for the F-score. 0.01 is 1/200 of the frame's diameter, about the
+    /// detail a 256^3 extraction resolves, and the value most
+    /// reconstruction papers report.
+    pub f_score_threshold: f64,
+    pub seed: u64,
+}
+
+/// Beyond this the EMD's cost matrix alone passes 200 MB.
+pub const MAX_EMD_POINTS: usize = 5000;
+
+impl Default for EvalConfig {
+    fn default() -> Self {
+        EvalConfig {
+            chamfer_points: 10_000,
+            emd_points: 500,
+            f_score_threshold: 0.01,
+            seed: 0,
+        }
+    }
+}
+
+/// Every metric between a reference mesh and another, in the unit-sphere
+/// frame of the reference. "ref->other" reads "from samples of the
+/// reference to the other mesh".
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct EvalReport {
+    /// The paper's CD: point-to-point, squared, mean per direction, summed
+    /// (not multiplied by 10^3).
+    pub chamfer: f64,
+    /// Samples per mesh behind the point-based metrics.
+    pub chamfer_points: usize,
+    /// The paper's EMD as a mean: the optimal bijection's total distance
+    /// divided by the point count. The paper writes the sum, but its Table 1
+    /// values (about 0.09 at 500 points in the unit frame) are means.
+    pub emd: f64,
+    /// The optimal bijection's total distance (the paper's formula).
+    pub emd_sum: f64,
+    pub emd_points: usize,
+    /// Chamfer with exact distances to the other surface instead of to its
+    /// samples: no sampling floor. Squared, mean per direction, summed.
+    pub chamfer_point_to_mesh: f64,
+    /// Hausdorff distance: the larger of the two one-sided maxima, over the
+    /// samples (a lower bound of the true one).
+    pub hausdorff: f64,
+    pub hausdorff_ref_to_other: f64,
+    pub hausdorff_other_to_ref: f64,
+    /// 99th percentiles of the point-to-mesh distances, per direction:
+    /// robust to a few stray triangles.
+    pub hausdorff_p99_ref_to_other: f64,
+    pub hausdorff_p99_other_to_ref: f64,
+    /// Mean |cos| between the normal at a sample (its triangle's) and the
+    /// normal of the closest triangle of the other mesh, averaged over both
+    /// directions; 1 is perfect. Orientation-blind on purpose, as usual.
+    pub normal_consistency: f64,
+    /// Harmonic mean of precision and recall at `f_score_threshold`, with
+    /// point-to-mesh distances: recall is the share of reference samples
+    /// within the threshold of the other mesh, precision the share of the
+    /// other's samples within it of the reference.
+    pub f_score: f64,
+    pub precision: f64,
+    pub recall: f64,
+    pub f_score_threshold: f64,
+    pub seed: u64,
+    pub seconds: f64,
+}
+
+/// All metrics of [`EvalReport`] between two meshes. Empty meshes give
+/// infinite distances and zero scores rather than panicking.
+pub fn evaluate(reference: &TriangleMesh, other: &TriangleMesh, config: &EvalConfig) -> EvalReport {
+    let start = std::time::Instant::now();
+    let (ma, mb) = metric_frame_meshes(reference, other);
+    let n = config.chamfer_points;
+    let seed = config.seed;
+    let samples = metric_samples(&ma, &mb, config);
+    let (a, ta) = (&samples.reference, &samples.reference_triangles);
+    let (b, tb) = (&samples.other, &samples.other_triangles);
+    let chamfer = chamfer_points(a, b);
+
+    let (sdf_a, sdf_b) = (MeshSdf::new(&ma), MeshSdf::new(&mb));
+    // Distances of the reference's samples to the other mesh, and back.
+    let d_ab = unsigned(&sdf_b, a);
+    let d_ba = unsigned(&sdf_a, b);
+    let sq_mean = |d: &[f64]| mean(&d.iter().map(|x| x * x).collect::<Vec<_>>());
+    let chamfer_point_to_mesh = if a.is_empty() || b.is_empty() {
+        f64::INFINITY
+    } else {
+        sq_mean(&d_ab) + sq_mean(&d_ba)
+    };
+    let (h_ab, p99_ab) = max_and_p99(&d_ab);
+    let (h_ba, p99_ba) = max_and_p99(&d_ba);
+
+    let tau = config.f_score_threshold;
+    let share_within = |d: &[f64]| {
+        if d.is_empty() {
+            0.0
+        } else {
+            d.iter().filter(|&&x| x <= tau).count() as f64 / d.len() as f64
+        }
+    };
+    let recall = share_within(&d_ab);
+    let precision = share_within(&d_ba);
+    let f_score = if precision + recall > 0.0 {
+        2.0 * precision * recall / (precision + recall)
+    } else {
+        0.0
+    };
+
+    let nc_ab = normal_agreement(&ma, a, ta, &sdf_b);
+    let nc_ba = normal_agreement(&mb, b, tb, &sdf_a);
+    let normal_consistency = 0.5 * (nc_ab + nc_ba);
+
+    let m = samples.emd_reference.len();
+    let (emd_sum, emd) = if m > 0 && samples.emd_other.len() == m {
+        let sum = earth_movers_sum(&samples.emd_reference, &samples.emd_other);
+        (sum, sum / m as f64)
+    } else {
+        (f64::INFINITY, f64::INFINITY)
+    };
+
+    EvalReport {
+        chamfer,
+        chamfer_points: n,
+        emd,
+        emd_sum,
+        emd_points: config.emd_points.min(MAX_EMD_POINTS),
+        chamfer_point_to_mesh,
+        hausdorff: h_ab.max(h_ba),
+        hausdorff_ref_to_other: h_ab,
+        hausdorff_other_to_ref: h_ba,
+        hausdorff_p99_ref_to_other: p99_ab,
+        hausdorff_p99_other_to_ref: p99_ba,
+        normal_consistency,
+        f_score,
+        precision,
+        recall,
+        f_score_threshold: tau,
+        seed,
+        seconds: start.elapsed().as_secs_f64(),
+    }
+}
+
+/// The surface samples behind [`evaluate`]'s point-based metrics, in the
+/// metric frame; public so that an independent implementation can check the
+/// numbers on exactly these points (`bench/check_metrics.py`).
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct MetricSamples {
+    pub reference: Vec<[f32; 3]>,
+    pub reference_triangles: Vec<usize>,
+    pub other: Vec<[f32; 3]>,
+    pub other_triangles: Vec<usize>,
+    pub emd_reference: Vec<[f32; 3]>,
+    pub emd_other: Vec<[f32; 3]>,
+}
+
+/// Samples of two meshes already in the metric frame (see
+/// [`metric_frame_meshes`]). An empty mesh gives no samples, which makes
+/// its distances infinite (sampling it would give points at the origin).
+pub fn metric_samples(
+    reference: &TriangleMesh,
+    other: &TriangleMesh,
+    config: &EvalConfig,
+) -> MetricSamples {
+    let sample = |m: &TriangleMesh, count: usize, s: u64| {
+        if m.triangles.is_empty() {
+            (Vec::new(), Vec::new())
+        } else {
+            surface_points_with_triangles(m, count, s)
+        }
+    };
+    let seed = config.seed;
+    let n = config.chamfer_points;
+    let m = config.emd_points.min(MAX_EMD_POINTS);
+    let (reference_pts, reference_triangles) = sample(reference, n, seed);
+    let (other_pts, other_triangles) = sample(other, n, seed ^ OTHER_STREAM);
+    MetricSamples {
+        reference: reference_pts,
+        reference_triangles,
+        other: other_pts,
+        other_triangles,
+        emd_reference: sample(reference, m, seed ^ EMD_STREAM).0,
+        emd_other: sample(other, m, seed ^ EMD_STREAM ^ OTHER_STREAM).0,
+    }
+}
+
+/// Both meshes in the unit-sphere frame of `reference`, where every metric
+/// is measured.
+pub fn metric_frame_meshes(
+    reference: &TriangleMesh,
+    other: &TriangleMesh,
+) -> (TriangleMesh, TriangleMesh) {
+    let frame = metric_frame(reference);
+    (frame.apply_to_mesh(reference), frame.apply_to_mesh(other))
+}
+
+fn unsigned(sdf: &MeshSdf, points: &[[f32; 3]]) -> Vec<f64> {
+    sdf.unsigned_distance(points)
+        .into_iter()
+        .map(f64::from)
+        .collect()
+}
+
+/// Maximum and 99th percentile (nearest rank); +inf for no values.
+fn max_and_p99(d: &[f64]) -> (f64, f64) {
+    if d.is_empty() {
+        return (f64::INFINITY, f64::INFINITY);
+    }
+    let mut s = d.to_vec();
+    s.sort_unstable_by(f64::total_cmp);
+    let rank = ((0.99 * s.len() as f64).ceil() as usize).clamp(1, s.len());
+    (s[s.len() - 1], s[rank - 1])
+}
+
+/// Mean |cos| between each sample's triangle normal on `mesh` and the normal
+/// of the closest triangle of the other mesh; 0 where either is undefined.
+fn normal_agreement(
+    mesh: &TriangleMesh,
+    points: &[[f32; 3]],
+    tris: &[usize],
+    other: &MeshSdf,
+) -> f64 {
+    if points.is_empty() {
+        return 0.0;
+    }
+    let sum: f64 = points
+        .par_iter()
+        .zip(tris)
+        .map(|(&p, &t)| {
+            let n = mesh.triangle_normal(t);
+            match other.try_closest_point(p) {
+                Some((_, _, m)) => {
+                    let c = (0..3).map(|k| n[k] * f64::from(m[k])).sum::<f64>();
+                    if c.is_finite() {
+                        c.abs().min(1.0)
+                    } else {
+                        0.0
+                    }
+                }
+                None => 0.0,
+            }
+        })
+        .sum();
+    sum / points.len() as f64
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::mesh::primitives::{icosphere, unit_cube};
 
     #[test]
     fn chamfer_of_hand_made_sets() {
@@ -77,22 +345,88 @@ mod tests {
         assert!(chamfer_points(&a, &[]).is_infinite());
     }
 
+    fn scaled(mesh: &TriangleMesh, s: f32) -> TriangleMesh {
+        TriangleMesh {
+            vertices: mesh.vertices.iter().map(|v| v.map(|c| c * s)).collect(),
+            triangles: mesh.triangles.clone(),
+        }
+    }
+
     #[test]
     fn chamfer_grows_with_offset() {
-        let mesh = crate::mesh::primitives::icosphere(3);
+        let mesh = icosphere(3);
         let same = chamfer_meshes(&mesh, &mesh, 2000, 1).chamfer;
-        let bigger: TriangleMesh = TriangleMesh {
-            vertices: mesh
-                .vertices
-                .iter()
-                .map(|v| [v[0] * 1.1, v[1] * 1.1, v[2] * 1.1])
-                .collect(),
-            triangles: mesh.triangles.clone(),
-        };
-        let off = chamfer_meshes(&mesh, &bigger, 2000, 1).chamfer;
+        let off = chamfer_meshes(&mesh, &scaled(&mesh, 1.1), 2000, 1).chamfer;
         // A 10% larger sphere in the unit frame is 0.1 away everywhere:
         // CD is about 2 * 0.01 plus the sampling floor.
         assert!(same < 0.01, "{same}");
         assert!((off - 0.02).abs() < 0.006 + same, "{off}");
+    }
+
+    #[test]
+    fn report_on_identical_and_offset_spheres() {
+        let mesh = icosphere(3);
+        let config = EvalConfig {
+            chamfer_points: 3000,
+            emd_points: 200,
+            ..EvalConfig::default()
+        };
+        let same = evaluate(&mesh, &mesh, &config);
+        assert!(same.chamfer_point_to_mesh < 1e-10, "{same:?}");
+        assert!(same.hausdorff < 1e-5);
+        assert_eq!(same.f_score, 1.0);
+        assert!(same.normal_consistency > 0.999, "{same:?}");
+        // Two samplings of one surface still differ: EMD and CD have floors.
+        assert!(same.emd > 0.0 && same.emd < 0.4, "{same:?}");
+
+        let big = evaluate(&mesh, &scaled(&mesh, 1.05), &config);
+        // Radius 1 against 1.05 (the frame is the reference's unit sphere):
+        // every point is 0.05 away, up to the facets' sagitta.
+        assert!(
+            (big.chamfer_point_to_mesh - 2.0 * 0.05f64.powi(2)).abs() < 1.5e-3,
+            "{big:?}"
+        );
+        assert!((big.hausdorff - 0.05).abs() < 0.02, "{big:?}");
+        assert!(big.hausdorff_p99_ref_to_other <= big.hausdorff_ref_to_other);
+        assert_eq!(big.f_score, 0.0, "{big:?}");
+        assert!(big.emd > same.emd && big.chamfer > same.chamfer);
+        assert!(big.normal_consistency > 0.99);
+        assert_eq!(big.emd_sum, big.emd * 200.0);
+
+        // Deterministic in the seed.
+        assert_eq!(evaluate(&mesh, &mesh, &config).chamfer, same.chamfer);
+        let other_seed = EvalConfig { seed: 5, ..config };
+        assert_ne!(evaluate(&mesh, &mesh, &other_seed).emd, same.emd);
+    }
+
+    #[test]
+    fn normal_consistency_sees_a_wrong_shape() {
+        // A cube against the sphere through its corners: normals disagree
+        // almost everywhere, so the score falls far below 1.
+        let cube = unit_cube();
+        let centred = TriangleMesh {
+            vertices: cube.vertices.iter().map(|v| v.map(|c| c - 0.5)).collect(),
+            triangles: cube.triangles.clone(),
+        };
+        let sphere = scaled(&icosphere(3), 0.5 * 3f32.sqrt());
+        let config = EvalConfig {
+            chamfer_points: 2000,
+            emd_points: 50,
+            ..EvalConfig::default()
+        };
+        let r = evaluate(&centred, &sphere, &config);
+        assert!(r.normal_consistency < 0.95, "{r:?}");
+        assert!(r.f_score < 0.5, "{r:?}");
+    }
+
+    #[test]
+    fn empty_meshes_do_not_panic() {
+        let r = evaluate(
+            &icosphere(1),
+            &TriangleMesh::default(),
+            &EvalConfig::default(),
+        );
+        assert!(r.chamfer.is_infinite() && r.emd.is_infinite());
+        assert_eq!(r.f_score, 0.0);
     }
 }
