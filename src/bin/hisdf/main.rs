@@ -6,12 +6,13 @@ use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 mod geometry;
+mod quality;
 
 use clap::{Parser, Subcommand};
 use hisdf::extract::extract_mesh;
 use hisdf::mesh::{self, TriangleMesh};
 use hisdf::metrics::chamfer_meshes;
-use hisdf::model::{load_model, save_model, TrainedModel};
+use hisdf::model::{save_model, TrainedModel};
 use hisdf::pipeline::{prepare_mesh, Preset};
 use hisdf::sampling::near_surface;
 use hisdf::sdf::MeshSdf;
@@ -64,31 +65,10 @@ enum Command {
         args: TrainArgs,
     },
     /// Extract the zero level set of a trained model as a mesh.
-    Extract {
-        model: PathBuf,
-        /// Output mesh (.obj, .ply or .stl).
-        #[arg(short, long)]
-        output: PathBuf,
-        /// Grid points per axis.
-        #[arg(long, default_value_t = 256)]
-        resolution: usize,
-        #[arg(long, default_value = "auto")]
-        device: DeviceChoice,
-    },
-    /// Chamfer distance (paper's definition) between two meshes, in the
-    /// unit-sphere frame of the reference.
-    Eval {
-        reference: PathBuf,
-        other: PathBuf,
-        /// Print JSON instead of text.
-        #[arg(long)]
-        json: bool,
-        /// Surface points per mesh.
-        #[arg(long, default_value_t = 10_000)]
-        chamfer_points: usize,
-        #[arg(long, default_value_t = 0)]
-        seed: u64,
-    },
+    Extract(quality::ExtractArgs),
+    /// Chamfer, EMD, F-score, normal consistency and Hausdorff distances
+    /// between two meshes, in the unit-sphere frame of the reference.
+    Eval(quality::EvalArgs),
     /// Train, extract and evaluate in one go.
     Run {
         mesh: PathBuf,
@@ -133,51 +113,8 @@ fn dispatch(command: Command) -> Result<()> {
             );
             Ok(())
         }
-        Command::Extract {
-            model,
-            output,
-            resolution,
-            device,
-        } => {
-            check_output(&output, &["obj", "ply", "stl"])?;
-            let device = device.resolve().map_err(|e| e.to_string())?;
-            let model = load_model(&model, device).map_err(|e| e.to_string())?;
-            let mesh = extract(&model, resolution)?;
-            mesh::save(&mesh, &output).map_err(|e| e.to_string())?;
-            eprintln!(
-                "extracted {} vertices, {} triangles to {}",
-                mesh.vertices.len(),
-                mesh.triangles.len(),
-                output.display()
-            );
-            Ok(())
-        }
-        Command::Eval {
-            reference,
-            other,
-            json,
-            chamfer_points,
-            seed,
-        } => {
-            if chamfer_points == 0 {
-                return Err("--chamfer-points must be positive".into());
-            }
-            let a = load_checked(&reference)?;
-            let b = load_checked(&other)?;
-            let report = chamfer_meshes(&a, &b, chamfer_points, seed);
-            if json {
-                println!("{}", serde_json::to_string(&report).unwrap());
-            } else {
-                println!(
-                    "chamfer distance: {:.6e} (CD*10^3 = {:.4}; {} points per mesh, seed {})",
-                    report.chamfer,
-                    report.chamfer * 1e3,
-                    report.points,
-                    report.seed
-                );
-            }
-            Ok(())
-        }
+        Command::Extract(args) => quality::extract(args),
+        Command::Eval(args) => quality::eval(args),
         Command::Run {
             mesh,
             output,
