@@ -135,6 +135,10 @@ typedef struct HisdfError HisdfError;
 // with other uses.
 typedef struct HisdfMesh HisdfMesh;
 
+// Named results of `hisdf_evaluate` (free with `hisdf_metrics_free`). Never
+// changed after creation: any number of threads may read it at once.
+typedef struct HisdfMetrics HisdfMetrics;
+
 // A trained network with the frame it was trained in (`hisdf_train`,
 // `hisdf_train_samples`, `hisdf_model_load`; free with
 // `hisdf_model_free`). One thread at a time: libtorch tensors are not
@@ -159,6 +163,8 @@ typedef void (*HisdfLogCallback)(void *user_data,
                                  const char *message);
 
 // What `hisdf_mesh_info` reports about a mesh's structure.
+// The layout is fixed for this major version: later versions report more
+// through new functions, never by growing this struct.
 typedef struct HisdfMeshInfo {
   size_t vertex_count;
   size_t triangle_count;
@@ -186,6 +192,8 @@ typedef struct HisdfMeshInfo {
 typedef bool (*HisdfProgressCallback)(void *user_data, double progress);
 
 // What `hisdf_model_info` reports about a trained model.
+// The layout is fixed for this major version: later versions report more
+// through new functions, never by growing this struct.
 typedef struct HisdfModelInfo {
   // Hidden layers of the network.
   size_t depth;
@@ -220,6 +228,15 @@ const char *hisdf_error_message(const struct HisdfError *error);
 // Frees an error; NULL is ignored.
 void hisdf_error_free(struct HisdfError *error);
 
+// A new configuration holding a preset's values: "fast" (CPU-friendly),
+// "paper-l1" or "paper-curriculum"; NULL means "fast".
+HisdfStatus hisdf_config_new(const char *preset,
+                             struct HisdfConfig **out,
+                             struct HisdfError **error);
+
+// Frees a configuration; NULL is ignored.
+void hisdf_config_free(struct HisdfConfig *config);
+
 // Sets one option from text, e.g. `hisdf_config_set(cfg, "iterations",
 // "500", NULL)`. Keys: preset (fast | paper-l1 | paper-curriculum: resets
 // every option), iterations, batch_size, learning_rate, seed, device (cpu |
@@ -234,15 +251,6 @@ HisdfStatus hisdf_config_set(struct HisdfConfig *config,
                              const char *key,
                              const char *value,
                              struct HisdfError **error);
-
-// A new configuration holding a preset's values: "fast" (CPU-friendly),
-// "paper-l1" or "paper-curriculum"; NULL means "fast".
-HisdfStatus hisdf_config_new(const char *preset,
-                             struct HisdfConfig **out,
-                             struct HisdfError **error);
-
-// Frees a configuration; NULL is ignored.
-void hisdf_config_free(struct HisdfConfig *config);
 
 // Routes the library's log records of `level` and more severe to
 // `callback` (with `user_data` passed back unchanged). A NULL callback or
@@ -320,6 +328,48 @@ HisdfStatus hisdf_chamfer(const struct HisdfMesh *reference,
                           uint64_t seed,
                           double *out,
                           struct HisdfError **error);
+
+// Every metric between two meshes, in the unit-sphere frame of `reference`
+// (see `hisdf eval`): chamfer, chamfer_point_to_mesh, emd, emd_sum,
+// hausdorff (and per direction, and 99th percentiles), normal_consistency,
+// f_score, precision, recall, and the settings used. `chamfer_points`
+// surface samples per mesh (the paper: 10000), `emd_points` for the earth
+// mover's distance (the paper: 500; at most 5000, cubic cost),
+// `f_score_threshold` a distance in that frame (0 means the default 0.01).
+// Read the results by name with `hisdf_metrics_get`, or enumerate them with
+// `hisdf_metrics_count` and `hisdf_metrics_entry`, so that new metrics never
+// change this signature.
+HisdfStatus hisdf_evaluate(const struct HisdfMesh *reference,
+                           const struct HisdfMesh *other,
+                           size_t chamfer_points,
+                           size_t emd_points,
+                           double f_score_threshold,
+                           uint64_t seed,
+                           struct HisdfMetrics **out,
+                           struct HisdfError **error);
+
+// One result of `hisdf_evaluate` by name, e.g. "chamfer" or "f_score".
+// An unknown name gives `HISDF_STATUS_INVALID_ARGUMENT`.
+HisdfStatus hisdf_metrics_get(const struct HisdfMetrics *metrics,
+                              const char *name,
+                              double *out,
+                              struct HisdfError **error);
+
+// How many results `hisdf_metrics_entry` can enumerate.
+HisdfStatus hisdf_metrics_count(const struct HisdfMetrics *metrics,
+                                size_t *count,
+                                struct HisdfError **error);
+
+// The `index`th result: its name (valid until `hisdf_metrics_free`) and
+// value.
+HisdfStatus hisdf_metrics_entry(const struct HisdfMetrics *metrics,
+                                size_t index,
+                                const char **name,
+                                double *value,
+                                struct HisdfError **error);
+
+// Frees metrics; NULL is ignored.
+void hisdf_metrics_free(struct HisdfMetrics *metrics);
 
 // Near-surface sampling of a mesh's true SDF as the configuration says
 // (surface_samples, shells, uniform_samples, seed). The set can be read back

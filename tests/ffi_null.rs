@@ -139,6 +139,21 @@ fn every_function_refuses_null_for_every_required_pointer() {
         &mut mesh_info as *mut HisdfMeshInfo,
         &mut model_info as *mut HisdfModelInfo,
     );
+    let mut metrics: *mut HisdfMetrics = null_mut();
+    ok(hisdf_evaluate(
+        mesh,
+        mesh,
+        50,
+        10,
+        0.0,
+        0,
+        &mut metrics,
+        null_mut(),
+    ));
+    let mut metrics_out: *mut HisdfMetrics = null_mut();
+    let meo = &mut metrics_out as *mut _;
+    let mut name_out: *const c_char = null();
+    let namep = &mut name_out as *mut _;
     let key = c"iterations".as_ptr();
     let value = c"3".as_ptr();
     let idx = [0u32, 1, 2];
@@ -224,6 +239,54 @@ fn every_function_refuses_null_for_every_required_pointer() {
                     or_null(mesh, k, 1),
                     10,
                     0,
+                    or_null_mut(chp, k, 2),
+                    e,
+                )
+            }),
+        ),
+        (
+            "hisdf_evaluate",
+            3,
+            Box::new(move |k, e| {
+                hisdf_evaluate(
+                    or_null(mesh, k, 0),
+                    or_null(mesh, k, 1),
+                    10,
+                    10,
+                    0.0,
+                    0,
+                    or_null_mut(meo, k, 2),
+                    e,
+                )
+            }),
+        ),
+        (
+            "hisdf_metrics_get",
+            3,
+            Box::new(move |k, e| {
+                hisdf_metrics_get(
+                    or_null(metrics, k, 0),
+                    or_null(c"chamfer".as_ptr(), k, 1),
+                    or_null_mut(chp, k, 2),
+                    e,
+                )
+            }),
+        ),
+        (
+            "hisdf_metrics_count",
+            2,
+            Box::new(move |k, e| {
+                hisdf_metrics_count(or_null(metrics, k, 0), or_null_mut(cp, k, 1), e)
+            }),
+        ),
+        (
+            "hisdf_metrics_entry",
+            3,
+            Box::new(move |k, e| {
+                hisdf_metrics_entry(
+                    or_null(metrics, k, 0),
+                    0,
+                    or_null_mut(namep, k, 1),
                     or_null_mut(chp, k, 2),
                     e,
                 )
@@ -406,6 +469,21 @@ fn every_function_refuses_null_for_every_required_pointer() {
             Box::new(move |_, e| hisdf_cancel_token_reset(null(), e)),
         ),
     ];
+    // The table must cover every status-returning function of the header,
+    // so a new function cannot skip this test. The exempt ones have no
+    // required pointer argument (a NULL callback switches logs off) or are
+    // checked below.
+    let header = include_str!(concat!(env!("CARGO_MANIFEST_DIR"), "/include/hisdf.h"));
+    let exempt = ["hisdf_set_log_callback", "hisdf_error_status"];
+    for line in header.lines() {
+        if let Some(rest) = line.strip_prefix("HisdfStatus ") {
+            let name = rest.split('(').next().unwrap();
+            assert!(
+                exempt.contains(&name) || cases.iter().any(|(n, _, _)| *n == name),
+                "{name} is missing from the NULL-argument table"
+            );
+        }
+    }
     for (name, pointers, call) in &cases {
         for k in 0..*pointers {
             let mut error: *mut HisdfError = null_mut();
@@ -429,7 +507,8 @@ fn every_function_refuses_null_for_every_required_pointer() {
     }
     // No output was written by any refused call.
     assert!(mesh_out.is_null() && model_out.is_null() && config_out.is_null());
-    assert!(samples_out.is_null() && token_out.is_null());
+    assert!(samples_out.is_null() && token_out.is_null() && metrics_out.is_null());
+    assert!(name_out.is_null());
     assert_eq!(count, 0);
 
     // Functions without a status accept NULL.
@@ -439,6 +518,7 @@ fn every_function_refuses_null_for_every_required_pointer() {
     hisdf_samples_free(null_mut());
     hisdf_cancel_token_free(null_mut());
     hisdf_error_free(null_mut());
+    hisdf_metrics_free(null_mut());
     assert_eq!(hisdf_error_status(null()), HisdfStatus::NullArgument);
     assert_eq!(unsafe { CStr::from_ptr(hisdf_error_message(null())) }, c"");
     assert_eq!(
@@ -446,6 +526,7 @@ fn every_function_refuses_null_for_every_required_pointer() {
         HisdfStatus::Ok
     );
 
+    hisdf_metrics_free(metrics);
     hisdf_model_free(model);
     hisdf_samples_free(samples);
     hisdf_config_free(config);

@@ -16,6 +16,7 @@
 #include <cstdint>
 #include <exception>
 #include <functional>
+#include <map>
 #include <memory>
 #include <stdexcept>
 #include <string>
@@ -249,6 +250,34 @@ inline double chamfer(const Mesh &reference, const Mesh &other, std::size_t poin
     detail::call([&](HisdfError **e) {
         return hisdf_chamfer(reference.capi(), other.capi(), points, seed, &out, e);
     });
+    return out;
+}
+
+/// Every metric between two meshes by name ("chamfer", "emd", "f_score",
+/// "hausdorff", "normal_consistency", ...), in the unit-sphere frame of
+/// `reference`; see hisdf_evaluate. f_score_threshold 0 means the default.
+inline std::map<std::string, double> evaluate(const Mesh &reference, const Mesh &other,
+                                              std::size_t chamfer_points = 10000,
+                                              std::size_t emd_points = 500,
+                                              double f_score_threshold = 0.0,
+                                              std::uint64_t seed = 0) {
+    HisdfMetrics *raw = nullptr;
+    detail::call([&](HisdfError **e) {
+        return hisdf_evaluate(reference.capi(), other.capi(), chamfer_points, emd_points,
+                              f_score_threshold, seed, &raw, e);
+    });
+    detail::Owned<HisdfMetrics, hisdf_metrics_free> metrics(raw);
+    std::size_t n = 0;
+    detail::call([&](HisdfError **e) { return hisdf_metrics_count(metrics.get(), &n, e); });
+    std::map<std::string, double> out;
+    for (std::size_t i = 0; i < n; ++i) {
+        const char *name = nullptr;
+        double value = 0.0;
+        detail::call([&](HisdfError **e) {
+            return hisdf_metrics_entry(metrics.get(), i, &name, &value, e);
+        });
+        out.emplace(name, value);
+    }
     return out;
 }
 

@@ -155,6 +155,34 @@ fn check(recipe: &Recipe) -> Result<(), Failure> {
     Ok(())
 }
 
+/// A new configuration holding a preset's values: "fast" (CPU-friendly),
+/// "paper-l1" or "paper-curriculum"; NULL means "fast".
+#[no_mangle]
+pub extern "C" fn hisdf_config_new(
+    preset: *const c_char,
+    out: *mut *mut HisdfConfig,
+    error: *mut *mut HisdfError,
+) -> HisdfStatus {
+    boundary(error, || {
+        let preset = if preset.is_null() {
+            Preset::Fast
+        } else {
+            str_arg(preset, "preset")?
+                .parse()
+                .map_err(Failure::invalid)?
+        };
+        out_arg(out, "out")?;
+        unsafe { *out = HisdfConfig::new(preset.recipe()) };
+        Ok(())
+    })
+}
+
+/// Frees a configuration; NULL is ignored.
+#[no_mangle]
+pub extern "C" fn hisdf_config_free(config: *mut HisdfConfig) {
+    let _ = std::panic::catch_unwind(|| HisdfConfig::free(config));
+}
+
 /// Sets one option from text, e.g. `hisdf_config_set(cfg, "iterations",
 /// "500", NULL)`. Keys: preset (fast | paper-l1 | paper-curriculum: resets
 /// every option), iterations, batch_size, learning_rate, seed, device (cpu |
@@ -182,34 +210,6 @@ pub extern "C" fn hisdf_config_set(
         *recipe = changed;
         Ok(())
     })
-}
-
-/// A new configuration holding a preset's values: "fast" (CPU-friendly),
-/// "paper-l1" or "paper-curriculum"; NULL means "fast".
-#[no_mangle]
-pub extern "C" fn hisdf_config_new(
-    preset: *const c_char,
-    out: *mut *mut HisdfConfig,
-    error: *mut *mut HisdfError,
-) -> HisdfStatus {
-    boundary(error, || {
-        let preset = if preset.is_null() {
-            Preset::Fast
-        } else {
-            str_arg(preset, "preset")?
-                .parse()
-                .map_err(Failure::invalid)?
-        };
-        out_arg(out, "out")?;
-        unsafe { *out = HisdfConfig::new(preset.recipe()) };
-        Ok(())
-    })
-}
-
-/// Frees a configuration; NULL is ignored.
-#[no_mangle]
-pub extern "C" fn hisdf_config_free(config: *mut HisdfConfig) {
-    let _ = std::panic::catch_unwind(|| HisdfConfig::free(config));
 }
 
 #[cfg(test)]

@@ -1,18 +1,20 @@
 //! Meshes across the boundary: load, build from arrays, inspect, copy out,
 //! save, exact signed distance and the Chamfer metric.
 
-use std::ffi::c_char;
+use std::ffi::{c_char, CString};
 
-use super::handles::HisdfMesh;
+use super::handles::{HisdfMesh, HisdfMetrics};
 use super::{
     boundary, expect_len, out_arg, path_arg, points_arg, slice_arg, slice_out, Failure, HisdfError,
     HisdfStatus,
 };
 use crate::mesh::TriangleMesh;
-use crate::metrics::chamfer_meshes;
+use crate::metrics::{chamfer_meshes, evaluate, EvalConfig, MAX_EMD_POINTS};
 use crate::sdf::MeshSdf;
 
 /// What `hisdf_mesh_info` reports about a mesh's structure.
+/// The layout is fixed for this major version: later versions report more
+/// through new functions, never by growing this struct.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq)]
 pub struct HisdfMeshInfo {
@@ -232,4 +234,140 @@ pub extern "C" fn hisdf_chamfer(
         unsafe { *out = report.chamfer };
         Ok(())
     })
+}
+
+/// Every metric between two meshes, in the unit-sphere frame of `reference`
+/// (see `hisdf eval`): chamfer, chamfer_point_to_mesh, emd, emd_sum,
+/// hausdorff (and per direction, and 99th percentiles), normal_consistency,
+/// f_score, precision, recall, and the settings used. `chamfer_points`
+/// surface samples per mesh (the paper: 10000), `emd_points` for the earth
+/// mover's distance (the paper: 500; at most 5000, cubic cost),
+/// `f_score_threshold` a distance in that frame (0 means the default 0.01).
+/// Read the results by name with `hisdf_metrics_get`, or enumerate them with
+/// `hisdf_metrics_count` and `hisdf_metrics_entry`, so that new metrics never
+/// change this signature.
+#[no_mangle]
+#[allow(clippy::too_many_arguments)] // flat C signature; results grow by name instead
+pub extern "C" fn hisdf_evaluate(
+    reference: *const HisdfMesh,
+    other: *const HisdfMesh,
+    chamfer_points: usize,
+    emd_points: usize,
+    f_score_threshold: f64,
+    seed: u64,
+    out: *mut *mut HisdfMetrics,
+    error: *mut *mut HisdfError,
+) -> HisdfStatus {
+    boundary(error, || {
+        let a = HisdfMesh::get(reference)?;
+        let b = HisdfMesh::get(other)?;
+        out_arg(out, "out")?;
+        if chamfer_points == 0 || emd_points == 0 {
+            return Err(Failure::invalid(
+                "chamfer_points and emd_points must be positive",
+            ));
+        }
+        if emd_points > MAX_EMD_POINTS {
+            return Err(Failure::invalid(format!(
+                "emd_points {emd_points} exceeds {MAX_EMD_POINTS} (the assignment is cubic)"
+            )));
+        }
+        let mut config = EvalConfig {
+            chamfer_points,
+            emd_points,
+            seed,
+            ..EvalConfig::default()
+        };
+        if f_score_threshold != 0.0 {
+            if !(f_score_threshold.is_finite() && f_score_threshold > 0.0) {
+                return Err(Failure::invalid("f_score_threshold must be positive"));
+            }
+            config.f_score_threshold = f_score_threshold;
+        }
+        let report = evaluate(a, b, &config);
+        // Through serde, so that a metric added to the report is reachable
+        // by name here without touching the C layer.
+        let fields = match serde_json::to_value(&report) {
+            Ok(serde_json::Value::Object(map)) => map,
+            _ => return Err(Failure::invalid("metrics report is not a record")),
+        };
+        let named = fields
+            .into_iter()
+            .filter_map(|(name, value)| {
+                let v = value.as_f64().unwrap_or(f64::INFINITY);
+                Some((CString::new(name).ok()?, v))
+            })
+            .collect();
+        unsafe { *out = HisdfMetrics::new(named) };
+        Ok(())
+    })
+}
+
+/// One result of `hisdf_evaluate` by name, e.g. "chamfer" or "f_score".
+/// An unknown name gives `HISDF_STATUS_INVALID_ARGUMENT`.
+#[no_mangle]
+pub extern "C" fn hisdf_metrics_get(
+    metrics: *const HisdfMetrics,
+    name: *const c_char,
+    out: *mut f64,
+    error: *mut *mut HisdfError,
+) -> HisdfStatus {
+    boundary(error, || {
+        let m = HisdfMetrics::get(metrics)?;
+        let name = super::str_arg(name, "name")?;
+        out_arg(out, "out")?;
+        let value = m
+            .iter()
+            .find(|(n, _)| n.as_bytes() == name.as_bytes())
+            .map(|(_, v)| *v)
+            .ok_or_else(|| Failure::invalid(format!("no metric named {name:?}")))?;
+        unsafe { *out = value };
+        Ok(())
+    })
+}
+
+/// How many results `hisdf_metrics_entry` can enumerate.
+#[no_mangle]
+pub extern "C" fn hisdf_metrics_count(
+    metrics: *const HisdfMetrics,
+    count: *mut usize,
+    error: *mut *mut HisdfError,
+) -> HisdfStatus {
+    boundary(error, || {
+        let m = HisdfMetrics::get(metrics)?;
+        out_arg(count, "count")?;
+        unsafe { *count = m.len() };
+        Ok(())
+    })
+}
+
+/// The `index`th result: its name (valid until `hisdf_metrics_free`) and
+/// value.
+#[no_mangle]
+pub extern "C" fn hisdf_metrics_entry(
+    metrics: *const HisdfMetrics,
+    index: usize,
+    name: *mut *const c_char,
+    value: *mut f64,
+    error: *mut *mut HisdfError,
+) -> HisdfStatus {
+    boundary(error, || {
+        let m = HisdfMetrics::get(metrics)?;
+        out_arg(name, "name")?;
+        out_arg(value, "value")?;
+        let (n, v) = m.get(index).ok_or_else(|| {
+            Failure::invalid(format!("index {index} out of range ({} metrics)", m.len()))
+        })?;
+        unsafe {
+            *name = n.as_ptr();
+            *value = *v;
+        }
+        Ok(())
+    })
+}
+
+/// Frees metrics; NULL is ignored.
+#[no_mangle]
+pub extern "C" fn hisdf_metrics_free(metrics: *mut HisdfMetrics) {
+    let _ = std::panic::catch_unwind(|| HisdfMetrics::free(metrics));
 }

@@ -34,7 +34,9 @@ use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::path::PathBuf;
 
 pub use config::*;
-pub use handles::{HisdfCancelToken, HisdfConfig, HisdfMesh, HisdfModel, HisdfSamples};
+pub use handles::{
+    HisdfCancelToken, HisdfConfig, HisdfMesh, HisdfMetrics, HisdfModel, HisdfSamples,
+};
 pub use logging::*;
 pub use mesh::*;
 pub use model::*;

@@ -36,6 +36,8 @@ pub enum HisdfDevice {
 }
 
 /// What `hisdf_model_info` reports about a trained model.
+/// The layout is fixed for this major version: later versions report more
+/// through new functions, never by growing this struct.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq)]
 pub struct HisdfModelInfo {

@@ -254,6 +254,31 @@ int main(int argc, char **argv) {
     bad = NULL;
     EXPECT(HISDF_STATUS_OK, hisdf_chamfer(mesh, extracted, 2000, 1, &chamfer, &err));
     CHECK(isfinite(chamfer) && chamfer > 0.0);
+    {
+        HisdfMetrics *metrics = NULL;
+        double cd = -1.0, f = -1.0, value = 0.0;
+        size_t n = 0, k;
+        const char *name = NULL;
+        int saw_emd = 0;
+        EXPECT(HISDF_STATUS_OK,
+               hisdf_evaluate(mesh, extracted, 2000, 100, 0.0, 1, &metrics, &err));
+        EXPECT(HISDF_STATUS_OK, hisdf_metrics_get(metrics, "chamfer", &cd, &err));
+        EXPECT(HISDF_STATUS_OK, hisdf_metrics_get(metrics, "f_score", &f, &err));
+        CHECK(cd > 0.0 && f >= 0.0 && f <= 1.0);
+        EXPECT(HISDF_STATUS_INVALID_ARGUMENT,
+               hisdf_metrics_get(metrics, "no_such_metric", &cd, &err));
+        EXPECT(HISDF_STATUS_OK, hisdf_metrics_count(metrics, &n, &err));
+        for (k = 0; k < n; k++) {
+            EXPECT(HISDF_STATUS_OK, hisdf_metrics_entry(metrics, k, &name, &value, &err));
+            if (strcmp(name, "emd") == 0) saw_emd = isfinite(value) && value > 0.0;
+        }
+        CHECK(saw_emd);
+        EXPECT(HISDF_STATUS_INVALID_ARGUMENT,
+               hisdf_metrics_entry(metrics, n, &name, &value, &err));
+        EXPECT(HISDF_STATUS_INVALID_ARGUMENT,
+               hisdf_evaluate(mesh, extracted, 2000, 1000000, 0.0, 1, &metrics, &err));
+        hisdf_metrics_free(metrics);
+    }
     EXPECT(HISDF_STATUS_OK, hisdf_mesh_save(extracted, mesh_path, &err));
     free(vertices);
     free(indices);
@@ -301,6 +326,7 @@ int main(int argc, char **argv) {
     hisdf_samples_free(NULL);
     hisdf_cancel_token_free(NULL);
     hisdf_error_free(NULL);
+    hisdf_metrics_free(NULL);
 
     /* A freed handle is refused while its memory is still readable (a
      * safety net only; the check relies on the allocator not reusing the

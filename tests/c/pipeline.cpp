@@ -100,6 +100,9 @@ int main(int argc, char **argv) {
         auto again = hisdf::Mesh::from_arrays(arrays.first, arrays.second);
         CHECK(again.vertex_count() == extracted.vertex_count());
         CHECK(hisdf::chamfer(mesh, extracted, 2000, 1) > 0.0);
+        auto metrics = hisdf::evaluate(mesh, extracted, 2000, 100);
+        CHECK(metrics.count("chamfer") && metrics.at("chamfer") > 0.0);
+        CHECK(metrics.count("f_score") && metrics.at("f_score") <= 1.0);
 
         model.save(scratch + "/model_cpp.safetensors");
         auto loaded = hisdf::Model::load(scratch + "/model_cpp.safetensors", HISDF_DEVICE_CPU);

@@ -30,7 +30,7 @@ from . import _capi
 
 __all__ = [
     "CancelToken", "Cancelled", "Config", "Device", "Error", "LogLevel", "Mesh",
-    "Model", "Samples", "Status", "chamfer", "library_path", "set_log_callback",
+    "Model", "Samples", "Status", "chamfer", "evaluate", "library_path", "set_log_callback",
     "train", "version",
 ]
 
@@ -329,6 +329,27 @@ def chamfer(reference, other, points=10000, seed=0):
     _call("hisdf_chamfer", reference.capi, other.capi, int(points), int(seed),
           ctypes.byref(out))
     return out.value
+
+
+def evaluate(reference, other, chamfer_points=10000, emd_points=500,
+             f_score_threshold=0.0, seed=0):
+    """Every metric between two meshes as a dict by name ("chamfer", "emd",
+    "f_score", "hausdorff", "normal_consistency", ...), in the unit-sphere
+    frame of reference. f_score_threshold 0 means the library's default."""
+    raw = ctypes.POINTER(_capi.Metrics)()
+    _call("hisdf_evaluate", reference.capi, other.capi, int(chamfer_points),
+          int(emd_points), float(f_score_threshold), int(seed), ctypes.byref(raw))
+    try:
+        n = ctypes.c_size_t()
+        _call("hisdf_metrics_count", raw, ctypes.byref(n))
+        out = {}
+        for i in range(n.value):
+            name, value = ctypes.c_char_p(), ctypes.c_double()
+            _call("hisdf_metrics_entry", raw, i, ctypes.byref(name), ctypes.byref(value))
+            out[name.value.decode()] = value.value
+        return out
+    finally:
+        _c().hisdf_metrics_free(raw)
 
 
 class Samples(_Handle):

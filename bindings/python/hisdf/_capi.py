@@ -61,6 +61,10 @@ class CancelToken(Structure):
     pass
 
 
+class Metrics(Structure):
+    pass
+
+
 class MeshInfo(Structure):
     _fields_ = [
         ("vertex_count", c_size_t),
@@ -123,6 +127,14 @@ PROTOTYPES = {
     "hisdf_chamfer": (
         Status, [POINTER(Mesh), POINTER(Mesh), c_size_t, c_uint64, POINTER(c_double),
                  ErrorOut]),
+    "hisdf_evaluate": (
+        Status, [POINTER(Mesh), POINTER(Mesh), c_size_t, c_size_t, c_double, c_uint64,
+                 POINTER(POINTER(Metrics)), ErrorOut]),
+    "hisdf_metrics_get": (Status, [POINTER(Metrics), c_char_p, POINTER(c_double), ErrorOut]),
+    "hisdf_metrics_count": (Status, [POINTER(Metrics), POINTER(c_size_t), ErrorOut]),
+    "hisdf_metrics_entry": (
+        Status, [POINTER(Metrics), c_size_t, POINTER(c_char_p), POINTER(c_double), ErrorOut]),
+    "hisdf_metrics_free": (None, [POINTER(Metrics)]),
     "hisdf_sample": (
         Status, [POINTER(Mesh), POINTER(Config), POINTER(POINTER(Samples)), ErrorOut]),
     "hisdf_samples_from_arrays": (

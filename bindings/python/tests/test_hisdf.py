@@ -63,6 +63,9 @@ def test_pipeline(fox, model, tmp_path):
     again = hisdf.Mesh.from_arrays(v, t)
     assert again.info()["vertex_count"] == len(v)
     assert hisdf.chamfer(fox, surface, points=2000, seed=1) > 0
+    metrics = hisdf.evaluate(fox, surface, chamfer_points=2000, emd_points=100, seed=1)
+    assert metrics["chamfer"] > 0 and 0 <= metrics["f_score"] <= 1
+    assert metrics["emd_points"] == 100
 
     path = tmp_path / "fox.safetensors"
     model.save(path)
