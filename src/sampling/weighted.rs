@@ -41,42 +41,143 @@ impl WeightedConfig {
 /// weighted sample without replacement. In logs, ln E + beta |SDF|, which
 /// cannot overflow for any beta, and a linear-time selection picks them.
 /// A negative or NaN beta counts as 0 (uniform).
+///
+/// The cost is the pool's distances, and most of the pool is far from the
+/// surface where exp(-beta |SDF|) is negligible. So distances are first
+/// computed only below a cap (beyond it, cap is a lower bound of |SDF| and
+/// so of the key); pool points that the bounds still let into the selection
+/// get their exact distance and the selection is repeated, until every kept
+/// point has an exact key. Kept points are then the exact `keep` smallest,
+/// and only they get a signed distance.
 pub fn weighted(sdf: &MeshSdf, config: &WeightedConfig, seed: u64) -> Samples {
+    let clock = std::time::Instant::now();
+    let lap = |what: &str| {
+        log::debug!(
+            "weighted sampling: {what} after {:.3} s",
+            clock.elapsed().as_secs_f64()
+        )
+    };
     let beta = if config.beta > 0.0 { config.beta } else { 0.0 };
     let pool = uniform_ball_points(config.pool, seed.wrapping_add(11));
-    let values = sdf.signed_distance(&pool);
     let keep = config.keep.min(pool.len());
-    let mut keys: Vec<(f64, u32)> = values
-        .par_chunks(CHUNK)
-        .enumerate()
-        .flat_map_iter(|(c, part)| {
+    let log_e: Vec<f64> = (0..pool.len().div_ceil(CHUNK))
+        .into_par_iter()
+        .flat_map_iter(|c| {
             let mut rng: Pcg64Mcg = stream(seed, 3, c);
-            let base = c * CHUNK;
-            part.iter()
-                .enumerate()
-                .map(|(i, &s)| {
-                    // 1 - U lies in (0, 1], so the log is finite; E = -ln(1-U).
-                    let e = -(1.0 - rng.random::<f64>()).ln();
-                    let d = f64::from(s.abs());
-                    // An infinite or NaN distance (no usable triangle) gets
-                    // the largest key: chosen last, never a NaN comparison.
-                    let key = e.ln() + beta * d;
-                    let key = if key.is_nan() { f64::INFINITY } else { key };
-                    (key, (base + i) as u32)
-                })
+            let n = CHUNK.min(pool.len() - c * CHUNK);
+            // 1 - U lies in (0, 1], so E = -ln(1 - U) is finite.
+            (0..n)
+                .map(|_| (-(1.0 - rng.random::<f64>()).ln()).ln())
                 .collect::<Vec<_>>()
         })
         .collect();
-    if keep < keys.len() && keep > 0 {
-        keys.select_nth_unstable_by(keep - 1, |a, b| a.0.total_cmp(&b.0).then(a.1.cmp(&b.1)));
-    }
-    keys.truncate(keep);
-    let mut chosen: Vec<u32> = keys.into_iter().map(|(_, i)| i).collect();
+    // A key beyond the cap's exceeds a near-surface key by about
+    // beta * cap = 12: a pool point needs E below ~e^-9 to be let in by its
+    // bound, a few hundred in ten million.
+    lap("pool and keys");
+    let cap = if beta > 0.0 {
+        (12.0 / beta) as f32
+    } else {
+        0.0
+    };
+    let mut dist: Vec<f32> = if beta > 0.0 {
+        capped_distances(sdf, &pool, cap)
+    } else {
+        // Weights are all 1: distances do not matter to the selection.
+        vec![0.0; pool.len()]
+    };
+    let key = |e: f64, d: f32| {
+        // A NaN distance (no usable triangle) gets the largest key: chosen
+        // last, never a NaN comparison.
+        let k = e + beta * f64::from(d);
+        if k.is_nan() {
+            f64::INFINITY
+        } else {
+            k
+        }
+    };
+    lap("capped distances");
+    let mut exact: Vec<bool> = dist.iter().map(|d| d.is_finite() || d.is_nan()).collect();
+    let chosen = loop {
+        let mut keys: Vec<(f64, u32)> = (0..pool.len())
+            .into_par_iter()
+            .map(|i| {
+                let d = if exact[i] { dist[i] } else { cap };
+                (key(log_e[i], d), i as u32)
+            })
+            .collect();
+        if keep < keys.len() && keep > 0 {
+            keys.select_nth_unstable_by(keep - 1, |a, b| a.0.total_cmp(&b.0).then(a.1.cmp(&b.1)));
+        }
+        keys.truncate(keep);
+        let missing: Vec<u32> = keys
+            .iter()
+            .map(|&(_, i)| i)
+            .filter(|&i| !exact[i as usize])
+            .collect();
+        if missing.is_empty() {
+            break keys;
+        }
+        log::debug!(
+            "weighted sampling: {} capped pool points need their exact distance",
+            missing.len()
+        );
+        let pts: Vec<[f32; 3]> = missing.iter().map(|&i| pool[i as usize]).collect();
+        for (&i, d) in missing.iter().zip(sdf.unsigned_distance(&pts)) {
+            dist[i as usize] = d;
+            exact[i as usize] = true;
+        }
+    };
+    lap("selection");
+    let mut chosen: Vec<u32> = chosen.into_iter().map(|(_, i)| i).collect();
     chosen.par_sort_unstable();
+    let points: Vec<[f32; 3]> = chosen.iter().map(|&i| pool[i as usize]).collect();
+    let values = sdf.signed_distance(&points);
+    lap("signed distances of the kept points");
     Samples {
-        points: chosen.iter().map(|&i| pool[i as usize]).collect(),
-        sdf: chosen.iter().map(|&i| values[i as usize]).collect(),
+        points,
+        sdf: values,
     }
+}
+
+/// Distances of `pool` (points in [-1, 1]^3) below `cap`, +inf at or
+/// beyond it. A coarse grid culls first: distance is 1-Lipschitz, so a cell
+/// whose centre is farther than `cap` plus its half diagonal from the
+/// surface holds no point closer than `cap`, and its points need no query.
+fn capped_distances(sdf: &MeshSdf, pool: &[[f32; 3]], cap: f32) -> Vec<f32> {
+    const GRID: usize = 64;
+    let h = 2.0 / GRID as f32;
+    let half_diagonal = h * 3f32.sqrt() / 2.0;
+    let centres: Vec<[f32; 3]> = (0..GRID * GRID * GRID)
+        .map(|c| {
+            [c % GRID, (c / GRID) % GRID, c / (GRID * GRID)].map(|i| -1.0 + (i as f32 + 0.5) * h)
+        })
+        .collect();
+    // Rounding margin: the bound must hold for the f32 centre positions.
+    let reach = cap + half_diagonal + 1e-5;
+    let near: Vec<bool> = sdf
+        .unsigned_distance_below(&centres, reach)
+        .iter()
+        .map(|d| d.is_nan() || *d < reach)
+        .collect();
+    let cell = |p: &[f32; 3]| {
+        let i = p.map(|c| (((c + 1.0) / h) as usize).min(GRID - 1));
+        i[0] + GRID * (i[1] + GRID * i[2])
+    };
+    let idx: Vec<u32> = (0..pool.len() as u32)
+        .filter(|&i| near[cell(&pool[i as usize])])
+        .collect();
+    log::debug!(
+        "weighted sampling: {} of {} pool points near enough to query",
+        idx.len(),
+        pool.len()
+    );
+    let pts: Vec<[f32; 3]> = idx.iter().map(|&i| pool[i as usize]).collect();
+    let mut out = vec![f32::INFINITY; pool.len()];
+    for (&i, d) in idx.iter().zip(sdf.unsigned_distance_below(&pts, cap)) {
+        out[i as usize] = d;
+    }
+    out
 }
 
 /// Whether a uniform sample fills the unit ball (the paper's domain) or the

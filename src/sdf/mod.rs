@@ -191,6 +191,26 @@ impl MeshSdf {
         })
     }
 
+    /// [`Self::unsigned_distance`] where it is below `cap`, +inf where the
+    /// surface is at least `cap` away; NaN for non-finite points. Far from
+    /// the surface this is many times faster, since the cap prunes the
+    /// search: weighted sampling needs exact distances only where its
+    /// weight is not negligible.
+    pub fn unsigned_distance_below(&self, points: &[[f32; 3]], cap: f32) -> Vec<f32> {
+        // parry compares in f32: its bound gets the usual slack, and the
+        // exact f64 distance decides.
+        let max = cap * (1.0 + 1e-5) + self.dist_slack as f32;
+        self.map_points(points, |state, p| {
+            if !is_finite(to_f64(p)) {
+                return f32::NAN;
+            }
+            match self.project_within(p, &mut state.prev_cp, max) {
+                Some((_, _, d)) if d < f64::from(cap) => d as f32,
+                _ => f32::INFINITY,
+            }
+        })
+    }
+
     /// Generalized winding number (Jacobson et al. 2013), computed exactly:
     /// 1 inside and 0 outside a closed, outward-oriented mesh, fractional
     /// near holes. NaN for a non-finite point.
@@ -282,6 +302,20 @@ impl MeshSdf {
     /// the surface, which lets parry prune from the start. The bound only
     /// affects speed; a query it would starve is repeated without it.
     fn project(&self, p: [f32; 3], prev: &mut Option<Point<f32>>) -> Option<(V3, usize, f64)> {
+        self.project_within(p, prev, f32::MAX)
+    }
+
+    /// [`Self::project`] restricted to the surface within `max` of `p`
+    /// (parry's own rounding aside): None also when nothing is that close.
+    /// A small `max` prunes the search early, which is what makes points
+    /// deep inside a shape cheap (there the unrestricted search must visit
+    /// every nearly equidistant part of the surface).
+    fn project_within(
+        &self,
+        p: [f32; 3],
+        prev: &mut Option<Point<f32>>,
+        max: f32,
+    ) -> Option<(V3, usize, f64)> {
         let mesh = self.trimesh.as_ref()?;
         let p64 = to_f64(p);
         if !is_finite(p64) {
@@ -293,14 +327,15 @@ impl MeshSdf {
         let bound = prev
             .map(|c| (c - pt).norm() * 1.0001 + self.dist_slack as f32)
             .filter(|b| b.is_finite())
-            .unwrap_or(f32::MAX);
+            .unwrap_or(f32::MAX)
+            .min(max);
         // The _with_max_dist variant returns an Option where the plain
         // queries unwrap internally; it is None when no candidate beats the
         // bound, which with f32::MAX means every cost overflowed (queries far
         // from the model).
         let query = |max| mesh.project_local_point_and_get_location_with_max_dist(&pt, false, max);
         let found = match query(bound) {
-            None if bound < f32::MAX => query(f32::MAX),
+            None if bound < max => query(max),
             found => found,
         };
         if let Some((proj, (k, _))) = found {
@@ -318,6 +353,9 @@ impl MeshSdf {
                 *prev = Some(proj.point);
                 return Some((cp, k as usize, d));
             }
+        }
+        if max < f32::MAX {
+            return None;
         }
         self.project_brute(mesh, p64)
     }

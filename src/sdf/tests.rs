@@ -843,3 +843,27 @@ fn sign_follows_brute_winding_and_distance_is_f64_exact() {
         assert!(worst < 3e-8, "distance error {worst} beyond f32 rounding");
     }
 }
+
+#[test]
+fn capped_distance_is_exact_below_the_cap() {
+    let m = torus(0.55, 0.2, 60, 30);
+    let sdf = MeshSdf::new(&m);
+    let mut rng = Rng(23);
+    let pts: Vec<[f32; 3]> = (0..20_000)
+        .map(|_| f32v([0; 3].map(|_| rng.range(-1.0, 1.0))))
+        .collect();
+    let full = sdf.unsigned_distance(&pts);
+    let cap = 0.08;
+    let capped = sdf.unsigned_distance_below(&pts, cap);
+    let mut below = 0;
+    for (f, c) in full.iter().zip(&capped) {
+        if *f < cap {
+            assert_eq!(f, c);
+            below += 1;
+        } else {
+            assert_eq!(*c, f32::INFINITY, "{f} at or beyond the cap");
+        }
+    }
+    assert!(below > 1000 && below < 18_000, "{below}");
+    assert!(sdf.unsigned_distance_below(&[[f32::NAN; 3]], cap)[0].is_nan());
+}
