@@ -49,18 +49,19 @@ fn run(cmd: &mut Command) -> String {
 
 const WARNINGS: [&str; 3] = ["-Wall", "-Wextra", "-Werror"];
 
-/// Compiles one test program, with AddressSanitizer. libtorch itself is not
-/// instrumented, so leak checking is off (it reports libtorch's one-time
-/// allocations) and the link-order check is off (libtorch's libraries are
-/// loaded before the ASan runtime would like).
-fn build(cc: &str, std: &[&str], sources: &[&str], out: &Path) {
+/// Compiles one test program, with AddressSanitizer or without. libtorch
+/// itself is not instrumented, so leak checking is off (it reports
+/// libtorch's one-time allocations) and the link-order check is off
+/// (libtorch's libraries are loaded before the ASan runtime would like).
+fn build(cc: &str, std: &[&str], sources: &[&str], out: &Path, asan: bool) {
     let lib = lib_dir();
     let mut cmd = Command::new(cc);
-    cmd.args(std)
-        .args(WARNINGS)
-        .args(["-g", "-fsanitize=address", "-fno-omit-frame-pointer"])
-        .arg("-DHISDF_TEST_ASAN")
-        .arg(format!("-I{}", root().join("include").display()))
+    cmd.args(std).args(WARNINGS).arg("-g");
+    if asan {
+        cmd.args(["-fsanitize=address", "-fno-omit-frame-pointer"])
+            .arg("-DHISDF_TEST_ASAN");
+    }
+    cmd.arg(format!("-I{}", root().join("include").display()))
         .arg(format!("-I{}", root().join("bindings/cpp").display()));
     for s in sources {
         cmd.arg(root().join("tests/c").join(s));
@@ -120,7 +121,7 @@ fn header_compiles_as_c99_and_as_cpp() {
 }
 
 #[test]
-fn c_program_runs_the_pipeline_under_asan() {
+fn c_program_runs_the_pipeline_under_asan_and_plain() {
     let dir = scratch("c");
     let exe = dir.join("pipeline");
     build(
@@ -128,8 +129,23 @@ fn c_program_runs_the_pipeline_under_asan() {
         &["-std=c99", "-pedantic"],
         &["pipeline.c"],
         &exe,
+        true,
     );
     let out = run_under_asan(&exe, &dir);
+    assert!(out.contains("all checks passed"), "{out}");
+    // Without ASan too: only there may the program use a freed handle (ASan
+    // rightly reports the read) to check that the library refuses it.
+    let plain = dir.join("pipeline_plain");
+    build(
+        &compiler("CC", "cc"),
+        &["-std=c99", "-pedantic"],
+        &["pipeline.c"],
+        &plain,
+        false,
+    );
+    let out = run(Command::new(&plain)
+        .arg(root().join("data/meshes/Fennec_Fox.stl"))
+        .arg(&dir));
     assert!(out.contains("all checks passed"), "{out}");
     // The model file and mesh it wrote are real files a reader accepts.
     assert!(dir.join("model.safetensors").metadata().unwrap().len() > 0);
@@ -145,6 +161,7 @@ fn cpp_program_runs_the_pipeline_under_asan() {
         &["-std=c++17", "-pedantic"],
         &["pipeline.cpp"],
         &exe,
+        true,
     );
     let out = run_under_asan(&exe, &dir);
     assert!(out.contains("all checks passed"), "{out}");
