@@ -223,13 +223,18 @@ public:
     void save(const std::string &path) const {
         detail::call([&](HisdfError **e) { return hisdf_mesh_save(handle_.get(), path.c_str(), e); });
     }
-    /// Exact signed distances at points (xyz per point).
+    /// Exact signed distances at points (xyz per point), written to
+    /// `values` (points_len / 3 floats).
+    void signed_distance(const float *points, std::size_t points_len, float *values,
+                         std::size_t values_len) const {
+        detail::call([&](HisdfError **e) {
+            return hisdf_mesh_signed_distance(handle_.get(), points, points_len, values,
+                                              values_len, e);
+        });
+    }
     std::vector<float> signed_distance(const std::vector<float> &points) const {
         std::vector<float> out(points.size() / 3);
-        detail::call([&](HisdfError **e) {
-            return hisdf_mesh_signed_distance(handle_.get(), points.data(), points.size(),
-                                              out.data(), out.size(), e);
-        });
+        signed_distance(points.data(), points.size(), out.data(), out.size());
         return out;
     }
     HisdfMesh *capi() const noexcept { return handle_.get(); }
@@ -335,22 +340,31 @@ public:
     void save(const std::string &path) const {
         detail::call([&](HisdfError **e) { return hisdf_model_save(handle_.get(), path.c_str(), e); });
     }
-    /// SDF values at points (xyz per point), caller's units.
+    /// SDF values at points (xyz per point), caller's units, written to
+    /// `values` (points_len / 3 floats): the span-like form, no copies.
+    void query(const float *points, std::size_t points_len, float *values,
+               std::size_t values_len) const {
+        detail::call([&](HisdfError **e) {
+            return hisdf_model_query(handle_.get(), points, points_len, values, values_len, e);
+        });
+    }
     std::vector<float> query(const std::vector<float> &points) const {
         std::vector<float> out(points.size() / 3);
-        detail::call([&](HisdfError **e) {
-            return hisdf_model_query(handle_.get(), points.data(), points.size(), out.data(),
-                                     out.size(), e);
-        });
+        query(points.data(), points.size(), out.data(), out.size());
         return out;
     }
-    /// SDF gradients (xyz per point) by autograd.
+    /// SDF gradients (xyz per point) by autograd, written to `gradients`
+    /// (points_len floats).
+    void gradient(const float *points, std::size_t points_len, float *gradients,
+                  std::size_t gradients_len) const {
+        detail::call([&](HisdfError **e) {
+            return hisdf_model_gradient(handle_.get(), points, points_len, gradients,
+                                        gradients_len, e);
+        });
+    }
     std::vector<float> gradient(const std::vector<float> &points) const {
         std::vector<float> out(points.size());
-        detail::call([&](HisdfError **e) {
-            return hisdf_model_gradient(handle_.get(), points.data(), points.size(), out.data(),
-                                        out.size(), e);
-        });
+        gradient(points.data(), points.size(), out.data(), out.size());
         return out;
     }
     HisdfModelInfo info() const {

@@ -90,6 +90,11 @@ int main(int argc, char **argv) {
                                      0.f, 0.f, 0.f};
         auto values = model.query(points);
         CHECK(values.size() == 2 && std::isfinite(values[0]));
+        float raw_values[2];
+        model.query(points.data(), points.size(), raw_values, 2);
+        CHECK(raw_values[0] == values[0] && raw_values[1] == values[1]);
+        auto exact = mesh.signed_distance(points);
+        CHECK(exact.size() == 2 && std::isfinite(exact[0]));
         auto grads = model.gradient(points);
         CHECK(grads.size() == 6 && std::isfinite(grads[0]));
         EXPECT_STATUS(HISDF_STATUS_INVALID_ARGUMENT, model.query({1.f, 2.f}));
