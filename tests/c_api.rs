@@ -10,10 +10,12 @@ fn root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
 }
 
-/// target/<profile>/, where cargo puts libhisdf.so next to the test's deps/.
+/// target/<profile>/deps/, beside this test's executable: `cargo test`
+/// builds the cdylib there and copies it up to target/<profile>/ only on
+/// `cargo build`, so the copy above may be missing or stale.
 fn lib_dir() -> PathBuf {
     let exe = std::env::current_exe().unwrap();
-    let dir = exe.parent().and_then(Path::parent).unwrap().to_path_buf();
+    let dir = exe.parent().unwrap().to_path_buf();
     assert!(
         dir.join("libhisdf.so").exists(),
         "libhisdf.so not found in {}; build the library first",
@@ -180,7 +182,10 @@ fn cmake_package_works_from_checkout_and_install() {
         eprintln!("cmake not installed: skipping the CMake package test");
         return;
     }
-    let _ = lib_dir();
+    let library = format!(
+        "-DHISDF_LIBRARY={}",
+        lib_dir().join("libhisdf.so").display()
+    );
     let dir = scratch("cmake");
     let consumer = root().join("tests/c/cmake_consumer");
     let mesh = root().join("data/meshes/Fennec_Fox.stl");
@@ -194,18 +199,24 @@ fn cmake_package_works_from_checkout_and_install() {
         .arg(root().join("bindings/cpp"))
         .arg("-B")
         .arg(dir.join("install-build"))
-        .arg(format!("-DCMAKE_INSTALL_PREFIX={}", prefix.display())));
+        .arg(format!("-DCMAKE_INSTALL_PREFIX={}", prefix.display()))
+        .arg(&library));
     run(Command::new("cmake")
         .arg("--install")
         .arg(dir.join("install-build")));
+    // The checkout layout is told where this build's library is; the
+    // install layout must find the installed copy by itself.
     let layouts = [
         (
             "checkout",
-            format!("-Dhisdf_DIR={}", root().join("bindings/cpp").display()),
+            vec![
+                format!("-Dhisdf_DIR={}", root().join("bindings/cpp").display()),
+                library.clone(),
+            ],
         ),
         (
             "install",
-            format!("-DCMAKE_PREFIX_PATH={}", prefix.display()),
+            vec![format!("-DCMAKE_PREFIX_PATH={}", prefix.display())],
         ),
     ];
     for (name, how) in layouts {
@@ -215,7 +226,7 @@ fn cmake_package_works_from_checkout_and_install() {
             .arg(&consumer)
             .arg("-B")
             .arg(&build)
-            .arg(&how));
+            .args(&how));
         run(Command::new("cmake").arg("--build").arg(&build));
         for exe in ["consumer_c", "consumer_cpp"] {
             let out = run(Command::new(build.join(exe)).arg(&mesh));
