@@ -211,9 +211,10 @@ typedef struct HisdfModelInfo {
 extern "C" {
 #endif // __cplusplus
 
-// Returns a static, NUL-terminated name for a status, e.g. "HISDF_STATUS_OK".
-// Values this library does not know give "HISDF_STATUS_UNKNOWN".
-const char *hisdf_status_name(HisdfStatus status);
+// Returns a static, NUL-terminated name for a `HisdfStatus` value, e.g.
+// "HISDF_STATUS_OK". Values this library does not know give
+// "HISDF_STATUS_UNKNOWN".
+const char *hisdf_status_name(uint32_t status);
 
 // The version of the library actually loaded, e.g. "0.1.0" (static string),
 // which may differ from the header a host was compiled against.
@@ -252,14 +253,15 @@ HisdfStatus hisdf_config_set(struct HisdfConfig *config,
                              const char *value,
                              struct HisdfError **error);
 
-// Routes the library's log records of `level` and more severe to
+// Routes the library's log records of `level` (a `HisdfLogLevel`; taken
+// as an integer so that any value is safe) and more severe to
 // `callback` (with `user_data` passed back unchanged). A NULL callback or
 // `HISDF_LOG_LEVEL_OFF` stops delivery. Replaces any earlier callback.
 // Returns `HISDF_STATUS_UNAVAILABLE` when the process already has another
 // logger for Rust's `log` facade (a Rust host with its own logger).
 HisdfStatus hisdf_set_log_callback(HisdfLogCallback callback,
                                    void *user_data,
-                                   HisdfLogLevel level,
+                                   uint32_t level,
                                    struct HisdfError **error);
 
 // Loads a mesh file (OBJ, STL, PLY, OFF). On success `*out` owns a new mesh.
@@ -490,9 +492,10 @@ HisdfStatus hisdf_model_save(const struct HisdfModel *model,
                              const char *path,
                              struct HisdfError **error);
 
-// Loads a model file onto a device.
+// Loads a model file onto `device`, a `HisdfDevice` (taken as an integer
+// so that any value is safe: an unknown one is refused).
 HisdfStatus hisdf_model_load(const char *path,
-                             HisdfDevice device,
+                             uint32_t device,
                              struct HisdfModel **out,
                              struct HisdfError **error);
 

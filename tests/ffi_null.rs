@@ -447,7 +447,7 @@ fn every_function_refuses_null_for_every_required_pointer() {
             Box::new(move |k, e| {
                 hisdf_model_load(
                     or_null(path, k, 0),
-                    HisdfDevice::Cpu,
+                    HisdfDevice::Cpu as u32,
                     or_null_mut(mdo, k, 1),
                     e,
                 )
@@ -522,7 +522,7 @@ fn every_function_refuses_null_for_every_required_pointer() {
     assert_eq!(hisdf_error_status(null()), HisdfStatus::NullArgument);
     assert_eq!(unsafe { CStr::from_ptr(hisdf_error_message(null())) }, c"");
     assert_eq!(
-        hisdf_set_log_callback(None, null_mut(), HisdfLogLevel::Off, null_mut()),
+        hisdf_set_log_callback(None, null_mut(), HisdfLogLevel::Off as u32, null_mut()),
         HisdfStatus::Ok
     );
 
@@ -574,4 +574,29 @@ fn gradient_matches_finite_differences_in_the_callers_frame() {
     hisdf_samples_free(f.samples);
     hisdf_config_free(f.config);
     hisdf_mesh_free(f.mesh);
+}
+
+#[test]
+fn enum_arguments_outside_their_range_are_refused_not_undefined() {
+    let name = |v: u32| {
+        unsafe { CStr::from_ptr(hisdf_status_name(v)) }
+            .to_str()
+            .unwrap()
+    };
+    assert_eq!(
+        name(HisdfStatus::Cancelled as u32),
+        "HISDF_STATUS_CANCELLED"
+    );
+    assert_eq!(name(9999), "HISDF_STATUS_UNKNOWN");
+    let mut model: *mut HisdfModel = null_mut();
+    let path = c"/nonexistent/model.safetensors";
+    assert_eq!(
+        hisdf_model_load(path.as_ptr(), 77, &mut model, null_mut()),
+        HisdfStatus::InvalidArgument
+    );
+    assert!(model.is_null());
+    assert_eq!(
+        hisdf_set_log_callback(None, null_mut(), 9999, null_mut()),
+        HisdfStatus::Ok
+    );
 }

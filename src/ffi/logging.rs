@@ -79,9 +79,8 @@ impl log::Log for HostLogger {
     fn flush(&self) {}
 }
 
-fn level_filter(level: HisdfLogLevel) -> log::LevelFilter {
-    // Read as an integer: a C caller may pass any value.
-    match level as u32 {
+fn level_filter(level: u32) -> log::LevelFilter {
+    match level {
         0 => log::LevelFilter::Off,
         1 => log::LevelFilter::Error,
         2 => log::LevelFilter::Warn,
@@ -91,7 +90,8 @@ fn level_filter(level: HisdfLogLevel) -> log::LevelFilter {
     }
 }
 
-/// Routes the library's log records of `level` and more severe to
+/// Routes the library's log records of `level` (a `HisdfLogLevel`; taken
+/// as an integer so that any value is safe) and more severe to
 /// `callback` (with `user_data` passed back unchanged). A NULL callback or
 /// `HISDF_LOG_LEVEL_OFF` stops delivery. Replaces any earlier callback.
 /// Returns `HISDF_STATUS_UNAVAILABLE` when the process already has another
@@ -100,7 +100,7 @@ fn level_filter(level: HisdfLogLevel) -> log::LevelFilter {
 pub extern "C" fn hisdf_set_log_callback(
     callback: HisdfLogCallback,
     user_data: *mut c_void,
-    level: HisdfLogLevel,
+    level: u32,
     error: *mut *mut HisdfError,
 ) -> HisdfStatus {
     boundary(error, || {

@@ -100,12 +100,14 @@ pub enum HisdfStatus {
     Unavailable = 12,
 }
 
-/// Returns a static, NUL-terminated name for a status, e.g. "HISDF_STATUS_OK".
-/// Values this library does not know give "HISDF_STATUS_UNKNOWN".
+/// Returns a static, NUL-terminated name for a `HisdfStatus` value, e.g.
+/// "HISDF_STATUS_OK". Values this library does not know give
+/// "HISDF_STATUS_UNKNOWN".
 #[no_mangle]
-pub extern "C" fn hisdf_status_name(status: HisdfStatus) -> *const c_char {
-    // Read as an integer: a C caller may pass a value from a newer header.
-    let s: &'static CStr = match status as u32 {
+pub extern "C" fn hisdf_status_name(status: u32) -> *const c_char {
+    // Taken as an integer, not as the enum: a value outside the enum (from a
+    // newer header, or garbage) would be undefined behaviour in Rust.
+    let s: &'static CStr = match status {
         0 => c"HISDF_STATUS_OK",
         1 => c"HISDF_STATUS_NULL_ARGUMENT",
         2 => c"HISDF_STATUS_INVALID_ARGUMENT",
@@ -261,7 +263,7 @@ fn boundary(
 }
 
 fn status_str(status: HisdfStatus) -> &'static str {
-    unsafe { CStr::from_ptr(hisdf_status_name(status)) }
+    unsafe { CStr::from_ptr(hisdf_status_name(status as u32)) }
         .to_str()
         .unwrap_or("HISDF_STATUS_UNKNOWN")
 }

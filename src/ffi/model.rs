@@ -483,22 +483,22 @@ pub extern "C" fn hisdf_model_save(
     })
 }
 
-/// Loads a model file onto a device.
+/// Loads a model file onto `device`, a `HisdfDevice` (taken as an integer
+/// so that any value is safe: an unknown one is refused).
 #[no_mangle]
 pub extern "C" fn hisdf_model_load(
     path: *const c_char,
-    device: HisdfDevice,
+    device: u32,
     out: *mut *mut HisdfModel,
     error: *mut *mut HisdfError,
 ) -> HisdfStatus {
     boundary(error, || {
         let path = path_arg(path)?;
         out_arg(out, "out")?;
-        // Read as an integer: a C caller may pass any value.
-        let choice = match device as u32 {
-            0 => DeviceChoice::Auto,
-            1 => DeviceChoice::Cpu,
-            2 => DeviceChoice::Cuda,
+        let choice = match device {
+            d if d == HisdfDevice::Auto as u32 => DeviceChoice::Auto,
+            d if d == HisdfDevice::Cpu as u32 => DeviceChoice::Cpu,
+            d if d == HisdfDevice::Cuda as u32 => DeviceChoice::Cuda,
             d => return Err(Failure::invalid(format!("unknown device {d}"))),
         };
         let model = load_model(&path, choice.resolve()?)?;
