@@ -199,31 +199,6 @@ HisdfStatus hisdf_chamfer(const HisdfMesh *reference,
                           double *out,
                           struct HisdfError **error);
 
-extern int hisdf_native_fused_adam(C_tensor *const *params,
-                                   C_tensor *const *grads,
-                                   C_tensor *const *exp_avgs,
-                                   C_tensor *const *exp_avg_sqs,
-                                   C_tensor *const *steps,
-                                   size_t n,
-                                   C_tensor *lr,
-                                   double beta1,
-                                   double beta2,
-                                   double eps,
-                                   char *err,
-                                   size_t err_len);
-
-extern int hisdf_native_set_tf32(int enabled);
-
-extern int hisdf_native_has_cuda_graphs(void);
-
-extern void *hisdf_native_graph_begin(int device, char *err, size_t err_len);
-
-extern int hisdf_native_graph_end(void *graph, char *err, size_t err_len);
-
-extern int hisdf_native_graph_replay(void *graph, char *err, size_t err_len);
-
-extern void hisdf_native_graph_free(void *graph);
-
 #ifdef __cplusplus
 }  // extern "C"
 #endif  // __cplusplus
