@@ -9,6 +9,7 @@ fn main() {
     println!("cargo:rerun-if-changed=cbindgen.toml");
     println!("cargo:rerun-if-env-changed=CI");
     println!("cargo:rerun-if-env-changed=HISDF_UPDATE_HEADER");
+    println!("cargo:rerun-if-changed=src/train/native/step.cpp");
     link_libtorch();
     generate_header();
 }
@@ -26,9 +27,38 @@ fn link_libtorch() {
     // rustc links with --as-needed, which drops libtorch_cuda.so because no
     // symbol of ours references it; without it libtorch never registers its
     // CUDA backend and every run silently falls back to the CPU.
-    if lib_dir.join("libtorch_cuda.so").exists() {
+    let with_cuda = lib_dir.join("libtorch_cuda.so").exists();
+    if with_cuda {
         println!("cargo:rustc-link-arg=-Wl,--no-as-needed,-ltorch_cuda,--as-needed");
     }
+    compile_native(&lib_dir, with_cuda);
+}
+
+/// Compiles src/train/native/step.cpp (fused Adam, TF32, CUDA graphs: what
+/// tch does not expose) against the same libtorch headers.
+fn compile_native(lib_dir: &Path, with_cuda: bool) {
+    let torch_root = lib_dir.parent().expect("torch/lib has a parent");
+    let mut build = cc::Build::new();
+    build
+        .cpp(true)
+        .file("src/train/native/step.cpp")
+        .include(torch_root.join("include"))
+        .flag("-std=c++17")
+        .flag("-w")
+        .define("_GLIBCXX_USE_CXX11_ABI", "1");
+    // The PyPI wheel's CUDA headers live in the nvidia/cu13 package beside
+    // torch; a CPU-only libtorch has neither, and then graphs are off.
+    let cuda_include = torch_root
+        .parent()
+        .map(|site| site.join("nvidia").join("cu13").join("include"));
+    match cuda_include {
+        Some(inc) if with_cuda && inc.join("cuda_runtime_api.h").exists() => {
+            build.include(inc).define("HISDF_WITH_CUDA", None);
+            println!("cargo:rustc-link-lib=dylib=c10_cuda");
+        }
+        _ => println!("cargo:warning=no CUDA headers found: CUDA graphs disabled"),
+    }
+    build.compile("hisdf_native");
 }
 
 fn generate_header() {

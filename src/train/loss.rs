@@ -1,7 +1,7 @@
 //! The paper's losses: clamped L1 (Eq. 3) and the curriculum loss (Eq. 4).
 
 use serde::{Deserialize, Serialize};
-use tch::{Kind, Tensor};
+use tch::{Device, Kind, Tensor};
 
 /// One row of the curriculum schedule (paper Table 2): from iteration `start`
 /// on, the smoothness epsilon and the sign-error weight lambda in force.
@@ -90,23 +90,61 @@ impl Loss {
         }
     }
 
-    /// Mean loss over the batch: `f` predictions, `s` true SDF values.
-    pub fn evaluate(&self, f: &Tensor, s: &Tensor, iteration: usize) -> Tensor {
+    /// Device-side curriculum parameters, so that a captured CUDA graph of
+    /// the training step follows the schedule without being re-captured.
+    pub fn state(&self, device: Device) -> LossState {
+        let scalar = |v: f64| Tensor::from(v as f32).to_device(device);
+        LossState {
+            epsilon: scalar(0.0),
+            lambda: scalar(0.0),
+            stage: None,
+        }
+    }
+
+    /// Moves `state` to the stage in force at `iteration` (no work unless
+    /// the stage changes).
+    pub fn advance(&self, state: &mut LossState, iteration: usize) {
+        if let Some(stage) = self.stage_at(iteration) {
+            if state.stage != Some(stage.start) {
+                let _guard = tch::no_grad_guard();
+                let _ = state.epsilon.fill_(stage.epsilon);
+                let _ = state.lambda.fill_(stage.lambda);
+                state.stage = Some(stage.start);
+            }
+        }
+    }
+
+    /// Mean loss over the batch: `f` predictions, `s` true SDF values, with
+    /// the curriculum parameters held in `state`.
+    pub fn evaluate_with(&self, f: &Tensor, s: &Tensor, state: &LossState) -> Tensor {
         match self {
             Loss::ClampedL1 { clamp } => {
                 let (f, s) = (clamp_delta(f, *clamp), clamp_delta(s, *clamp));
                 (s - f).abs().mean(Kind::Float)
             }
             Loss::Curriculum { clamp, .. } => {
-                let stage = self.stage_at(iteration).expect("validated: stage 0 exists");
                 let (f, s) = (clamp_delta(f, *clamp), clamp_delta(s, *clamp));
                 let diff = &s - &f;
-                let l_eps = (diff.abs() - stage.epsilon).clamp_min(0.0);
-                let k = s.sign() * diff.sign() * stage.lambda + 1.0;
+                let l_eps = (diff.abs() - &state.epsilon).clamp_min(0.0);
+                let k = s.sign() * diff.sign() * &state.lambda + 1.0;
                 (k * l_eps).mean(Kind::Float)
             }
         }
     }
+
+    /// As [`Loss::evaluate_with`] at a given iteration.
+    pub fn evaluate(&self, f: &Tensor, s: &Tensor, iteration: usize) -> Tensor {
+        let mut state = self.state(f.device());
+        self.advance(&mut state, iteration);
+        self.evaluate_with(f, s, &state)
+    }
+}
+
+/// The curriculum's epsilon and lambda as device scalars.
+pub struct LossState {
+    epsilon: Tensor,
+    lambda: Tensor,
+    stage: Option<usize>,
 }
 
 /// clamp_delta(x) = min(delta, max(-delta, x)); `None` leaves x unclamped.

@@ -1,0 +1,143 @@
+//! Training benchmark: the paper's settings through hisdf's libtorch loop,
+//! timed the same way as bench/train/torch_reference.py (median seconds per
+//! iteration over windows of 100, total, mean loss of the last window).
+//! Writes the samples it trained on, so the PyTorch reference trains on
+//! exactly the same points.
+//!
+//!   bench_train MESH SAMPLES_OUT.npy [--iterations N] [--loss curriculum|l1]
+//!               [--tf32] [--no-graph] [--depth D] [--width W] [--batch B]
+//!               [--model-out MODEL.safetensors] [--report-every K] [--verbose]
+
+use std::io::Write;
+use std::time::Instant;
+
+use hisdf::mesh;
+use hisdf::model::NetworkConfig;
+use hisdf::pipeline::{prepare_mesh, Preset};
+use hisdf::sampling::near_surface;
+use hisdf::sdf::MeshSdf;
+use hisdf::train::{train, Loss, Precision, ReduceLrOnPlateau, Scheduler};
+
+fn write_npy(path: &str, rows: &[[f32; 4]]) -> std::io::Result<()> {
+    let mut header = format!(
+        "{{'descr': '<f4', 'fortran_order': False, 'shape': ({}, 4), }}",
+        rows.len()
+    );
+    // The .npy format pads the header with spaces to a 64-byte boundary.
+    while (10 + header.len() + 1) % 64 != 0 {
+        header.push(' ');
+    }
+    header.push('\n');
+    let mut f = std::io::BufWriter::new(std::fs::File::create(path)?);
+    f.write_all(b"\x93NUMPY\x01\x00")?;
+    f.write_all(&(header.len() as u16).to_le_bytes())?;
+    f.write_all(header.as_bytes())?;
+    for r in rows {
+        for v in r {
+            f.write_all(&v.to_le_bytes())?;
+        }
+    }
+    f.flush()
+}
+
+fn main() {
+    let args: Vec<String> = std::env::args().collect();
+    if args.len() < 3 {
+        eprintln!("usage: bench_train MESH SAMPLES_OUT.npy [--iterations N] [--loss curriculum|l1] [--tf32] [--no-graph] [--depth D] [--width W]");
+        std::process::exit(2);
+    }
+    let flag = |name: &str| args.iter().any(|a| a == name);
+    let value = |name: &str| {
+        args.iter()
+            .position(|a| a == name)
+            .and_then(|i| args.get(i + 1))
+            .cloned()
+    };
+    let mut recipe = Preset::PaperCurriculum.recipe();
+    if value("--loss").as_deref() == Some("l1") {
+        recipe.training.loss = Loss::ClampedL1 { clamp: Some(0.1) };
+        recipe.training.scheduler = Scheduler::Plateau(ReduceLrOnPlateau::paper());
+        recipe.training.iterations = 10_000;
+    }
+    if let Some(n) = value("--iterations") {
+        recipe.training.iterations = n.parse().expect("--iterations N");
+    }
+    if let Some(b) = value("--batch") {
+        recipe.training.batch_size = b.parse().expect("--batch B");
+    }
+    recipe.network = NetworkConfig {
+        depth: value("--depth").map_or(8, |d| d.parse().expect("--depth D")),
+        width: value("--width").map_or(512, |w| w.parse().expect("--width W")),
+        ..recipe.network
+    };
+    if flag("--tf32") {
+        recipe.training.precision = Precision::Tf32;
+    }
+    recipe.training.cuda_graph = !flag("--no-graph");
+    if let Some(k) = value("--report-every") {
+        recipe.training.progress_every = k.parse().expect("--report-every K");
+    }
+    let verbose = flag("--verbose");
+
+    let prepared =
+        prepare_mesh(mesh::load(args[1].as_ref()).expect("mesh loads")).expect("mesh is usable");
+    let sdf = MeshSdf::new(&prepared.normalised);
+    let t = Instant::now();
+    let samples = near_surface(&prepared.normalised, &sdf, &recipe.sampling, 0);
+    let sampling_s = t.elapsed().as_secs_f64();
+    let rows: Vec<[f32; 4]> = samples
+        .points
+        .iter()
+        .zip(&samples.sdf)
+        .map(|(p, d)| [p[0], p[1], p[2], *d])
+        .collect();
+    write_npy(&args[2], &rows).expect("samples written");
+
+    let mut windows = Vec::new();
+    let mut last = Instant::now();
+    let mut last_iteration = 0;
+    let start = Instant::now();
+    let model = train(
+        &samples,
+        prepared.normalisation,
+        &recipe.network,
+        &recipe.training,
+        &mut |p| {
+            let now = Instant::now();
+            let done = p.iteration - last_iteration;
+            if done > 0 {
+                windows.push(now.duration_since(last).as_secs_f64() / done as f64);
+            }
+            last = now;
+            last_iteration = p.iteration;
+            if verbose {
+                eprintln!(
+                    "it {} loss {:.4e} lr {:.1e}",
+                    p.iteration, p.loss, p.learning_rate
+                );
+            }
+            true
+        },
+    )
+    .expect("training runs");
+    let total = start.elapsed().as_secs_f64();
+    if let Some(path) = value("--model-out") {
+        hisdf::model::save_model(&model, path.as_ref()).expect("model saved");
+    }
+    windows.sort_by(|a, b| a.partial_cmp(b).unwrap());
+    let median = windows[windows.len() / 2];
+    let mut name = String::from("hisdf-tch");
+    if recipe.training.cuda_graph {
+        name.push_str("+graph");
+    }
+    if flag("--tf32") {
+        name.push_str("-tf32");
+    }
+    println!(
+        "{{\"impl\": \"{name}\", \"ms_per_iteration\": {:.4}, \"total_s\": {total:.3}, \"final_loss\": {:.6e}, \"iterations\": {}, \"device\": \"{}\", \"sampling_s\": {sampling_s:.3}}}",
+        1e3 * median,
+        model.metadata.final_loss,
+        model.metadata.iterations,
+        model.metadata.device
+    );
+}
