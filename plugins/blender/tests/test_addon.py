@@ -69,6 +69,28 @@ def pump(addon, on_progress=None, limit=300.0):
         time.sleep(min(delay, 0.05))
 
 
+class FakeLayout:
+    """Stands in for a UILayout (none exists without a window) and records
+    the labels the panel draws."""
+
+    def __init__(self, labels):
+        self.labels = labels
+
+    def label(self, text="", **_):
+        self.labels.append(text)
+
+    def __getattr__(self, _name):
+        return lambda *a, **k: self
+
+
+def panel_text(addon):
+    labels = []
+    fake = type("FakePanel", (), {})()
+    fake.layout = FakeLayout(labels)
+    addon.HISDF_PT_panel.draw(fake, bpy.context)
+    return " ".join(labels)
+
+
 def select_only(obj):
     for other in bpy.context.view_layer.objects:
         other.select_set(False)
@@ -102,6 +124,8 @@ def main():
     check(error is not None and "libtorch" in error, "no libtorch message: %r" % error)
     bpy.ops.mesh.primitive_cube_add()
     expect_error(bpy.ops.hisdf.train, "libtorch")
+    shown = panel_text(addon)
+    check("unavailable" in shown and "libtorch" in shown, "panel without libtorch: %r" % shown)
     bpy.ops.object.delete()
     prefs.torch_lib = TORCH_LIB
     hisdf, error = addon._load()
@@ -169,7 +193,17 @@ def main():
     select_only(torus)
     bpy.ops.hisdf.train()
     seen = []
-    snap = pump(addon, lambda s: seen.append(s["iteration"]))
+    shown = []
+
+    def watch(snap):
+        seen.append(snap["iteration"])
+        if snap["iteration"] > 0 and not shown:
+            shown.append(panel_text(addon))
+
+    snap = pump(addon, watch)
+    check(shown and "iteration" in shown[0] and "ETA" in shown[0],
+          "panel during training: %r" % shown)
+    print("panel during training: %s" % shown[0])
     check(snap["state"] == "done", "training: %r" % snap)
     check(snap["info"]["iterations"] == 300 and snap["info"]["width"] == 32
           and snap["info"]["depth"] == 3, "settings not applied: %r" % snap["info"])
