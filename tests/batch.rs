@@ -139,12 +139,26 @@ fn batch_records_failures_resumes_and_shards() {
         before
     );
 
-    // Shards 0/2 and 1/2 (same settings as the first run, so all skipped)
-    // split the 20 shapes exactly, and batch-merge joins them.
+    // Shards 0/2 and 1/2 split the 20 shapes exactly, and batch-merge joins
+    // them. They read the configuration the first run wrote: the same
+    // settings, so every good shape counts as finished.
     let mut seen = BTreeSet::new();
     let mut total = 0;
-    for k in 0..2 {
-        let (_, _, err) = batch(&["--shard", &format!("{k}/2")]);
+    for (k, finished) in [
+        (0, "9 ok (9 finished before)"),
+        (1, "10 ok (10 finished before)"),
+    ] {
+        let (_, _, err) = run(hisdf()
+            .arg("batch")
+            .arg(&input)
+            .arg("-o")
+            .arg(&out)
+            .arg("--config")
+            .arg(out.join("batch.config.json"))
+            .args(["--shard", &format!("{k}/2")]));
+        assert!(err.contains(finished), "{err}");
+        let own = read_json(&out.join(format!("batch.shard-{k}-of-2.config.json")));
+        assert_eq!(own["training"], written["training"]);
         let t = read_json(&out.join(format!("results.shard-{k}-of-2.json")));
         for r in records(&t) {
             let index = r["index"].as_u64().unwrap();

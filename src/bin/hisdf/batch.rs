@@ -6,7 +6,8 @@
 //! last: a shape is finished when its record says ok, names the same mesh and
 //! configuration, and its outputs exist); per run `results.csv` and
 //! `results.json` (`results.shard-K-of-N.*` for a shard), rewritten after
-//! every shape; `batch.config.json`, the effective configuration.
+//! every shape; `batch.config.json` (`batch.shard-K-of-N.config.json`), the
+//! effective configuration.
 
 use std::collections::{BTreeMap, HashSet};
 use std::panic::{catch_unwind, AssertUnwindSafe};
@@ -157,7 +158,13 @@ pub fn run(a: BatchArgs) -> Result<()> {
         return Err(format!("{}: no meshes listed", a.manifest.display()));
     }
     std::fs::create_dir_all(&a.output).map_err(|e| format!("{}: {e}", a.output.display()))?;
-    settings.write(&a.output.join("batch.config.json"), Scope::Batch)?;
+    // One file per shard: shards on different machines may share a process
+    // id, and so the temporary name of an atomic write.
+    let config_name = match a.shard {
+        Some(k) => format!("batch.shard-{}-of-{}.config.json", k.index, k.count),
+        None => "batch.config.json".to_string(),
+    };
+    settings.write(&a.output.join(config_name), Scope::Batch)?;
 
     let total = shapes.len();
     let mine: Vec<&Shape> = shapes
