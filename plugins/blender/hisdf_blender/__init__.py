@@ -5,6 +5,7 @@ Training runs on a worker thread through the ctypes binding (which releases
 the GIL); the main thread polls it from a bpy.app.timers function, tick(),
 which is also what the headless test pumps by hand."""
 
+import atexit
 import os
 import tempfile
 import uuid
@@ -435,15 +436,26 @@ CLASSES = (
 )
 
 
+def _cancel_on_exit():
+    """Blender quitting mid-training: stop the worker before Python goes
+    away under it."""
+    global _job
+    job, _job = _job, None
+    if job is not None:
+        job.cancel()
+        job.thread.join(timeout=5.0)
+
+
 def register():
+    atexit.register(_cancel_on_exit)
     for cls in CLASSES:
         bpy.utils.register_class(cls)
     bpy.types.Scene.hisdf = PointerProperty(type=HISDF_Settings)
 
 
 def unregister():
-    if _job is not None:
-        _job.cancel()
+    atexit.unregister(_cancel_on_exit)
+    _cancel_on_exit()
     if bpy.app.timers.is_registered(tick):
         bpy.app.timers.unregister(tick)
     del bpy.types.Scene.hisdf

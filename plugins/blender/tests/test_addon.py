@@ -269,7 +269,18 @@ def main():
     select_only(bpy.data.objects["Flat"])
     expect_error(bpy.ops.hisdf.extract, "no trained model")
 
+    # 11. Disabling the add-on mid-training stops the worker; Blender quits
+    # cleanly with another run still going (run.sh checks the exit status).
+    select_only(torus)
+    settings.iterations = 20000
+    bpy.ops.hisdf.train()
+    job = addon._job
     bpy.ops.preferences.addon_disable(module="hisdf_blender")
+    job.thread.join(timeout=30.0)
+    check(not job.thread.is_alive(), "the worker outlived the add-on")
+    check(job.snapshot()["state"] in ("cancelled", "failed"), "worker: %r" % job.snapshot())
+    bpy.ops.preferences.addon_enable(module="hisdf_blender")
+    bpy.ops.hisdf.train()
     print("blender add-on test: OK")
 
 
