@@ -116,7 +116,7 @@ typedef uint32_t HisdfDevice;
 // worker thread trains.
 typedef struct HisdfCancelToken HisdfCancelToken;
 
-// Every option of sampling, network and training, created from a preset
+// Every option of sampling, network, training and extraction, created from a preset
 // by `hisdf_config_new` and changed by `hisdf_config_set` (free with
 // `hisdf_config_free`). Calls that only read it (training, sampling) may
 // share one config between threads; `hisdf_config_set` must not race
@@ -151,6 +151,8 @@ typedef struct HisdfModel HisdfModel;
 // `hisdf_samples_free`). Never changed after creation: any number of
 // threads may read it at once.
 typedef struct HisdfSamples HisdfSamples;
+
+typedef struct Preset Preset;
 
 // Receives one log record: `target` is the module that logged (e.g.
 // "hisdf::train"), `message` the text; both are valid only during the
@@ -245,7 +247,10 @@ void hisdf_config_free(struct HisdfConfig *config);
 // cancellation checks), width, depth, tanh_output (true | false),
 // initialisation (pytorch-default | geometric), geometric_radius, loss
 // (clamped-l1 | curriculum), clamp (a number or none), scheduler (plateau |
-// none), surface_samples, uniform_samples, shells ("count:variance,..."). An
+// none), surface_samples, uniform_samples, shells ("count:variance,..."),
+// and for `hisdf_extract_with`: resolution (grid points per axis, default
+// 256; 8 to 1024 dense, to 2048 sparse) and sparse (true: coarse-to-fine,
+// sampling only bricks the surface can cross; default false). An
 // unknown key or a bad value gives `HISDF_STATUS_INVALID_ARGUMENT` with a
 // message and leaves the config unchanged.
 HisdfStatus hisdf_config_set(struct HisdfConfig *config,
@@ -486,6 +491,18 @@ HisdfStatus hisdf_extract(const struct HisdfModel *model,
                           void *user_data,
                           struct HisdfMesh **out,
                           struct HisdfError **error);
+
+// Extracts the zero level set as `config` says (keys resolution and
+// sparse, see `hisdf_config_set`): the sparse extraction samples the
+// network only in bricks the surface can cross, so resolutions up to 2048
+// fit in memory. Otherwise as `hisdf_extract`.
+HisdfStatus hisdf_extract_with(const struct HisdfModel *model,
+                               const struct HisdfConfig *config,
+                               const struct HisdfCancelToken *cancel,
+                               HisdfProgressCallback progress,
+                               void *user_data,
+                               struct HisdfMesh **out,
+                               struct HisdfError **error);
 
 // Saves a model file (atomically: an existing file survives a failure).
 HisdfStatus hisdf_model_save(const struct HisdfModel *model,

@@ -293,6 +293,21 @@ fn every_function_refuses_null_for_every_required_pointer() {
             }),
         ),
         (
+            "hisdf_extract_with",
+            3,
+            Box::new(move |k, e| {
+                hisdf_extract_with(
+                    or_null(model, k, 0),
+                    or_null(config, k, 1),
+                    null(),
+                    None,
+                    null_mut(),
+                    or_null_mut(mo, k, 2),
+                    e,
+                )
+            }),
+        ),
+        (
             "hisdf_config_new",
             1,
             Box::new(move |k, e| hisdf_config_new(c"fast".as_ptr(), or_null_mut(co, k, 0), e)),

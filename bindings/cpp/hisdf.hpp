@@ -384,6 +384,19 @@ public:
         p.finish(status, error);
         return mesh;
     }
+    /// Extraction as `config` says (keys resolution, sparse).
+    Mesh extract_with(const Config &config, ProgressFn progress = {},
+                      const CancelToken *cancel = nullptr) const {
+        detail::Progress p{std::move(progress), nullptr};
+        HisdfMesh *raw = nullptr;
+        HisdfError *error = nullptr;
+        HisdfStatus status =
+            hisdf_extract_with(handle_.get(), config.capi(), cancel ? cancel->capi() : nullptr,
+                               p.callback(), p.user_data(), &raw, &error);
+        Mesh mesh(raw);  // owned before anything can throw
+        p.finish(status, error);
+        return mesh;
+    }
     HisdfModel *capi() const noexcept { return handle_.get(); }
 
 private:

@@ -3,8 +3,10 @@
 
 use std::ffi::c_char;
 
-use super::handles::HisdfConfig;
+use super::handles::{HisdfConfig, Settings};
 use super::{boundary, out_arg, str_arg, Failure, HisdfError, HisdfStatus};
+use crate::extract::sparse::SparseConfig;
+use crate::extract::{ExtractConfig, MAX_DENSE_RESOLUTION, MAX_SPARSE_RESOLUTION};
 use crate::model::Initialisation;
 use crate::pipeline::{Preset, Recipe};
 use crate::sampling::GaussianShell;
@@ -13,7 +15,7 @@ use crate::train::{Loss, ReduceLrOnPlateau, Scheduler};
 /// The keys `hisdf_config_set` understands, for messages and bindings.
 const KEYS: &str = "preset, iterations, batch_size, learning_rate, seed, device, progress_every, \
 width, depth, tanh_output, initialisation, geometric_radius, loss, clamp, scheduler, \
-surface_samples, uniform_samples, shells";
+surface_samples, uniform_samples, shells, resolution, sparse";
 
 fn parse<T: std::str::FromStr>(key: &str, value: &str) -> Result<T, Failure> {
     value
@@ -141,6 +143,35 @@ fn apply(recipe: &mut Recipe, key: &str, value: &str) -> Result<(), Failure> {
     Ok(())
 }
 
+/// Applies one key, of extraction or of the recipe.
+fn apply_setting(settings: &mut Settings, key: &str, value: &str) -> Result<(), Failure> {
+    let e = &mut settings.extract;
+    match key {
+        "resolution" => e.resolution = parse(key, value)?,
+        "sparse" => e.sparse = parse_bool(key, value)?.then(SparseConfig::default),
+        // A preset says nothing about extraction: it keeps its settings.
+        _ => apply(&mut settings.recipe, key, value)?,
+    }
+    Ok(())
+}
+
+fn check_settings(settings: &Settings) -> Result<(), Failure> {
+    check(&settings.recipe)?;
+    let e = &settings.extract;
+    let max = if e.sparse.is_some() {
+        MAX_SPARSE_RESOLUTION
+    } else {
+        MAX_DENSE_RESOLUTION
+    };
+    if !(8..=max).contains(&e.resolution) {
+        return Err(Failure::invalid(format!(
+            "resolution must be between 8 and {max} for this extraction, got {}",
+            e.resolution
+        )));
+    }
+    Ok(())
+}
+
 fn check(recipe: &Recipe) -> Result<(), Failure> {
     recipe.network.validate().map_err(Failure::invalid)?;
     recipe.training.validate()?;
@@ -172,7 +203,12 @@ pub extern "C" fn hisdf_config_new(
                 .map_err(Failure::invalid)?
         };
         out_arg(out, "out")?;
-        unsafe { *out = HisdfConfig::new(preset.recipe()) };
+        unsafe {
+            *out = HisdfConfig::new(Settings {
+                recipe: preset.recipe(),
+                extract: ExtractConfig::default(),
+            })
+        };
         Ok(())
     })
 }
@@ -190,7 +226,10 @@ pub extern "C" fn hisdf_config_free(config: *mut HisdfConfig) {
 /// cancellation checks), width, depth, tanh_output (true | false),
 /// initialisation (pytorch-default | geometric), geometric_radius, loss
 /// (clamped-l1 | curriculum), clamp (a number or none), scheduler (plateau |
-/// none), surface_samples, uniform_samples, shells ("count:variance,..."). An
+/// none), surface_samples, uniform_samples, shells ("count:variance,..."),
+/// and for `hisdf_extract_with`: resolution (grid points per axis, default
+/// 256; 8 to 1024 dense, to 2048 sparse) and sparse (true: coarse-to-fine,
+/// sampling only bricks the surface can cross; default false). An
 /// unknown key or a bad value gives `HISDF_STATUS_INVALID_ARGUMENT` with a
 /// message and leaves the config unchanged.
 #[no_mangle]
@@ -201,13 +240,13 @@ pub extern "C" fn hisdf_config_set(
     error: *mut *mut HisdfError,
 ) -> HisdfStatus {
     boundary(error, || {
-        let recipe = HisdfConfig::get_mut(config)?;
+        let settings = HisdfConfig::get_mut(config)?;
         let key = str_arg(key, "key")?;
         let value = str_arg(value, "value")?;
-        let mut changed = recipe.clone();
-        apply(&mut changed, key.trim(), value)?;
-        check(&changed)?;
-        *recipe = changed;
+        let mut changed = settings.clone();
+        apply_setting(&mut changed, key.trim(), value)?;
+        check_settings(&changed)?;
+        *settings = changed;
         Ok(())
     })
 }
@@ -219,8 +258,13 @@ mod tests {
     #[test]
     fn every_listed_key_is_understood() {
         for key in KEYS.split(", ") {
-            let mut recipe = Preset::Fast.recipe();
-            let err = apply(&mut recipe, key, "\u{1}").err().map(|f| f.1);
+            let mut settings = Settings {
+                recipe: Preset::Fast.recipe(),
+                extract: ExtractConfig::default(),
+            };
+            let err = apply_setting(&mut settings, key, "\u{1}")
+                .err()
+                .map(|f| f.1);
             assert!(
                 !err.unwrap_or_default()
                     .contains("unknown configuration key"),

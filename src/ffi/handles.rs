@@ -10,10 +10,19 @@ use std::ffi::CString;
 use std::sync::atomic::AtomicBool;
 
 use super::{Failure, HisdfStatus};
+use crate::extract::ExtractConfig;
 use crate::mesh::{Normalisation, TriangleMesh};
 use crate::model::TrainedModel;
 use crate::pipeline::Recipe;
 use crate::sampling::Samples;
+
+/// Everything a `HisdfConfig` holds: how to sample and train, and how to
+/// extract.
+#[derive(Clone, Debug)]
+pub struct Settings {
+    pub recipe: Recipe,
+    pub extract: ExtractConfig,
+}
 
 /// A training set together with the frame its points are in.
 pub struct SampleSet {
@@ -90,16 +99,16 @@ pub struct HisdfModel {
 }
 handle!(HisdfModel, TrainedModel, 0x6869_7364_666d_646c, "model");
 
-/// Every option of sampling, network and training, created from a preset
+/// Every option of sampling, network, training and extraction, created from a preset
 /// by `hisdf_config_new` and changed by `hisdf_config_set` (free with
 /// `hisdf_config_free`). Calls that only read it (training, sampling) may
 /// share one config between threads; `hisdf_config_set` must not race
 /// with any other use.
 pub struct HisdfConfig {
     tag: u64,
-    inner: Recipe,
+    inner: Settings,
 }
-handle!(HisdfConfig, Recipe, 0x6869_7364_6663_6667, "config");
+handle!(HisdfConfig, Settings, 0x6869_7364_6663_6667, "config");
 
 /// A training set: points with their true signed distances
 /// (`hisdf_sample`, `hisdf_samples_from_arrays`; free with

@@ -13,7 +13,7 @@ use super::{
     boundary, expect_len, out_arg, path_arg, points_arg, slice_arg, slice_out, Failure, HisdfError,
     HisdfStatus,
 };
-use crate::extract::extract_mesh;
+use crate::extract::{extract_mesh, extract_mesh_with};
 use crate::mesh::{Centring, Normalisation, TriangleMesh};
 use crate::model::{load_model, save_model, TrainedModel};
 use crate::pipeline::{prepare_mesh, Recipe};
@@ -126,7 +126,7 @@ pub extern "C" fn hisdf_sample(
 ) -> HisdfStatus {
     boundary(error, || {
         let m = HisdfMesh::get(mesh)?;
-        let recipe = HisdfConfig::get(config)?;
+        let recipe = &HisdfConfig::get(config)?.recipe;
         out_arg(out, "out")?;
         let set = sample_mesh(m, recipe)?;
         unsafe { *out = HisdfSamples::new(set) };
@@ -254,7 +254,7 @@ pub extern "C" fn hisdf_train(
 ) -> HisdfStatus {
     boundary(error, || {
         let m = HisdfMesh::get(mesh)?;
-        let recipe = HisdfConfig::get(config)?;
+        let recipe = &HisdfConfig::get(config)?.recipe;
         let cancel = cancel_arg(cancel)?;
         out_arg(out, "out")?;
         let mut report = reporter(cancel, progress, user_data);
@@ -284,7 +284,7 @@ pub extern "C" fn hisdf_train_samples(
 ) -> HisdfStatus {
     boundary(error, || {
         let set = HisdfSamples::get(samples)?;
-        let recipe = HisdfConfig::get(config)?;
+        let recipe = &HisdfConfig::get(config)?.recipe;
         let cancel = cancel_arg(cancel)?;
         out_arg(out, "out")?;
         let mut report = reporter(cancel, progress, user_data);
@@ -464,6 +464,32 @@ pub extern "C" fn hisdf_extract(
         let mut report = reporter(cancel, progress, user_data);
         let mesh = extract_mesh(model, resolution, &mut report)?;
         unsafe { *out = HisdfMesh::new(mesh) };
+        Ok(())
+    })
+}
+
+/// Extracts the zero level set as `config` says (keys resolution and
+/// sparse, see `hisdf_config_set`): the sparse extraction samples the
+/// network only in bricks the surface can cross, so resolutions up to 2048
+/// fit in memory. Otherwise as `hisdf_extract`.
+#[no_mangle]
+pub extern "C" fn hisdf_extract_with(
+    model: *const HisdfModel,
+    config: *const HisdfConfig,
+    cancel: *const HisdfCancelToken,
+    progress: HisdfProgressCallback,
+    user_data: *mut c_void,
+    out: *mut *mut HisdfMesh,
+    error: *mut *mut HisdfError,
+) -> HisdfStatus {
+    boundary(error, || {
+        let model = HisdfModel::get(model)?;
+        let settings = HisdfConfig::get(config)?;
+        let cancel = cancel_arg(cancel)?;
+        out_arg(out, "out")?;
+        let mut report = reporter(cancel, progress, user_data);
+        let extraction = extract_mesh_with(model, &settings.extract, &mut report)?;
+        unsafe { *out = HisdfMesh::new(extraction.mesh) };
         Ok(())
     })
 }

@@ -279,6 +279,22 @@ int main(int argc, char **argv) {
                hisdf_evaluate(mesh, extracted, 2000, 1000000, 0.0, 1, &metrics, &err));
         hisdf_metrics_free(metrics);
     }
+    /* The sparse extraction finds the same surface as the dense one. */
+    {
+        HisdfConfig *ex = NULL;
+        HisdfMesh *sparse = NULL;
+        double cd = -1.0;
+        EXPECT(HISDF_STATUS_OK, hisdf_config_new(NULL, &ex, &err));
+        EXPECT(HISDF_STATUS_OK, hisdf_config_set(ex, "resolution", "24", &err));
+        EXPECT(HISDF_STATUS_OK, hisdf_config_set(ex, "sparse", "true", &err));
+        EXPECT(HISDF_STATUS_INVALID_ARGUMENT, hisdf_config_set(ex, "resolution", "4096", &err));
+        EXPECT(HISDF_STATUS_OK,
+               hisdf_extract_with(model, ex, NULL, NULL, NULL, &sparse, &err));
+        EXPECT(HISDF_STATUS_OK, hisdf_chamfer(extracted, sparse, 2000, 1, &cd, &err));
+        CHECK(cd >= 0.0 && cd < 1e-2);
+        hisdf_mesh_free(sparse);
+        hisdf_config_free(ex);
+    }
     EXPECT(HISDF_STATUS_OK, hisdf_mesh_save(extracted, mesh_path, &err));
     free(vertices);
     free(indices);

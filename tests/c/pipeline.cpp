@@ -100,6 +100,8 @@ int main(int argc, char **argv) {
         EXPECT_STATUS(HISDF_STATUS_INVALID_ARGUMENT, model.query({1.f, 2.f}));
 
         auto extracted = model.extract(24);
+        auto sparse = model.extract_with(hisdf::Config().set("resolution", 24).set("sparse", true));
+        CHECK(hisdf::chamfer(extracted, sparse, 2000, 1) < 1e-2);
         auto arrays = extracted.arrays();
         CHECK(!arrays.first.empty() && arrays.second.size() % 3 == 0);
         auto again = hisdf::Mesh::from_arrays(arrays.first, arrays.second);

@@ -427,12 +427,14 @@ class Model(_Handle):
         _call("hisdf_model_info", self._ptr, ctypes.byref(i))
         return {name: getattr(i, name) for name, _ in _capi.ModelInfo._fields_}
 
-    def extract(self, resolution=256, progress=None, cancel=None):
-        """The zero level set as a Mesh, on a resolution^3 grid."""
+    def extract(self, resolution=256, progress=None, cancel=None, sparse=False):
+        """The zero level set as a Mesh, on a resolution^3 grid; sparse=True
+        samples only bricks the surface can cross (resolutions to 2048)."""
         p = _Progress(progress)
         ptr = ctypes.POINTER(_capi.Mesh)()
+        config = Config(resolution=resolution, sparse=sparse)
         try:
-            _call("hisdf_extract", self._ptr, int(resolution), _token(cancel), p.c, None,
+            _call("hisdf_extract_with", self._ptr, config.capi, _token(cancel), p.c, None,
                   ctypes.byref(ptr))
         except Cancelled:
             p.finish()

@@ -161,6 +161,9 @@ PROTOTYPES = {
     "hisdf_extract": (
         Status, [POINTER(Model), c_size_t, POINTER(CancelToken), PROGRESS, c_void_p,
                  POINTER(POINTER(Mesh)), ErrorOut]),
+    "hisdf_extract_with": (
+        Status, [POINTER(Model), POINTER(Config), POINTER(CancelToken), PROGRESS, c_void_p,
+                 POINTER(POINTER(Mesh)), ErrorOut]),
     "hisdf_model_save": (Status, [POINTER(Model), c_char_p, ErrorOut]),
     "hisdf_model_load": (Status, [c_char_p, c_uint32, POINTER(POINTER(Model)), ErrorOut]),
     "hisdf_model_free": (None, [POINTER(Model)]),

@@ -63,6 +63,8 @@ def test_pipeline(fox, model, tmp_path):
     again = hisdf.Mesh.from_arrays(v, t)
     assert again.info()["vertex_count"] == len(v)
     assert hisdf.chamfer(fox, surface, points=2000, seed=1) > 0
+    sparse = model.extract(24, sparse=True)
+    assert hisdf.chamfer(surface, sparse, points=2000, seed=1) < 1e-2
     metrics = hisdf.evaluate(fox, surface, chamfer_points=2000, emd_points=100, seed=1)
     assert metrics["chamfer"] > 0 and 0 <= metrics["f_score"] <= 1
     assert metrics["emd_points"] == 100

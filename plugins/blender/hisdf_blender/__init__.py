@@ -1,0 +1,449 @@
+"""hisdf for Blender: trains a neural signed distance function on the active
+object's evaluated mesh and extracts its zero level set as a new object.
+
+Training runs on a worker thread through the ctypes binding (which releases
+the GIL); the main thread polls it from a bpy.app.timers function, tick(),
+which is also what the headless test pumps by hand."""
+
+import os
+import tempfile
+import uuid
+
+import bpy
+from bpy.props import EnumProperty, IntProperty, PointerProperty, StringProperty
+
+from . import core
+
+bl_info = {
+    "name": "hisdf",
+    "author": "hisdf developers",
+    "version": (0, 1, 0),
+    "blender": (3, 0, 0),
+    "location": "View3D > Sidebar > hisdf",
+    "description": "Neural signed distance function of a mesh: train, then extract",
+    "category": "Mesh",
+}
+
+PACKAGE = __package__ or __name__
+MODEL_PROPERTY = "hisdf_model"
+SPACE_PROPERTY = "hisdf_space"
+MATRIX_PROPERTY = "hisdf_matrix"
+KEY_PROPERTY = "hisdf_key"
+SUFFIX = ".hisdf"
+
+# Network and schedule of each preset (src/pipeline.rs), copied into the
+# panel's fields when the preset changes so that they show what will run.
+PRESETS = {
+    "fast": (3000, 128, 4),
+    "paper-l1": (10000, 512, 8),
+    "paper-curriculum": (15000, 512, 8),
+}
+
+# Iterations between progress callbacks: the library checks the cancel token
+# there, so this bounds how long Cancel takes (tens of milliseconds per
+# iteration on a CPU for the fast preset).
+PROGRESS_EVERY = 10
+
+_job = None
+_last = None  # the finished job's snapshot, shown until the next run
+
+
+def _preferences():
+    addon = bpy.context.preferences.addons.get(PACKAGE)
+    return addon.preferences if addon else None
+
+
+def _load():
+    prefs = _preferences()
+    return core.load(prefs.torch_lib if prefs else "")
+
+
+class HISDF_AddonPreferences(bpy.types.AddonPreferences):
+    bl_idname = PACKAGE
+
+    torch_lib: StringProperty(
+        name="libtorch folder",
+        description="A torch/lib folder of PyTorch 2.11.0, loaded before libhisdf.so; "
+        "empty: the bundled libraries, $HISDF_TORCH_LIB, or the build's own",
+        subtype="DIR_PATH",
+    )
+
+    def draw(self, context):
+        self.layout.prop(self, "torch_lib")
+        _, error = core.load(self.torch_lib)
+        if error:
+            self.layout.label(text=error, icon="ERROR")
+
+
+def _preset_changed(self, _context):
+    self.iterations, self.width, self.depth = PRESETS[self.preset]
+
+
+class HISDF_Settings(bpy.types.PropertyGroup):
+    preset: EnumProperty(
+        name="Preset",
+        items=[
+            ("fast", "Fast", "CPU-friendly: 4 x 128 network, 3,000 iterations"),
+            ("paper-l1", "Paper L1", "The paper's clamped L1 setting, 8 x 512 (GPU)"),
+            ("paper-curriculum", "Paper curriculum", "The paper's final curriculum loss (GPU)"),
+        ],
+        default="fast",
+        update=_preset_changed,
+    )
+    iterations: IntProperty(name="Iterations", default=3000, min=1, max=1_000_000)
+    width: IntProperty(name="Width", default=128, min=4, max=4096)
+    depth: IntProperty(name="Depth", default=4, min=1, max=32)
+    device: EnumProperty(
+        name="Device",
+        items=[("auto", "Auto", "CUDA when available, else CPU"),
+               ("cpu", "CPU", ""), ("cuda", "CUDA", "")],
+        default="auto",
+    )
+    space: EnumProperty(
+        name="Space",
+        items=[("OBJECT", "Object", "Train on the mesh in the object's own coordinates"),
+               ("WORLD", "World", "Train on the mesh as placed in the scene (scale applied)")],
+        default="OBJECT",
+    )
+    resolution: IntProperty(name="Resolution", default=128, min=16, max=1024)
+
+
+def _report(kind, message):
+    """A Blender report from outside an operator (a timer): through a tiny
+    operator, so that it lands in the Info editor and the status bar."""
+    print("hisdf: %s: %s" % (kind, message))
+    try:
+        bpy.ops.hisdf.report(kind=kind, message=message)
+    except Exception:  # noqa: BLE001 - in background mode an ERROR report raises
+        pass
+
+
+def _set_status(text):
+    for window in getattr(bpy.context.window_manager, "windows", []):
+        try:
+            window.workspace.status_text_set_internal(text)
+        except (AttributeError, TypeError):
+            pass
+
+
+def _redraw():
+    for window in getattr(bpy.context.window_manager, "windows", []):
+        for area in window.screen.areas:
+            if area.type == "VIEW_3D":
+                area.tag_redraw()
+
+
+def _find_object(key):
+    for obj in bpy.data.objects:
+        if obj.get(KEY_PROPERTY) == key:
+            return obj
+    return None
+
+
+def model_path(obj):
+    """Where obj's model goes: beside the .blend (stored relative, so the
+    folder can move), or in the temp folder while the file is unsaved."""
+    name = bpy.path.clean_name(obj.name) + ".safetensors"
+    if bpy.data.filepath:
+        stem = os.path.splitext(os.path.basename(bpy.data.filepath))[0]
+        relative = "//%s_hisdf/%s" % (stem, name)
+        return bpy.path.abspath(relative), relative
+    absolute = os.path.join(tempfile.gettempdir(), "hisdf-blender", uuid.uuid4().hex + "-" + name)
+    return absolute, absolute
+
+
+def mesh_arrays(obj, depsgraph, space):
+    """(vertices (N, 3) float32, triangles (M, 3) uint32, matrix) of obj's
+    evaluated mesh, modifiers applied, triangulated through loop_triangles.
+    Raises ValueError with a user-facing message."""
+    import numpy as np
+
+    if obj is None:
+        raise ValueError("no active object")
+    if obj.type not in {"MESH", "CURVE", "SURFACE", "META", "FONT"}:
+        raise ValueError("%s is not a mesh (its type is %s)" % (obj.name, obj.type.lower()))
+    evaluated = obj.evaluated_get(depsgraph)
+    mesh = evaluated.to_mesh()
+    try:
+        if mesh is None:
+            raise ValueError("%s has no mesh data" % obj.name)
+        mesh.calc_loop_triangles()
+        vertices = np.empty(len(mesh.vertices) * 3, dtype=np.float32)
+        mesh.vertices.foreach_get("co", vertices)
+        triangles = np.empty(len(mesh.loop_triangles) * 3, dtype=np.int32)
+        mesh.loop_triangles.foreach_get("vertices", triangles)
+    finally:
+        evaluated.to_mesh_clear()
+    if len(triangles) == 0:
+        raise ValueError("%s has no faces to train on" % obj.name)
+    vertices = vertices.reshape(-1, 3)
+    matrix = [list(row) for row in obj.matrix_world]
+    if space == "WORLD":
+        m = np.array(matrix, dtype=np.float64)
+        vertices = (vertices @ m[:3, :3].T + m[:3, 3]).astype(np.float32)
+    return vertices, triangles.reshape(-1, 3).astype(np.uint32), matrix
+
+
+def start_training(context, obj):
+    """Starts a Job for obj; returns (job, None) or (None, message)."""
+    global _job, _last
+    if _job is not None:
+        return None, "a training is already running"
+    hisdf, error = _load()
+    if error:
+        return None, error
+    settings = context.scene.hisdf
+    try:
+        vertices, triangles, matrix = mesh_arrays(obj, context.evaluated_depsgraph_get(),
+                                                  settings.space)
+    except ValueError as e:
+        return None, str(e)
+    key = obj.get(KEY_PROPERTY) or uuid.uuid4().hex
+    obj[KEY_PROPERTY] = key
+    absolute, stored = model_path(obj)
+    options = {
+        "preset": settings.preset,
+        "iterations": settings.iterations,
+        "width": settings.width,
+        "depth": settings.depth,
+        "device": settings.device,
+        "progress_every": PROGRESS_EVERY,
+    }
+    job = core.Job(hisdf, key, vertices, triangles, options, absolute)
+    job.stored_path = stored
+    job.space = settings.space
+    job.matrix = matrix
+    _job, _last = job, None
+    job.start()
+    if not bpy.app.timers.is_registered(tick):
+        bpy.app.timers.register(tick, first_interval=0.1)
+    return job, None
+
+
+def tick():
+    """The timer: shows progress and, once the worker is done, applies its
+    outcome to bpy data on the main thread. Returns the delay to the next
+    call, or None when nothing runs any more."""
+    global _job, _last
+    job = _job
+    if job is None:
+        return None
+    snap = job.snapshot()
+    _set_status(core.format_progress(snap))
+    _redraw()
+    if snap["state"] == "running":
+        return 0.2
+    job.thread.join()
+    _job, _last = None, snap
+    _set_status(None)
+    if snap["state"] == "done":
+        obj = _find_object(job.object_key)
+        if obj is None:
+            _report("WARNING", "the trained object is gone; model kept at %s" % job.model_path)
+        else:
+            obj[MODEL_PROPERTY] = job.stored_path
+            obj[SPACE_PROPERTY] = job.space
+            obj[MATRIX_PROPERTY] = [v for row in job.matrix for v in row]
+            _report("INFO", "%s: %s" % (obj.name, snap["message"]))
+    elif snap["state"] == "cancelled":
+        _report("INFO", snap["message"])
+    else:
+        _report("ERROR", snap["message"])
+    return None
+
+
+def extract(context, obj):
+    """Extracts obj's model as a new object beside it; returns (new, None)
+    or (None, message)."""
+    import numpy as np
+
+    hisdf, error = _load()
+    if error:
+        return None, error
+    stored = obj.get(MODEL_PROPERTY) if obj is not None else None
+    if not stored:
+        return None, "the active object has no trained model: press Train first"
+    path = bpy.path.abspath(stored)
+    if not os.path.isfile(path):
+        return None, "the model file %s is missing" % path
+    settings = context.scene.hisdf
+    try:
+        model = hisdf.Model.load(path, device=settings.device)
+        surface = model.extract(settings.resolution)
+        vertices, triangles = surface.arrays()
+    except hisdf.Error as e:
+        return None, core.describe_error(hisdf, e)
+    except MemoryError:
+        return None, "out of memory: lower the resolution"
+    if obj.get(SPACE_PROPERTY) == "WORLD":
+        # Back from the scene's frame at training time to the object's own,
+        # so that the new object shares the original's transform.
+        m = np.array(obj[MATRIX_PROPERTY], dtype=np.float64).reshape(4, 4)
+        inverse = np.linalg.inv(m)
+        vertices = vertices.astype(np.float64) @ inverse[:3, :3].T + inverse[:3, 3]
+    name = obj.name + SUFFIX
+    mesh = bpy.data.meshes.new(name)
+    mesh.vertices.add(len(vertices))
+    mesh.vertices.foreach_set("co", np.ascontiguousarray(vertices, dtype=np.float32).ravel())
+    n = len(triangles)
+    mesh.loops.add(3 * n)
+    mesh.loops.foreach_set("vertex_index", triangles.astype(np.int32).ravel())
+    mesh.polygons.add(n)
+    mesh.polygons.foreach_set("loop_start", np.arange(0, 3 * n, 3, dtype=np.int32))
+    mesh.polygons.foreach_set("loop_total", np.full(n, 3, dtype=np.int32))
+    mesh.update(calc_edges=True)
+    mesh.validate()
+    new = bpy.data.objects.new(name, mesh)
+    new.matrix_world = obj.matrix_world.copy()
+    collections = obj.users_collection or (context.scene.collection,)
+    collections[0].objects.link(new)
+    return new, None
+
+
+class HISDF_OT_report(bpy.types.Operator):
+    """Reports a message (used by the timer, which has no operator)"""
+
+    bl_idname = "hisdf.report"
+    bl_label = "hisdf report"
+    bl_options = {"INTERNAL"}
+
+    kind: StringProperty(default="INFO")
+    message: StringProperty()
+
+    def execute(self, _context):
+        self.report({self.kind}, self.message)
+        return {"FINISHED"}
+
+
+class HISDF_OT_train(bpy.types.Operator):
+    """Train a neural SDF on the active object's evaluated mesh, in the background"""
+
+    bl_idname = "hisdf.train"
+    bl_label = "Train"
+
+    @classmethod
+    def poll(cls, _context):
+        return _job is None
+
+    def execute(self, context):
+        job, error = start_training(context, context.active_object)
+        if error:
+            self.report({"ERROR"}, error)
+            return {"CANCELLED"}
+        self.report({"INFO"}, "hisdf: training started (%d iterations)" % job.iterations)
+        return {"FINISHED"}
+
+
+class HISDF_OT_cancel(bpy.types.Operator):
+    """Stop the running training"""
+
+    bl_idname = "hisdf.cancel"
+    bl_label = "Cancel"
+
+    @classmethod
+    def poll(cls, _context):
+        return _job is not None
+
+    def execute(self, _context):
+        _job.cancel()
+        return {"FINISHED"}
+
+
+class HISDF_OT_extract(bpy.types.Operator):
+    """Extract the zero level set of the active object's model as a new object"""
+
+    bl_idname = "hisdf.extract"
+    bl_label = "Extract"
+    bl_options = {"REGISTER", "UNDO"}
+
+    @classmethod
+    def poll(cls, context):
+        return context.active_object is not None
+
+    def execute(self, context):
+        new, error = extract(context, context.active_object)
+        if error:
+            self.report({"ERROR"}, error)
+            return {"CANCELLED"}
+        self.report({"INFO"}, "hisdf: extracted %s (%d triangles)" % (
+            new.name, len(new.data.polygons)))
+        return {"FINISHED"}
+
+
+class HISDF_PT_panel(bpy.types.Panel):
+    bl_label = "hisdf"
+    bl_space_type = "VIEW_3D"
+    bl_region_type = "UI"
+    bl_category = "hisdf"
+
+    def draw(self, context):
+        layout = self.layout
+        _, error = _load()
+        if error:
+            box = layout.box()
+            box.label(text="hisdf is unavailable", icon="ERROR")
+            for line in _wrap(error, 40):
+                box.label(text=line)
+            return
+        settings = context.scene.hisdf
+        col = layout.column()
+        col.prop(settings, "preset")
+        col.prop(settings, "iterations")
+        row = col.row(align=True)
+        row.prop(settings, "width")
+        row.prop(settings, "depth")
+        col.prop(settings, "device")
+        col.prop(settings, "space")
+        row = layout.row(align=True)
+        row.operator(HISDF_OT_train.bl_idname)
+        row.operator(HISDF_OT_cancel.bl_idname)
+        snap = _job.snapshot() if _job is not None else _last
+        if snap is not None:
+            box = layout.box()
+            for line in _wrap(core.format_progress(snap)[len("hisdf: "):], 40):
+                box.label(text=line)
+        layout.separator()
+        layout.prop(settings, "resolution")
+        layout.operator(HISDF_OT_extract.bl_idname)
+        obj = context.active_object
+        if obj is not None and obj.get(MODEL_PROPERTY):
+            layout.label(text="model: " + os.path.basename(obj[MODEL_PROPERTY]))
+
+
+def _wrap(text, width):
+    words, lines, line = text.split(), [], ""
+    for word in words:
+        if line and len(line) + 1 + len(word) > width:
+            lines.append(line)
+            line = word
+        else:
+            line = (line + " " + word).strip()
+    return lines + ([line] if line else [])
+
+
+CLASSES = (
+    HISDF_AddonPreferences,
+    HISDF_Settings,
+    HISDF_OT_report,
+    HISDF_OT_train,
+    HISDF_OT_cancel,
+    HISDF_OT_extract,
+    HISDF_PT_panel,
+)
+
+
+def register():
+    for cls in CLASSES:
+        bpy.utils.register_class(cls)
+    bpy.types.Scene.hisdf = PointerProperty(type=HISDF_Settings)
+
+
+def unregister():
+    if _job is not None:
+        _job.cancel()
+    if bpy.app.timers.is_registered(tick):
+        bpy.app.timers.unregister(tick)
+    del bpy.types.Scene.hisdf
+    for cls in reversed(CLASSES):
+        bpy.utils.unregister_class(cls)
+
