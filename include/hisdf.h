@@ -152,8 +152,6 @@ typedef struct HisdfModel HisdfModel;
 // threads may read it at once.
 typedef struct HisdfSamples HisdfSamples;
 
-typedef struct Preset Preset;
-
 // Receives one log record: `target` is the module that logged (e.g.
 // "hisdf::train"), `message` the text; both are valid only during the
 // call. May be called from any thread, including library worker threads,

@@ -287,6 +287,7 @@ mod tests {
             width: 32,
             tanh_output: false,
             initialisation: Initialisation::Geometric { radius: 0.5 },
+            ..NetworkConfig::default()
         };
         TrainedModel {
             network: SdfNetwork::new(&config, Device::Cpu, 3).unwrap(),
