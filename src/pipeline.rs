@@ -123,3 +123,216 @@ pub fn prepare_mesh(mesh: TriangleMesh) -> Result<PreparedMesh, MeshError> {
         degenerate_dropped: dropped,
     })
 }
+
+/// A configuration file that could not be read or does not describe a recipe.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("{path}: {source}")]
+    Io {
+        path: String,
+        source: std::io::Error,
+    },
+    #[error("{0}")]
+    Invalid(String),
+}
+
+impl Preset {
+    pub const ALL: [Preset; 3] = [Preset::Fast, Preset::PaperL1, Preset::PaperCurriculum];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Preset::Fast => "fast",
+            Preset::PaperL1 => "paper-l1",
+            Preset::PaperCurriculum => "paper-curriculum",
+        }
+    }
+}
+
+/// The sections of a configuration file that make up a [`Recipe`].
+pub const RECIPE_SECTIONS: [&str; 3] = ["sampling", "network", "training"];
+
+impl Recipe {
+    /// Reads a recipe from a JSON configuration file; see
+    /// [`Recipe::from_config_value`] for the format.
+    pub fn from_file(path: &std::path::Path) -> Result<Recipe, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Io {
+            path: path.display().to_string(),
+            source,
+        })?;
+        let value: serde_json::Value = serde_json::from_str(&text)
+            .map_err(|e| ConfigError::Invalid(format!("{}: {e}", path.display())))?;
+        Recipe::from_config_value(&value, None, &[])
+            .map_err(|e| ConfigError::Invalid(format!("{}: {e}", path.display())))
+    }
+
+    /// A recipe from a configuration object: a base preset (`"preset"`, or
+    /// `preset` when given, else `fast`) with the settings of the `sampling`,
+    /// `network` and `training` sections laid over it. Sections may be
+    /// partial, so a file names only what departs from its preset, and a file
+    /// holding every setting (what [`Recipe::to_config_value`] writes) gives
+    /// back exactly that recipe whatever the preset. Top-level keys in
+    /// `ignored` belong to the caller; any other unknown key is an error, so a
+    /// misspelt setting never silently falls back to the preset's value.
+    pub fn from_config_value(
+        value: &serde_json::Value,
+        preset: Option<Preset>,
+        ignored: &[&str],
+    ) -> Result<Recipe, String> {
+        let object = value
+            .as_object()
+            .ok_or("a configuration must be a JSON object")?;
+        let named = match object.get("preset") {
+            None | Some(serde_json::Value::Null) => None,
+            Some(serde_json::Value::String(s)) => Some(s.parse::<Preset>()?),
+            Some(other) => return Err(format!("preset must be a name, got {other}")),
+        };
+        let base = preset.or(named).unwrap_or(Preset::Fast).recipe();
+        let mut merged = serde_json::to_value(&base).map_err(|e| e.to_string())?;
+        for (key, section) in object {
+            if key == "preset" || ignored.contains(&key.as_str()) {
+                continue;
+            }
+            if !RECIPE_SECTIONS.contains(&key.as_str()) {
+                return Err(format!(
+                    "unknown section {key:?} (expected preset, {})",
+                    RECIPE_SECTIONS.join(", ")
+                ));
+            }
+            overlay(&mut merged[key.as_str()], section, key)?;
+        }
+        let recipe: Recipe = serde_json::from_value(merged).map_err(|e| e.to_string())?;
+        recipe.network.validate()?;
+        recipe.validate()?;
+        Ok(recipe)
+    }
+
+    /// Every setting, as a configuration object that
+    /// [`Recipe::from_config_value`] reads back unchanged.
+    pub fn to_config_value(&self) -> serde_json::Value {
+        // A Recipe is plain data (numbers, strings, enums, vectors): its
+        // serialisation cannot fail.
+        serde_json::to_value(self).unwrap_or(serde_json::Value::Null)
+    }
+
+    /// Settings that would make training fail late or meaninglessly.
+    pub fn validate(&self) -> Result<(), String> {
+        self.training.validate().map_err(|e| e.to_string())?;
+        // Zero iterations would give an untrained network that looks like a
+        // result; training itself accepts it (a cancelled run can end there).
+        if self.training.iterations == 0 {
+            return Err("training.iterations must be positive".into());
+        }
+        let s = &self.sampling;
+        let total = s.surface + s.uniform + s.shells.iter().map(|g| g.count).sum::<usize>();
+        if total == 0 {
+            return Err("sampling asks for no samples at all".into());
+        }
+        if s.shells
+            .iter()
+            .any(|g| !(g.variance.is_finite() && g.variance > 0.0))
+        {
+            return Err("sampling.shells: every variance must be a positive number".into());
+        }
+        Ok(())
+    }
+}
+
+/// Lays `patch` over `base`: objects merge key by key, anything else
+/// replaces. An object whose variant differs (a new `kind` tag, or a
+/// one-key externally tagged enum under another name) replaces the whole
+/// value, since merging two variants' fields would mean nothing.
+fn overlay(
+    base: &mut serde_json::Value,
+    patch: &serde_json::Value,
+    at: &str,
+) -> Result<(), String> {
+    use serde_json::Value;
+    let (Value::Object(b), Value::Object(p)) = (&mut *base, patch) else {
+        *base = patch.clone();
+        return Ok(());
+    };
+    let other_kind = match (b.get("kind"), p.get("kind")) {
+        (Some(x), Some(y)) => x != y,
+        _ => false,
+    };
+    let other_variant = b.len() == 1 && p.len() == 1 && p.keys().ne(b.keys());
+    if other_kind || other_variant {
+        *base = patch.clone();
+        return Ok(());
+    }
+    for (key, value) in p {
+        match b.get_mut(key) {
+            Some(slot) => overlay(slot, value, &format!("{at}.{key}"))?,
+            None => return Err(format!("unknown setting {at}.{key}")),
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn every_preset_round_trips_through_its_configuration() {
+        for preset in Preset::ALL {
+            let recipe = preset.recipe();
+            let value = recipe.to_config_value();
+            // Read back over another base: every setting must come from the file.
+            for base in Preset::ALL {
+                let back = Recipe::from_config_value(&value, Some(base), &[]).unwrap();
+                assert_eq!(back, recipe, "{} over {}", preset.name(), base.name());
+            }
+            assert_eq!(preset.name().parse::<Preset>().unwrap(), preset);
+        }
+    }
+
+    #[test]
+    fn partial_sections_override_only_what_they_name() {
+        let value = json!({
+            "preset": "paper-l1",
+            "network": {"width": 16, "depth": 2},
+            "training": {"iterations": 50, "loss": {"kind": "clamped-l1", "clamp": null}},
+        });
+        let r = Recipe::from_config_value(&value, None, &[]).unwrap();
+        let paper = Preset::PaperL1.recipe();
+        assert_eq!((r.network.width, r.network.depth), (16, 2));
+        assert_eq!(r.network.initialisation, paper.network.initialisation);
+        assert_eq!(r.training.iterations, 50);
+        assert_eq!(r.training.batch_size, paper.training.batch_size);
+        assert_eq!(r.training.loss, Loss::ClampedL1 { clamp: None });
+        assert_eq!(r.sampling, paper.sampling);
+    }
+
+    #[test]
+    fn a_variant_change_replaces_the_whole_setting() {
+        let value = json!({
+            "preset": "fast",
+            "network": {"initialisation": "pytorch-default"},
+            "training": {"scheduler": {"kind": "none"}},
+        });
+        let r = Recipe::from_config_value(&value, None, &[]).unwrap();
+        assert_eq!(r.network.initialisation, Initialisation::PytorchDefault);
+        assert_eq!(r.training.scheduler, Scheduler::None);
+    }
+
+    #[test]
+    fn misspelt_or_invalid_settings_are_refused() {
+        let cases = [
+            (json!({"network": {"widht": 16}}), "network.widht"),
+            (json!({"netwrok": {}}), "netwrok"),
+            (json!({"preset": "paper"}), "unknown preset"),
+            (json!({"network": {"width": 0}}), "width"),
+            (json!({"training": {"iterations": 0}}), "iterations"),
+            (json!({"training": {"iterations": "many"}}), "invalid type"),
+            (json!([1, 2]), "JSON object"),
+        ];
+        for (value, needle) in cases {
+            let err = Recipe::from_config_value(&value, None, &[]).unwrap_err();
+            assert!(err.contains(needle), "{value}: {err:?} lacks {needle:?}");
+        }
+        let ignored = json!({"extraction": {"resolution": 24}});
+        assert!(Recipe::from_config_value(&ignored, None, &["extraction"]).is_ok());
+    }
+}

@@ -216,7 +216,8 @@ def start_training(context, obj):
     _job, _last = job, None
     job.start()
     if not bpy.app.timers.is_registered(tick):
-        bpy.app.timers.register(tick, first_interval=0.1)
+        # Persistent: a job outlives a file load, and only tick() clears it.
+        bpy.app.timers.register(tick, first_interval=0.1, persistent=True)
     return job, None
 
 
@@ -290,7 +291,9 @@ def extract(context, obj):
     mesh.loops.foreach_set("vertex_index", triangles.astype(np.int32).ravel())
     mesh.polygons.add(n)
     mesh.polygons.foreach_set("loop_start", np.arange(0, 3 * n, 3, dtype=np.int32))
-    mesh.polygons.foreach_set("loop_total", np.full(n, 3, dtype=np.int32))
+    if bpy.app.version < (4, 0, 0):
+        # Read-only from 4.0 on, where loop_start alone defines the faces.
+        mesh.polygons.foreach_set("loop_total", np.full(n, 3, dtype=np.int32))
     mesh.update(calc_edges=True)
     mesh.validate()
     new = bpy.data.objects.new(name, mesh)

@@ -28,3 +28,15 @@ BLENDER_USER_CONFIG="$scratch/config" \
     blender -b --factory-startup --python-exit-code 1 \
         --python plugins/blender/tests/test_addon.py 2>&1 | tee "$scratch/log"
 grep -q "blender add-on test: OK" "$scratch/log"
+# Optional: the 4.2+ extension zip in Blender 4.5, with a Python that has the
+# `bpy` wheel (python3 -m venv V && V/bin/pip install "bpy==4.5.*" numpy;
+# about 1 GB, so not part of CI).
+if [ -n "${HISDF_TEST_BPY_PYTHON:-}" ]; then
+    ext="$scratch/ext"
+    mkdir -p "$ext"
+    HISDF_EXTENSION_ZIP="$(ls "$PWD"/target/blender/hisdf-*-linux-x64.zip)" \
+    HISDF_TEST_TORCH_LIB="$PWD/.venv/lib/python3.11/site-packages/torch/lib" \
+    BLENDER_USER_RESOURCES="$ext" BLENDER_USER_SCRIPTS="$ext/scripts" \
+    BLENDER_USER_CONFIG="$ext/config" BLENDER_USER_EXTENSIONS="$ext/extensions" \
+        "$HISDF_TEST_BPY_PYTHON" plugins/blender/tests/test_extension.py
+fi

@@ -5,6 +5,8 @@ use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
+mod batch;
+mod config;
 mod geometry;
 mod quality;
 
@@ -13,7 +15,7 @@ use hisdf::extract::extract_mesh;
 use hisdf::mesh::{self, TriangleMesh};
 use hisdf::metrics::chamfer_meshes;
 use hisdf::model::{save_model, TrainedModel};
-use hisdf::pipeline::{prepare_mesh, Preset};
+use hisdf::pipeline::{prepare_mesh, Preset, Recipe};
 use hisdf::sampling::near_surface;
 use hisdf::sdf::MeshSdf;
 use hisdf::train::{train, DeviceChoice, Progress};
@@ -31,9 +33,14 @@ struct Cli {
 
 #[derive(clap::Args, Clone)]
 struct TrainArgs {
-    /// Training recipe: fast (CPU-friendly), paper-l1, paper-curriculum.
-    #[arg(long, default_value = "fast")]
-    preset: Preset,
+    /// JSON configuration: a preset and the settings that depart from it, or
+    /// the OUTPUT.config.json an earlier run wrote. Options below override it.
+    #[arg(long)]
+    config: Option<PathBuf>,
+    /// Training recipe: fast (CPU-friendly; the default), paper-l1,
+    /// paper-curriculum.
+    #[arg(long)]
+    preset: Option<Preset>,
     /// Training iterations (batches); default from the preset.
     #[arg(long)]
     iterations: Option<usize>,
@@ -43,12 +50,12 @@ struct TrainArgs {
     /// Number of hidden layers; default from the preset.
     #[arg(long)]
     depth: Option<usize>,
-    /// cpu, cuda, or auto (CUDA when present).
-    #[arg(long, default_value = "auto")]
-    device: DeviceChoice,
-    /// Seed for sampling, initialisation and batches.
-    #[arg(long, default_value_t = 0)]
-    seed: u64,
+    /// cpu, cuda, or auto (CUDA when present; the default).
+    #[arg(long)]
+    device: Option<DeviceChoice>,
+    /// Seed for sampling, initialisation and batches (default 0).
+    #[arg(long)]
+    seed: Option<u64>,
 }
 
 #[derive(Subcommand)]
@@ -78,11 +85,17 @@ enum Command {
         /// Also keep the trained model here.
         #[arg(long)]
         model: Option<PathBuf>,
-        #[arg(long, default_value_t = 128)]
-        resolution: usize,
+        /// Grid points per axis (default 128, or the configuration's).
+        #[arg(long)]
+        resolution: Option<usize>,
         #[command(flatten)]
         args: TrainArgs,
     },
+    /// Train, extract and evaluate every mesh of a list or folder, with
+    /// resume and sharding across machines.
+    Batch(batch::BatchArgs),
+    /// Merge the results tables of a sharded batch.
+    BatchMerge(batch::MergeArgs),
 }
 
 type Result<T> = std::result::Result<T, String>;
@@ -101,9 +114,11 @@ fn dispatch(command: Command) -> Result<()> {
         Command::Geometry(c) => geometry::run(c),
         Command::Train { mesh, output, args } => {
             check_output(&output, &["safetensors", "hisdf"])?;
+            let settings = config::resolve(&args)?;
             let timings = &mut Timings::default();
-            let (model, _) = train_mesh(&mesh, &args, timings)?;
+            let (model, _) = train_mesh(&mesh, &settings.recipe, timings)?;
             save_model(&model, &output).map_err(|e| e.to_string())?;
+            settings.write(&config::path_for(&output), config::Scope::Train)?;
             eprintln!(
                 "trained {} iterations in {:.1} s, final loss {:.3e}; model written to {}",
                 model.metadata.iterations,
@@ -114,6 +129,8 @@ fn dispatch(command: Command) -> Result<()> {
             Ok(())
         }
         Command::Extract(args) => quality::extract(args),
+        Command::Batch(args) => batch::run(args),
+        Command::BatchMerge(args) => batch::merge(args),
         Command::Eval(args) => quality::eval(args),
         Command::Run {
             mesh,
@@ -123,15 +140,21 @@ fn dispatch(command: Command) -> Result<()> {
             args,
         } => {
             check_output(&output, &["obj", "ply", "stl"])?;
+            let mut settings = config::resolve(&args)?;
+            if let Some(r) = resolution {
+                settings.extraction.resolution = r;
+            }
+            let resolution = settings.extraction.resolution;
             let total = Instant::now();
             let mut timings = Timings::default();
-            let (model, original) = train_mesh(&mesh, &args, &mut timings)?;
+            let (model, original) = train_mesh(&mesh, &settings.recipe, &mut timings)?;
             if let Some(path) = &model_path {
                 save_model(&model, path).map_err(|e| e.to_string())?;
             }
             let t = Instant::now();
             let extracted = extract(&model, resolution)?;
             mesh::save(&extracted, &output).map_err(|e| e.to_string())?;
+            settings.write(&config::path_for(&output), config::Scope::Run)?;
             timings.extract = t.elapsed().as_secs_f64();
             let t = Instant::now();
             let report = chamfer_meshes(&original, &extracted, 10_000, 0);
@@ -204,7 +227,7 @@ fn load_checked(path: &Path) -> Result<TriangleMesh> {
 
 fn train_mesh(
     path: &Path,
-    args: &TrainArgs,
+    recipe: &Recipe,
     timings: &mut Timings,
 ) -> Result<(TrainedModel, TriangleMesh)> {
     let t = Instant::now();
@@ -212,23 +235,14 @@ fn train_mesh(
     let prepared = prepare_mesh(mesh).map_err(|e| format!("{}: {e}", path.display()))?;
     timings.load = t.elapsed().as_secs_f64();
 
-    let mut recipe = args.preset.recipe();
-    if let Some(i) = args.iterations {
-        recipe.training.iterations = i;
-    }
-    if let Some(w) = args.width {
-        recipe.network.width = w;
-    }
-    if let Some(d) = args.depth {
-        recipe.network.depth = d;
-    }
-    recipe.training.device = args.device;
-    recipe.training.seed = args.seed;
-    recipe.network.validate()?;
-
     let t = Instant::now();
     let sdf = MeshSdf::new(&prepared.normalised);
-    let samples = near_surface(&prepared.normalised, &sdf, &recipe.sampling, args.seed);
+    let samples = near_surface(
+        &prepared.normalised,
+        &sdf,
+        &recipe.sampling,
+        recipe.training.seed,
+    );
     timings.sample = t.elapsed().as_secs_f64();
 
     let t = Instant::now();

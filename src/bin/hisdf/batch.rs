@@ -1,0 +1,666 @@
+//! `hisdf batch` and `hisdf batch-merge`: one configuration over many
+//! meshes, resumable, and split across machines without coordination.
+//!
+//! Layout of the output folder: per shape `ID.obj` (the extracted surface),
+//! `ID.safetensors` (the model) and `ID.result.json` (its record, written
+//! last: a shape is finished when its record says ok, names the same mesh and
+//! configuration, and its outputs exist); per run `results.csv` and
+//! `results.json` (`results.shard-K-of-N.*` for a shard), rewritten after
+//! every shape; `batch.config.json` (`batch.shard-K-of-N.config.json`), the
+//! effective configuration.
+
+use std::collections::{BTreeMap, HashSet};
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use hisdf::mesh;
+use hisdf::metrics::evaluate;
+use hisdf::model::save_model;
+use hisdf::util::write_atomically;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use super::config::{self, Scope, Settings};
+use super::{extract, train_mesh, Result, Timings, TrainArgs};
+
+const MESH_EXTENSIONS: [&str; 4] = ["obj", "ply", "stl", "off"];
+
+#[derive(clap::Args)]
+pub struct BatchArgs {
+    /// A folder of meshes, or a list of mesh paths: text (one per line, #
+    /// comments), CSV (first column; a header row is skipped) or JSON (an
+    /// array of paths or of objects with "path"). Relative paths are read
+    /// from the list's folder.
+    manifest: PathBuf,
+    /// Output folder (created if missing).
+    #[arg(short, long)]
+    output: PathBuf,
+    /// Grid points per axis (default 128, or the configuration's).
+    #[arg(long)]
+    resolution: Option<usize>,
+    /// Do only shard K of N (0-based, "K/N"): the shapes whose index in the
+    /// sorted list is K modulo N. Run N copies, e.g. as a job array, then
+    /// `hisdf batch-merge`.
+    #[arg(long)]
+    shard: Option<Shard>,
+    #[command(flatten)]
+    args: TrainArgs,
+}
+
+#[derive(clap::Args)]
+pub struct MergeArgs {
+    /// The output folder the shards wrote to.
+    folder: PathBuf,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Shard {
+    pub index: usize,
+    pub count: usize,
+}
+
+impl std::str::FromStr for Shard {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self> {
+        let bad = || format!("shard {s:?}: expected K/N with 0 <= K < N, e.g. 0/4");
+        let (k, n) = s.split_once('/').ok_or_else(bad)?;
+        let index: usize = k.trim().parse().map_err(|_| bad())?;
+        let count: usize = n.trim().parse().map_err(|_| bad())?;
+        if count == 0 || index >= count {
+            return Err(bad());
+        }
+        Ok(Shard { index, count })
+    }
+}
+
+/// One mesh of the batch; `index` is its place in the sorted list, the same
+/// on every machine.
+#[derive(Clone, Debug)]
+struct Shape {
+    index: usize,
+    id: String,
+    path: PathBuf,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+enum Status {
+    Ok,
+    Failed,
+}
+
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+struct Seconds {
+    load: f64,
+    sample: f64,
+    train: f64,
+    extract: f64,
+    eval: f64,
+    total: f64,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+struct Record {
+    index: usize,
+    id: String,
+    mesh: String,
+    status: Status,
+    #[serde(default)]
+    error: Option<String>,
+    #[serde(default)]
+    output_mesh: Option<String>,
+    #[serde(default)]
+    model: Option<String>,
+    #[serde(default)]
+    vertices: usize,
+    #[serde(default)]
+    triangles: usize,
+    #[serde(default)]
+    iterations: usize,
+    #[serde(default)]
+    final_loss: Option<f64>,
+    #[serde(default)]
+    device: String,
+    #[serde(default)]
+    seconds: Seconds,
+    /// [`hisdf::metrics::EvalReport`], kept as JSON so that metrics added
+    /// later still reach the table.
+    #[serde(default)]
+    metrics: Option<Value>,
+    config_digest: String,
+    /// Set in a run's table when the record came from an earlier run.
+    #[serde(default)]
+    resumed: bool,
+}
+
+#[derive(Serialize, Deserialize)]
+struct Table {
+    manifest: String,
+    shapes_total: usize,
+    shard: Option<Shard>,
+    config_digest: String,
+    results: Vec<Record>,
+}
+
+pub fn run(a: BatchArgs) -> Result<()> {
+    let mut settings = config::resolve(&a.args)?;
+    if let Some(r) = a.resolution {
+        settings.extraction.resolution = r;
+        // Checked again with the override in place.
+        if !(1..=1024).contains(&r) {
+            return Err("--resolution must be between 1 and 1024".into());
+        }
+    }
+    let digest = config::digest(&settings.sections(Scope::Batch));
+    let shapes = read_manifest(&a.manifest)?;
+    if shapes.is_empty() {
+        return Err(format!("{}: no meshes listed", a.manifest.display()));
+    }
+    std::fs::create_dir_all(&a.output).map_err(|e| format!("{}: {e}", a.output.display()))?;
+    // One file per shard: shards on different machines may share a process
+    // id, and so the temporary name of an atomic write.
+    let config_name = match a.shard {
+        Some(k) => format!("batch.shard-{}-of-{}.config.json", k.index, k.count),
+        None => "batch.config.json".to_string(),
+    };
+    settings.write(&a.output.join(config_name), Scope::Batch)?;
+
+    let total = shapes.len();
+    let mine: Vec<&Shape> = shapes
+        .iter()
+        .filter(|s| a.shard.map_or(true, |k| s.index % k.count == k.index))
+        .collect();
+    let (stem, label) = match a.shard {
+        Some(k) => (
+            format!("results.shard-{}-of-{}", k.index, k.count),
+            format!(" of shard {}/{}", k.index, k.count),
+        ),
+        None => ("results".to_string(), String::new()),
+    };
+    eprintln!(
+        "batch: {} of {total} shapes{label}, configuration {digest}, output {}",
+        mine.len(),
+        a.output.display()
+    );
+    let mut table = Table {
+        manifest: a.manifest.display().to_string(),
+        shapes_total: total,
+        shard: a.shard,
+        config_digest: digest.clone(),
+        results: Vec::new(),
+    };
+    let started = Instant::now();
+    let (mut skipped, mut failed, mut worked) = (0usize, 0usize, 0.0f64);
+    for (n, shape) in mine.iter().enumerate() {
+        let record = match finished(&a.output, shape, &digest) {
+            Some(mut r) => {
+                r.resumed = true;
+                skipped += 1;
+                r
+            }
+            None => {
+                let t = Instant::now();
+                let r = process(&a.output, shape, &settings, &digest);
+                worked += t.elapsed().as_secs_f64();
+                write_json(&record_path(&a.output, &shape.id), &r)?;
+                r
+            }
+        };
+        if record.status == Status::Failed {
+            failed += 1;
+        }
+        // Only shapes actually worked on predict the rest.
+        let left = mine.len() - n - 1;
+        let fresh = n + 1 - skipped;
+        let eta = if fresh > 0 {
+            worked / fresh as f64 * left as f64
+        } else {
+            0.0
+        };
+        eprintln!(
+            "[{}/{}{label}] {}: {}; {} done, {failed} failed, eta {eta:.0} s",
+            n + 1,
+            mine.len(),
+            shape.id,
+            describe(&record),
+            n + 1,
+        );
+        table.results.push(record);
+        write_tables(&a.output, &stem, &table)?;
+    }
+    write_tables(&a.output, &stem, &table)?;
+    eprintln!(
+        "batch: {} ok ({skipped} finished before), {failed} failed, in {:.1} s; results in {}",
+        mine.len() - failed,
+        started.elapsed().as_secs_f64(),
+        a.output.join(format!("{stem}.csv")).display()
+    );
+    if failed > 0 {
+        return Err(format!(
+            "{failed} of {} shapes failed; their errors are in {}",
+            mine.len(),
+            a.output.join(format!("{stem}.csv")).display()
+        ));
+    }
+    Ok(())
+}
+
+fn describe(r: &Record) -> String {
+    match (&r.status, &r.error) {
+        (Status::Failed, e) => format!("FAILED: {}", e.as_deref().unwrap_or("unknown error")),
+        (Status::Ok, _) => {
+            let cd = metric(r, "chamfer").map_or("-".into(), |c| format!("{:.4}", c * 1e3));
+            let how = if r.resumed {
+                "finished before".to_string()
+            } else {
+                format!("{:.1} s", r.seconds.total)
+            };
+            format!("ok, CD*10^3 {cd}, {how}")
+        }
+    }
+}
+
+fn metric(r: &Record, name: &str) -> Option<f64> {
+    r.metrics.as_ref()?.get(name)?.as_f64()
+}
+
+fn record_path(out: &Path, id: &str) -> PathBuf {
+    out.join(format!("{id}.result.json"))
+}
+
+/// The earlier record of `shape`, when it is complete and still valid.
+fn finished(out: &Path, shape: &Shape, digest: &str) -> Option<Record> {
+    let text = std::fs::read_to_string(record_path(out, &shape.id)).ok()?;
+    let r: Record = serde_json::from_str(&text).ok()?;
+    let outputs_exist = [&r.output_mesh, &r.model]
+        .iter()
+        .all(|p| p.as_ref().is_some_and(|p| out.join(p).is_file()));
+    (r.status == Status::Ok
+        && r.mesh == shape.path.display().to_string()
+        && r.config_digest == digest
+        && outputs_exist)
+        .then_some(r)
+}
+
+/// Trains, extracts and evaluates one shape; every failure, a panic
+/// included, becomes a failed record so that the batch goes on.
+fn process(out: &Path, shape: &Shape, settings: &Settings, digest: &str) -> Record {
+    let mut record = Record {
+        index: shape.index,
+        id: shape.id.clone(),
+        mesh: shape.path.display().to_string(),
+        status: Status::Failed,
+        error: None,
+        output_mesh: None,
+        model: None,
+        vertices: 0,
+        triangles: 0,
+        iterations: 0,
+        final_loss: None,
+        device: String::new(),
+        seconds: Seconds::default(),
+        metrics: None,
+        config_digest: digest.to_string(),
+        resumed: false,
+    };
+    let t = Instant::now();
+    let outcome = catch_unwind(AssertUnwindSafe(|| {
+        process_fallible(out, shape, settings, &mut record)
+    }));
+    record.seconds.total = t.elapsed().as_secs_f64();
+    match outcome {
+        Ok(Ok(())) => record.status = Status::Ok,
+        Ok(Err(e)) => record.error = Some(e),
+        Err(panic) => {
+            let text = panic
+                .downcast_ref::<String>()
+                .cloned()
+                .or_else(|| panic.downcast_ref::<&str>().map(|s| s.to_string()))
+                .unwrap_or_else(|| "unknown panic".into());
+            record.error = Some(format!("internal error: {text}"));
+        }
+    }
+    record
+}
+
+fn process_fallible(
+    out: &Path,
+    shape: &Shape,
+    settings: &Settings,
+    record: &mut Record,
+) -> Result<()> {
+    let mut timings = Timings::default();
+    let (model, original) = train_mesh(&shape.path, &settings.recipe, &mut timings)?;
+    record.iterations = model.metadata.iterations;
+    record.final_loss = Some(model.metadata.final_loss).filter(|l| l.is_finite());
+    record.device = model.metadata.device.to_string();
+    let model_name = format!("{}.safetensors", shape.id);
+    save_model(&model, &out.join(&model_name)).map_err(|e| e.to_string())?;
+
+    let t = Instant::now();
+    let extracted = extract(&model, settings.extraction.resolution)?;
+    let mesh_name = format!("{}.obj", shape.id);
+    mesh::save(&extracted, &out.join(&mesh_name)).map_err(|e| e.to_string())?;
+    timings.extract = t.elapsed().as_secs_f64();
+    record.vertices = extracted.vertices.len();
+    record.triangles = extracted.triangles.len();
+
+    let t = Instant::now();
+    let report = evaluate(
+        &original,
+        &extracted,
+        &settings.evaluation.to_eval_config()?,
+    );
+    timings.eval = t.elapsed().as_secs_f64();
+    record.metrics = Some(serde_json::to_value(&report).map_err(|e| e.to_string())?);
+    record.seconds = Seconds {
+        load: timings.load,
+        sample: timings.sample,
+        train: timings.train,
+        extract: timings.extract,
+        eval: timings.eval,
+        total: 0.0,
+    };
+    record.model = Some(model_name);
+    record.output_mesh = Some(mesh_name);
+    Ok(())
+}
+
+/// The shapes of a folder or list, sorted by path so that every machine
+/// numbers them alike; ids are file stems, made unique with the index.
+fn read_manifest(path: &Path) -> Result<Vec<Shape>> {
+    let mut paths: Vec<PathBuf> = if path.is_dir() {
+        let entries = std::fs::read_dir(path).map_err(|e| format!("{}: {e}", path.display()))?;
+        let mut v = Vec::new();
+        for entry in entries {
+            let p = entry
+                .map_err(|e| format!("{}: {e}", path.display()))?
+                .path();
+            let ext = p
+                .extension()
+                .and_then(|e| e.to_str())
+                .map(|e| e.to_ascii_lowercase())
+                .unwrap_or_default();
+            if p.is_file() && MESH_EXTENSIONS.contains(&ext.as_str()) {
+                v.push(p);
+            }
+        }
+        v
+    } else {
+        let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
+        let listed = parse_list(path, &text).map_err(|e| format!("{}: {e}", path.display()))?;
+        let base = path.parent().unwrap_or(Path::new(""));
+        listed.into_iter().map(|p| base.join(p)).collect()
+    };
+    paths.sort();
+    let mut seen = HashSet::new();
+    let shapes = paths
+        .into_iter()
+        .enumerate()
+        .map(|(index, path)| {
+            let stem: String = path
+                .file_stem()
+                .map(|s| s.to_string_lossy().into_owned())
+                .unwrap_or_default()
+                .chars()
+                .map(|c| {
+                    if c.is_ascii_alphanumeric() || "-_.".contains(c) {
+                        c
+                    } else {
+                        '_'
+                    }
+                })
+                .collect();
+            let mut id = if stem.is_empty() {
+                format!("shape-{index}")
+            } else {
+                stem
+            };
+            if !seen.insert(id.clone()) {
+                id = format!("{id}-{index}");
+                seen.insert(id.clone());
+            }
+            Shape { index, id, path }
+        })
+        .collect();
+    Ok(shapes)
+}
+
+fn parse_list(path: &Path, text: &str) -> Result<Vec<String>> {
+    let ext = path
+        .extension()
+        .and_then(|e| e.to_str())
+        .map(|e| e.to_ascii_lowercase());
+    match ext.as_deref() {
+        Some("json") => {
+            let v: Value = serde_json::from_str(text).map_err(|e| e.to_string())?;
+            let items = v
+                .as_array()
+                .or_else(|| v.get("meshes").and_then(Value::as_array))
+                .ok_or("expected a JSON array of paths (or {\"meshes\": [...]})")?;
+            items
+                .iter()
+                .map(|item| {
+                    item.as_str()
+                        .or_else(|| item.get("path").and_then(Value::as_str))
+                        .map(str::to_string)
+                        .ok_or_else(|| format!("not a path: {item}"))
+                })
+                .collect()
+        }
+        Some("csv") => Ok(text
+            .lines()
+            .map(|l| {
+                let first = l.split(',').next().unwrap_or("").trim();
+                first.trim_matches('"').to_string()
+            })
+            .enumerate()
+            .filter(|(i, f)| {
+                let header =
+                    *i == 0 && ["path", "mesh", "file"].contains(&f.to_lowercase().as_str());
+                !(f.is_empty() || f.starts_with('#') || header)
+            })
+            .map(|(_, f)| f)
+            .collect()),
+        _ => Ok(text
+            .lines()
+            .map(str::trim)
+            .filter(|l| !l.is_empty() && !l.starts_with('#'))
+            .map(str::to_string)
+            .collect()),
+    }
+}
+
+fn write_json<T: Serialize>(path: &Path, value: &T) -> Result<()> {
+    let text = serde_json::to_string_pretty(value).map_err(|e| e.to_string())?;
+    write_atomically(path, format!("{text}\n").as_bytes())
+        .map_err(|e| format!("{}: {e}", path.display()))
+}
+
+const METRIC_COLUMNS: [&str; 7] = [
+    "chamfer",
+    "emd",
+    "chamfer_point_to_mesh",
+    "hausdorff",
+    "hausdorff_p99_ref_to_other",
+    "normal_consistency",
+    "f_score",
+];
+
+fn write_tables(out: &Path, stem: &str, table: &Table) -> Result<()> {
+    write_json(&out.join(format!("{stem}.json")), table)?;
+    let mut csv = String::from("index,id,mesh,status");
+    for m in METRIC_COLUMNS {
+        csv.push(',');
+        csv.push_str(m);
+    }
+    csv.push_str(
+        ",vertices,triangles,iterations,final_loss,device,load_s,sample_s,train_s,extract_s,eval_s,total_s,resumed,error\n",
+    );
+    for r in &table.results {
+        let status = match r.status {
+            Status::Ok => "ok",
+            Status::Failed => "failed",
+        };
+        let mut row = vec![
+            r.index.to_string(),
+            csv_field(&r.id),
+            csv_field(&r.mesh),
+            status.into(),
+        ];
+        for m in METRIC_COLUMNS {
+            row.push(metric(r, m).map_or(String::new(), |v| format!("{v:.6e}")));
+        }
+        let s = &r.seconds;
+        row.extend([
+            r.vertices.to_string(),
+            r.triangles.to_string(),
+            r.iterations.to_string(),
+            r.final_loss.map_or(String::new(), |l| format!("{l:.6e}")),
+            csv_field(&r.device),
+            format!("{:.3}", s.load),
+            format!("{:.3}", s.sample),
+            format!("{:.3}", s.train),
+            format!("{:.3}", s.extract),
+            format!("{:.3}", s.eval),
+            format!("{:.3}", s.total),
+            r.resumed.to_string(),
+            csv_field(r.error.as_deref().unwrap_or("")),
+        ]);
+        csv.push_str(&row.join(","));
+        csv.push('\n');
+    }
+    let path = out.join(format!("{stem}.csv"));
+    write_atomically(&path, csv.as_bytes()).map_err(|e| format!("{}: {e}", path.display()))
+}
+
+/// RFC 4180 quoting: error messages hold commas and quotes.
+fn csv_field(s: &str) -> String {
+    if s.contains([',', '"', '\n', '\r']) {
+        format!("\"{}\"", s.replace('"', "\"\""))
+    } else {
+        s.to_string()
+    }
+}
+
+/// Joins the shards' tables of `folder` into `results.csv` and
+/// `results.json`, one row per shape, and names the shapes no shard has
+/// reported yet.
+pub fn merge(a: MergeArgs) -> Result<()> {
+    let entries =
+        std::fs::read_dir(&a.folder).map_err(|e| format!("{}: {e}", a.folder.display()))?;
+    let mut files: Vec<PathBuf> = entries
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| {
+            p.file_name()
+                .and_then(|n| n.to_str())
+                .is_some_and(|n| n.starts_with("results.shard-") && n.ends_with(".json"))
+        })
+        .collect();
+    files.sort();
+    if files.is_empty() {
+        return Err(format!(
+            "{}: no results.shard-*.json to merge",
+            a.folder.display()
+        ));
+    }
+    let mut by_index: BTreeMap<usize, Record> = BTreeMap::new();
+    let mut first: Option<(usize, String, String)> = None;
+    for f in &files {
+        let text = std::fs::read_to_string(f).map_err(|e| format!("{}: {e}", f.display()))?;
+        let t: Table = serde_json::from_str(&text).map_err(|e| format!("{}: {e}", f.display()))?;
+        match &first {
+            None => first = Some((t.shapes_total, t.config_digest.clone(), t.manifest.clone())),
+            Some((n, d, _)) if *n != t.shapes_total || *d != t.config_digest => {
+                return Err(format!(
+                    "{}: another batch ({} shapes, configuration {}) than {} ({n} shapes, configuration {d})",
+                    f.display(),
+                    t.shapes_total,
+                    t.config_digest,
+                    files[0].display()
+                ));
+            }
+            Some(_) => {}
+        }
+        for r in t.results {
+            // A shape reported twice (shard counts changed between runs)
+            // keeps its successful record.
+            let keep_old = by_index
+                .get(&r.index)
+                .is_some_and(|old| old.status == Status::Ok && r.status != Status::Ok);
+            if !keep_old {
+                by_index.insert(r.index, r);
+            }
+        }
+    }
+    let (total, digest, manifest) = first.unwrap_or_default();
+    let missing: Vec<usize> = (0..total).filter(|i| !by_index.contains_key(i)).collect();
+    let table = Table {
+        manifest,
+        shapes_total: total,
+        shard: None,
+        config_digest: digest,
+        results: by_index.into_values().collect(),
+    };
+    let failed = table
+        .results
+        .iter()
+        .filter(|r| r.status == Status::Failed)
+        .count();
+    write_tables(&a.folder, "results", &table)?;
+    println!(
+        "merged {} tables: {} of {total} shapes, {} ok, {failed} failed, {} missing; wrote {}",
+        files.len(),
+        table.results.len(),
+        table.results.len() - failed,
+        missing.len(),
+        a.folder.join("results.csv").display()
+    );
+    if !missing.is_empty() {
+        let list: Vec<String> = missing.iter().map(|i| i.to_string()).collect();
+        return Err(format!(
+            "{} shapes not reported by any shard (indices {})",
+            missing.len(),
+            list.join(", ")
+        ));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn shards_parse_and_refuse_nonsense() {
+        assert_eq!(
+            "1/4".parse::<Shard>().unwrap(),
+            Shard { index: 1, count: 4 }
+        );
+        for bad in ["4/4", "0/0", "1", "a/b", "-1/2"] {
+            assert!(bad.parse::<Shard>().is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn lists_in_every_format_give_the_same_paths() {
+        let want = vec!["a.obj".to_string(), "sub/b c.stl".to_string()];
+        let cases = [
+            ("m.txt", "# meshes\na.obj\n\n  sub/b c.stl  \n"),
+            ("m.csv", "path,label\na.obj,x\n\"sub/b c.stl\",y\n"),
+            ("m.json", r#"["a.obj", {"path": "sub/b c.stl"}]"#),
+            ("m.json", r#"{"meshes": ["a.obj", "sub/b c.stl"]}"#),
+        ];
+        for (name, text) in cases {
+            assert_eq!(parse_list(Path::new(name), text).unwrap(), want, "{name}");
+        }
+        assert!(parse_list(Path::new("m.json"), "[1]").is_err());
+    }
+
+    #[test]
+    fn csv_fields_with_commas_and_quotes_are_quoted() {
+        assert_eq!(csv_field("plain"), "plain");
+        assert_eq!(csv_field("a, \"b\""), "\"a, \"\"b\"\"\"");
+    }
+}

@@ -1,0 +1,194 @@
+//! Configuration files for `train`, `run` and `batch`: a preset, the
+//! settings that depart from it, and the effective configuration written
+//! next to every output so that a run can be repeated with `--config`.
+
+use std::path::{Path, PathBuf};
+
+use hisdf::metrics::EvalConfig;
+use hisdf::pipeline::Recipe;
+use serde::{Deserialize, Serialize};
+use serde_json::{json, Value};
+
+use super::{Result, TrainArgs};
+
+/// Top-level sections the recipe loader leaves to the tool.
+const TOOL_SECTIONS: [&str; 3] = ["hisdf", "extraction", "evaluation"];
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Extraction {
+    /// Grid points per axis of the dense extraction.
+    pub resolution: usize,
+}
+
+impl Default for Extraction {
+    fn default() -> Self {
+        Extraction { resolution: 128 }
+    }
+}
+
+/// The metrics' sample counts; the paper's by default.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Evaluation {
+    pub chamfer_points: usize,
+    pub emd_points: usize,
+    pub f_score_threshold: f64,
+    pub seed: u64,
+}
+
+impl Default for Evaluation {
+    fn default() -> Self {
+        let d = EvalConfig::default();
+        Evaluation {
+            chamfer_points: d.chamfer_points,
+            emd_points: d.emd_points,
+            f_score_threshold: d.f_score_threshold,
+            seed: d.seed,
+        }
+    }
+}
+
+impl Evaluation {
+    pub fn to_eval_config(&self) -> Result<EvalConfig> {
+        if self.chamfer_points == 0 {
+            return Err("evaluation.chamfer_points must be positive".into());
+        }
+        if !(1..=hisdf::metrics::MAX_EMD_POINTS).contains(&self.emd_points) {
+            return Err(format!(
+                "evaluation.emd_points must be between 1 and {}",
+                hisdf::metrics::MAX_EMD_POINTS
+            ));
+        }
+        if !(self.f_score_threshold.is_finite() && self.f_score_threshold > 0.0) {
+            return Err("evaluation.f_score_threshold must be a positive number".into());
+        }
+        Ok(EvalConfig {
+            chamfer_points: self.chamfer_points,
+            emd_points: self.emd_points,
+            f_score_threshold: self.f_score_threshold,
+            seed: self.seed,
+        })
+    }
+}
+
+/// Everything a run does, after the file and the command line are combined.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Settings {
+    pub recipe: Recipe,
+    pub extraction: Extraction,
+    pub evaluation: Evaluation,
+}
+
+/// Which sections a command's written configuration holds.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub enum Scope {
+    Train,
+    Run,
+    Batch,
+}
+
+impl Scope {
+    fn name(self) -> &'static str {
+        match self {
+            Scope::Train => "train",
+            Scope::Run => "run",
+            Scope::Batch => "batch",
+        }
+    }
+}
+
+/// The preset (command line over file), the file's sections over it, then
+/// the command line's single settings over both.
+pub fn resolve(args: &TrainArgs) -> Result<Settings> {
+    let file = match &args.config {
+        Some(path) => read_json(path)?,
+        None => json!({}),
+    };
+    let at = |e: String| match &args.config {
+        Some(path) => format!("{}: {e}", path.display()),
+        None => e,
+    };
+    let mut recipe = Recipe::from_config_value(&file, args.preset, &TOOL_SECTIONS).map_err(at)?;
+    let section = |name: &str| file.get(name).cloned().unwrap_or_else(|| json!({}));
+    let extraction: Extraction = serde_json::from_value(section("extraction"))
+        .map_err(|e| at(format!("extraction: {e}")))?;
+    let evaluation: Evaluation = serde_json::from_value(section("evaluation"))
+        .map_err(|e| at(format!("evaluation: {e}")))?;
+    if let Some(i) = args.iterations {
+        recipe.training.iterations = i;
+    }
+    if let Some(w) = args.width {
+        recipe.network.width = w;
+    }
+    if let Some(d) = args.depth {
+        recipe.network.depth = d;
+    }
+    if let Some(d) = args.device {
+        recipe.training.device = d;
+    }
+    if let Some(s) = args.seed {
+        recipe.training.seed = s;
+    }
+    recipe.network.validate()?;
+    recipe.validate()?;
+    if !(1..=1024).contains(&extraction.resolution) {
+        return Err(at("extraction.resolution must be between 1 and 1024".into()));
+    }
+    evaluation.to_eval_config().map_err(at)?;
+    Ok(Settings {
+        recipe,
+        extraction,
+        evaluation,
+    })
+}
+
+impl Settings {
+    /// The sections that decide a result; what `batch` compares to tell a
+    /// finished shape from one done with other settings.
+    pub fn sections(&self, scope: Scope) -> Value {
+        let mut v = self.recipe.to_config_value();
+        if scope != Scope::Train {
+            v["extraction"] = json!(self.extraction);
+        }
+        if scope == Scope::Batch {
+            v["evaluation"] = json!(self.evaluation);
+        }
+        v
+    }
+
+    /// Writes the full effective configuration to `path`, in the format
+    /// `--config` reads.
+    pub fn write(&self, path: &Path, scope: Scope) -> Result<()> {
+        let mut v = self.sections(scope);
+        v["hisdf"] = json!({
+            "version": env!("CARGO_PKG_VERSION"),
+            "command": scope.name(),
+        });
+        let text = serde_json::to_string_pretty(&v).map_err(|e| e.to_string())?;
+        hisdf::util::write_atomically(path, format!("{text}\n").as_bytes())
+            .map_err(|e| format!("{}: {e}", path.display()))
+    }
+}
+
+/// Where the configuration of the output `path` goes: `model.safetensors`
+/// gives `model.config.json`.
+pub fn path_for(output: &Path) -> PathBuf {
+    output.with_extension("config.json")
+}
+
+pub fn read_json(path: &Path) -> Result<Value> {
+    let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
+    serde_json::from_str(&text).map_err(|e| format!("{}: {e}", path.display()))
+}
+
+/// FNV-1a of the canonical JSON: a short, stable name for a configuration
+/// (serde_json's maps are sorted, so equal settings give equal text).
+pub fn digest(v: &Value) -> String {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for b in v.to_string().bytes() {
+        h ^= u64::from(b);
+        h = h.wrapping_mul(0x0000_0100_0000_01b3);
+    }
+    format!("{h:016x}")
+}
