@@ -404,6 +404,44 @@ impl TrainedModel {
     }
 }
 
+impl TrainedModel {
+    /// Points per backward pass: activations of every layer are kept for
+    /// autograd, so a quarter of the forward-only chunk.
+    pub const GRADIENT_CHUNK: usize = Self::QUERY_CHUNK / 4;
+
+    /// d f / d x by autograd at points in the user's coordinates. The
+    /// normalisation is a translation and a uniform scale and SDF values
+    /// scale back by the same factor, so the gradient in the unit-sphere
+    /// frame is the gradient in the user's frame unchanged. Near the surface
+    /// a normalised gradient is the outward normal.
+    pub fn gradient(&self, points: &[[f32; 3]]) -> Result<Vec<[f32; 3]>, tch::TchError> {
+        let device = self.network.device();
+        let norm = self.normalisation;
+        let mut out = Vec::with_capacity(points.len());
+        for part in points.chunks(Self::GRADIENT_CHUNK) {
+            let flat: Vec<f32> = part
+                .iter()
+                .flat_map(|p| norm.to_normalised(p.map(f64::from)).map(|c| c as f32))
+                .collect();
+            let grad = tch::with_grad(|| -> Result<Tensor, tch::TchError> {
+                let x = Tensor::from_slice(&flat)
+                    .view([part.len() as i64, 3])
+                    .to_device(device)
+                    .set_requires_grad(true);
+                let y = self.network.forward(&x).sum(Kind::Float);
+                // Gradients for x only: the parameters' .grad stay untouched.
+                let mut g = Tensor::f_run_backward(&[&y], &[&x], false, false)?;
+                Ok(g.remove(0))
+            })?;
+            let grad = grad.to_kind(Kind::Float).to_device(Device::Cpu);
+            let mut buf = vec![0f32; part.len() * 3];
+            grad.f_copy_data(&mut buf, part.len() * 3)?;
+            out.extend(buf.chunks_exact(3).map(|c| [c[0], c[1], c[2]]));
+        }
+        Ok(out)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -110,7 +110,9 @@ impl Default for TrainConfig {
             seed: 0,
             device: DeviceChoice::Auto,
             progress_every: 100,
-            precision: Precision::Fp32,
+            // On CUDA: 2.7x faster steps with a final loss and an extracted
+            // shape no worse than fp32 (docs/results.md). No effect on CPU.
+            precision: Precision::Tf32,
             cuda_graph: true,
         }
     }
