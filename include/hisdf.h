@@ -154,6 +154,10 @@ typedef struct HisdfSamples HisdfSamples;
 
 typedef struct Preset Preset;
 
+// A trained network together with the transform from the user's coordinates
+// into the unit-sphere frame it was trained in.
+typedef struct TrainedModel TrainedModel;
+
 // Receives one log record: `target` is the module that logged (e.g.
 // "hisdf::train"), `message` the text; both are valid only during the
 // call. May be called from any thread, including library worker threads,

@@ -67,6 +67,7 @@ impl Preset {
                     width: 128,
                     tanh_output: true,
                     initialisation: Initialisation::Geometric { radius: 0.5 },
+                    ..NetworkConfig::default()
                 },
                 training: TrainConfig {
                     iterations: 3000,

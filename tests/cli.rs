@@ -162,3 +162,85 @@ fn train_extract_eval_round_trip_on_cpu() {
     // the grid's resolution). 2e-3 would mean a visibly wrong shape.
     assert!(cd < 2e-3, "torus CD {cd}");
 }
+
+#[test]
+fn training_options_and_query_round_trip() {
+    let dir = scratch("query");
+    let source = dir.join("torus.obj");
+    hisdf::mesh::write_obj(&hisdf::mesh::primitives::torus(1.0, 0.4, 48, 24), &source).unwrap();
+    let model = dir.join("m.safetensors");
+    let (code, _, err) = run(hisdf()
+        .arg("train")
+        .arg(&source)
+        .arg("-o")
+        .arg(&model)
+        .args([
+            "--iterations",
+            "60",
+            "--width",
+            "16",
+            "--depth",
+            "3",
+            "--device",
+            "cpu",
+        ])
+        .args([
+            "--loss",
+            "curriculum",
+            "--clamp",
+            "none",
+            "--schedule",
+            "none",
+        ])
+        .args([
+            "--weight-norm",
+            "--skip",
+            "2",
+            "--dropout",
+            "0.1",
+            "--activation",
+            "softplus",
+        ]));
+    assert_eq!(code, 0, "{err}");
+    // The options reached the model file.
+    let loaded = hisdf::model::load_model(&model, tch::Device::Cpu).unwrap();
+    let c = &loaded.network.config;
+    assert!(
+        c.weight_norm && c.skip == Some(2) && c.dropout == 0.1,
+        "{c:?}"
+    );
+
+    let points = dir.join("p.npy");
+    let pts: Vec<f64> = vec![0.0, 0.0, 0.0, 1.0, 0.0, 0.0, 0.0, 0.0, 3.0];
+    hisdf::sampling::npy::write(&points, &[3, 3], &pts).unwrap();
+    let (values, grads) = (dir.join("v.npy"), dir.join("g.npy"));
+    let (code, _, err) = run(hisdf()
+        .arg("query")
+        .arg(&model)
+        .arg(&points)
+        .arg("-o")
+        .arg(&values)
+        .arg("--gradients")
+        .arg(&grads)
+        .args(["--device", "cpu"]));
+    assert_eq!(code, 0, "{err}");
+    let array = hisdf::sampling::npy::read(&values).unwrap();
+    assert_eq!(array.shape, vec![3]);
+    let v = array.data;
+    let direct = loaded.query(&[[0.0, 0.0, 0.0], [1.0, 0.0, 0.0], [0.0, 0.0, 3.0]]);
+    for (a, b) in v.iter().zip(&direct) {
+        assert_eq!(*a as f32, *b);
+    }
+    let (g, n) = hisdf::sampling::npy::read_rows(&grads, 3, "gradients").unwrap();
+    assert_eq!(n, 3);
+    assert!(g.iter().all(|x| x.is_finite()));
+
+    let (code, _, err) = run(hisdf()
+        .arg("train")
+        .arg(&source)
+        .arg("-o")
+        .arg(dir.join("bad.safetensors"))
+        .args(["--loss", "l2"]));
+    assert_eq!(code, 1);
+    assert_one_line_error(&err, "--loss");
+}

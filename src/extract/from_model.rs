@@ -7,6 +7,7 @@ use tch::{Device, Kind, Tensor};
 
 use crate::mesh::TriangleMesh;
 use crate::model::{as_flat, SdfNetwork, TrainedModel};
+use crate::train::{set_tf32, Precision};
 
 use super::marching_cubes::{marching_cubes, IsoMesh};
 use super::sparse::{sparse_marching_cubes, CubeGrid, SparseConfig, SparseStats};
@@ -40,6 +41,8 @@ pub struct ExtractConfig {
     /// Vertex normals from the network's gradient (autograd), mapped to the
     /// user's frame.
     pub normals: bool,
+    /// TF32 matmuls for the network on CUDA (no effect on the CPU).
+    pub precision: Precision,
 }
 
 impl Default for ExtractConfig {
@@ -48,6 +51,7 @@ impl Default for ExtractConfig {
             resolution: 256,
             sparse: None,
             normals: false,
+            precision: Precision::Fp32,
         }
     }
 }
@@ -111,6 +115,24 @@ pub fn extract_mesh_with(
         });
     }
     let grid = unit_cube_grid(config.resolution);
+    let tf32 = config.precision == Precision::Tf32 && model.network.device().is_cuda();
+    if tf32 {
+        set_tf32(true);
+    }
+    let result = extract_on_grid(model, config, &grid, progress);
+    if tf32 {
+        set_tf32(false);
+    }
+    result
+}
+
+fn extract_on_grid(
+    model: &TrainedModel,
+    config: &ExtractConfig,
+    grid: &CubeGrid,
+    progress: &mut dyn FnMut(f64) -> bool,
+) -> Result<Extraction, ExtractError> {
+    let grid = *grid;
     let start = Instant::now();
     let mut samples = 0usize;
     let mut field = |points: &[[f32; 3]]| {
@@ -265,6 +287,7 @@ mod tests {
             width: 32,
             tanh_output: false,
             initialisation: Initialisation::Geometric { radius: 0.5 },
+            ..NetworkConfig::default()
         };
         TrainedModel {
             network: SdfNetwork::new(&config, Device::Cpu, 3).unwrap(),
@@ -284,6 +307,7 @@ mod tests {
             resolution: 40,
             sparse: Some(SparseConfig::default()),
             normals: true,
+            ..ExtractConfig::default()
         };
         let sparse = extract_mesh_with(&model, &config, &mut |_| true).unwrap();
         // Batches differ between the two paths and BLAS may round a row
@@ -327,6 +351,7 @@ mod tests {
             resolution: MAX_SPARSE_RESOLUTION + 1,
             sparse: Some(SparseConfig::default()),
             normals: false,
+            ..ExtractConfig::default()
         };
         assert!(matches!(
             extract_mesh_with(&model, &too_big, &mut |_| true),

@@ -4,8 +4,6 @@
 use std::ffi::{c_char, c_void};
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use tch::{Device, Kind, Tensor};
-
 use super::handles::{
     HisdfCancelToken, HisdfConfig, HisdfMesh, HisdfModel, HisdfSamples, SampleSet,
 };
@@ -361,39 +359,8 @@ pub extern "C" fn hisdf_model_query(
     })
 }
 
-/// Points per backward pass: activations of every layer are kept for
-/// autograd, so a quarter of the forward-only chunk.
-const GRADIENT_CHUNK: usize = TrainedModel::QUERY_CHUNK / 4;
-
-/// d f / d x by autograd, in the caller's coordinates. The normalisation is
-/// a translation and a uniform scale, and SDF values scale back by the same
-/// factor, so the gradient in the unit-sphere frame is the gradient in the
-/// caller's frame unchanged.
 fn gradients(model: &TrainedModel, points: &[[f32; 3]]) -> Result<Vec<f32>, Failure> {
-    let device = model.network.device();
-    let norm = model.normalisation;
-    let mut out = Vec::with_capacity(points.len() * 3);
-    for part in points.chunks(GRADIENT_CHUNK) {
-        let flat: Vec<f32> = part
-            .iter()
-            .flat_map(|p| norm.to_normalised(p.map(f64::from)).map(|c| c as f32))
-            .collect();
-        let grad = tch::with_grad(|| -> Result<Tensor, tch::TchError> {
-            let x = Tensor::from_slice(&flat)
-                .view([part.len() as i64, 3])
-                .to_device(device)
-                .set_requires_grad(true);
-            let y = model.network.forward(&x).sum(Kind::Float);
-            // Gradients for x only: the parameters' .grad stay untouched.
-            let mut g = Tensor::f_run_backward(&[&y], &[&x], false, false)?;
-            Ok(g.remove(0))
-        })?;
-        let grad = grad.to_kind(Kind::Float).to_device(Device::Cpu);
-        let mut buf = vec![0f32; part.len() * 3];
-        grad.f_copy_data(&mut buf, part.len() * 3)?;
-        out.extend_from_slice(&buf);
-    }
-    Ok(out)
+    Ok(model.gradient(points)?.into_iter().flatten().collect())
 }
 
 /// Gradients of the network's SDF (by autograd): `points` holds

@@ -222,3 +222,159 @@ pub fn load_model(path: &Path, device: Device) -> Result<TrainedModel, ModelFile
         metadata,
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::{Activation, Initialisation};
+
+    fn model(config: NetworkConfig) -> TrainedModel {
+        TrainedModel {
+            network: SdfNetwork::new(&config, Device::Cpu, 5).unwrap(),
+            normalisation: Normalisation {
+                centre: [1.5, -2.0, 0.25],
+                scale: 0.125,
+            },
+            metadata: TrainingMetadata {
+                iterations: 42,
+                final_loss: 1.5e-4,
+                seconds: 1.0,
+                device: "Cpu".into(),
+                hisdf_version: "test".into(),
+                cancelled: false,
+            },
+        }
+    }
+
+    fn temp(name: &str) -> PathBuf {
+        let dir = std::env::temp_dir().join(format!("hisdf-model-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        dir.join(name)
+    }
+
+    fn points() -> Vec<[f32; 3]> {
+        (0..500)
+            .map(|i| {
+                let t = i as f32 * 0.37;
+                [t.sin() * 9.0, t.cos() * 7.0 - 2.0, (t * 0.5).sin() * 5.0]
+            })
+            .collect()
+    }
+
+    #[test]
+    fn round_trip_gives_identical_queries_for_every_architecture() {
+        let configs = [
+            NetworkConfig {
+                depth: 3,
+                width: 32,
+                ..NetworkConfig::default()
+            },
+            NetworkConfig {
+                depth: 4,
+                width: 16,
+                weight_norm: true,
+                skip: Some(2),
+                dropout: 0.1,
+                activation: Activation::Softplus { beta: 100.0 },
+                tanh_output: false,
+                initialisation: Initialisation::Geometric { radius: 0.5 },
+            },
+        ];
+        for (i, config) in configs.into_iter().enumerate() {
+            let original = model(config);
+            let path = temp(&format!("round-{i}.safetensors"));
+            save_model(&original, &path).unwrap();
+            let loaded = load_model(&path, Device::Cpu).unwrap();
+            assert_eq!(loaded.network.config, original.network.config);
+            assert_eq!(loaded.normalisation, original.normalisation);
+            assert_eq!(loaded.metadata, original.metadata);
+            // Bit-identical: the file stores the exact f32 weights.
+            assert_eq!(loaded.query(&points()), original.query(&points()));
+        }
+    }
+
+    fn rewrite_metadata(path: &Path, key: &str, value: &str) {
+        let bytes = std::fs::read(path).unwrap();
+        let (_, header) = SafeTensors::read_metadata(&bytes).unwrap();
+        let mut meta = header.metadata().clone().unwrap();
+        meta.insert(key.into(), value.into());
+        let tensors = SafeTensors::deserialize(&bytes).unwrap();
+        let views: Vec<(String, TensorView)> = tensors.tensors().into_iter().collect();
+        let out = safetensors::serialize(views, Some(meta)).unwrap();
+        std::fs::write(path, out).unwrap();
+    }
+
+    #[test]
+    fn a_file_from_a_future_version_is_refused() {
+        let path = temp("future.safetensors");
+        save_model(
+            &model(NetworkConfig {
+                depth: 2,
+                width: 8,
+                ..NetworkConfig::default()
+            }),
+            &path,
+        )
+        .unwrap();
+        rewrite_metadata(
+            &path,
+            "format_version",
+            &(MODEL_FORMAT_VERSION + 1).to_string(),
+        );
+        let err = load_model(&path, Device::Cpu).unwrap_err();
+        assert!(matches!(err, ModelFileError::FutureVersion { .. }), "{err}");
+        assert!(err.to_string().contains("newer hisdf"), "{err}");
+    }
+
+    #[test]
+    fn corrupted_files_are_refused() {
+        let good = temp("good.safetensors");
+        save_model(
+            &model(NetworkConfig {
+                depth: 2,
+                width: 8,
+                ..NetworkConfig::default()
+            }),
+            &good,
+        )
+        .unwrap();
+        let bytes = std::fs::read(&good).unwrap();
+
+        // A flipped bit in the last weight: sizes still match, the checksum
+        // does not.
+        let mut flipped = bytes.clone();
+        *flipped.last_mut().unwrap() ^= 0x10;
+        let path = temp("flipped.safetensors");
+        std::fs::write(&path, &flipped).unwrap();
+        let err = load_model(&path, Device::Cpu).unwrap_err();
+        assert!(matches!(err, ModelFileError::Corrupted { .. }), "{err}");
+
+        for (name, data) in [
+            ("truncated", &bytes[..bytes.len() / 2]),
+            ("empty", &bytes[..0]),
+            (
+                "garbage",
+                &b"\xff\xff\xff\xff\xff\xff\xff\x7fnot a model at all"[..],
+            ),
+        ] {
+            let path = temp(&format!("{name}.safetensors"));
+            std::fs::write(&path, data).unwrap();
+            let err = load_model(&path, Device::Cpu).unwrap_err();
+            assert!(
+                matches!(
+                    err,
+                    ModelFileError::NotAModel { .. } | ModelFileError::Corrupted { .. }
+                ),
+                "{name}: {err}"
+            );
+        }
+
+        let path = temp("bad-config.safetensors");
+        std::fs::copy(&good, &path).unwrap();
+        rewrite_metadata(&path, "network", "{\"depth\": 0}");
+        assert!(matches!(
+            load_model(&path, Device::Cpu).unwrap_err(),
+            ModelFileError::Corrupted { .. }
+        ));
+    }
+}

@@ -27,15 +27,44 @@ pub enum Initialisation {
     Geometric { radius: f64 },
 }
 
+/// The non-linearity between hidden layers.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Activation {
+    /// The paper's choice.
+    #[default]
+    Relu,
+    /// softplus(beta x) / beta: a smooth ReLU (beta 100 is common for SDFs),
+    /// whose gradients (normals) are continuous.
+    Softplus { beta: f64 },
+}
+
 /// The network's shape. `depth` counts the hidden fully-connected layers of
-/// `width` units, each followed by ReLU; one more linear layer maps to the SDF
-/// value, optionally through tanh. The paper's network is depth 8, width 512.
+/// `width` units, each followed by the activation; one more linear layer maps
+/// to the SDF value, optionally through tanh. The paper's network is depth 8,
+/// width 512, ReLU, tanh, no regularisation (Sec. 4.1); its ablations (weight
+/// normalisation, dropout, a skip connection of the input into layer 4) are
+/// options here.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct NetworkConfig {
     pub depth: usize,
     pub width: usize,
     pub tanh_output: bool,
     pub initialisation: Initialisation,
+    #[serde(default)]
+    pub activation: Activation,
+    /// Weight normalisation (Salimans & Kingma 2016) of every layer:
+    /// w = g v / |v| per output unit, with v and g trained.
+    #[serde(default)]
+    pub weight_norm: bool,
+    /// Dropout probability after every hidden activation, in training only.
+    #[serde(default)]
+    pub dropout: f64,
+    /// Hidden layer (0-based) whose input is the previous layer's output
+    /// concatenated with the input point, as in DeepSDF (the paper's
+    /// "skip connection to layer 4" is `Some(4)`).
+    #[serde(default)]
+    pub skip: Option<usize>,
 }
 
 impl Default for NetworkConfig {
@@ -46,8 +75,19 @@ impl Default for NetworkConfig {
             width: 512,
             tanh_output: true,
             initialisation: Initialisation::PytorchDefault,
+            activation: Activation::Relu,
+            weight_norm: false,
+            dropout: 0.0,
+            skip: None,
         }
     }
+}
+
+/// One linear layer's place in the network.
+struct LayerShape {
+    prefix: String,
+    fan_in: i64,
+    fan_out: i64,
 }
 
 impl NetworkConfig {
@@ -58,23 +98,82 @@ impl NetworkConfig {
         if self.width == 0 || self.width > 8192 {
             return Err(format!("width must be 1..=8192, got {}", self.width));
         }
+        if !(0.0..1.0).contains(&self.dropout) {
+            return Err(format!("dropout must be in [0, 1), got {}", self.dropout));
+        }
+        if let Some(k) = self.skip {
+            if k == 0 || k > self.depth {
+                return Err(format!(
+                    "skip layer must be 1..={} (a later layer than the first), got {k}",
+                    self.depth
+                ));
+            }
+        }
+        if let Activation::Softplus { beta } = self.activation {
+            if !(beta.is_finite() && beta > 0.0) {
+                return Err(format!("softplus beta must be positive, got {beta}"));
+            }
+        }
         Ok(())
+    }
+
+    fn layers(&self) -> Vec<LayerShape> {
+        let mut layers = Vec::with_capacity(self.depth + 1);
+        let mut fan_in = 3i64;
+        for i in 0..=self.depth {
+            let is_output = i == self.depth;
+            if self.skip == Some(i) {
+                fan_in += 3;
+            }
+            let fan_out = if is_output { 1 } else { self.width as i64 };
+            let prefix = if is_output {
+                "output".to_string()
+            } else {
+                format!("hidden.{i}")
+            };
+            layers.push(LayerShape {
+                prefix,
+                fan_in,
+                fan_out,
+            });
+            fan_in = fan_out;
+        }
+        layers
     }
 
     /// Names and shapes of every parameter, in layer order. The model file
     /// stores exactly these, so this is the one place that fixes the layout.
     pub fn parameter_shapes(&self) -> Vec<(String, Vec<i64>)> {
-        let mut shapes = Vec::with_capacity(2 * self.depth + 2);
-        let mut fan_in = 3i64;
-        for i in 0..self.depth {
-            let w = self.width as i64;
-            shapes.push((format!("hidden.{i}.weight"), vec![w, fan_in]));
-            shapes.push((format!("hidden.{i}.bias"), vec![w]));
-            fan_in = w;
+        let mut shapes = Vec::with_capacity(3 * self.depth + 3);
+        for l in self.layers() {
+            shapes.push((format!("{}.weight", l.prefix), vec![l.fan_out, l.fan_in]));
+            if self.weight_norm {
+                shapes.push((format!("{}.weight_g", l.prefix), vec![l.fan_out, 1]));
+            }
+            shapes.push((format!("{}.bias", l.prefix), vec![l.fan_out]));
         }
-        shapes.push(("output.weight".into(), vec![1, fan_in]));
-        shapes.push(("output.bias".into(), vec![1]));
         shapes
+    }
+}
+
+/// One linear layer: weight (the direction v under weight normalisation),
+/// its magnitude g when normalised, and bias.
+struct Layer {
+    weight: Tensor,
+    magnitude: Option<Tensor>,
+    bias: Tensor,
+}
+
+impl Layer {
+    fn apply(&self, x: &Tensor) -> Tensor {
+        match &self.magnitude {
+            None => x.linear(&self.weight, Some(&self.bias)),
+            Some(g) => {
+                let norm = self.weight.norm_scalaropt_dim(2.0, [1], true);
+                let w = &self.weight * (g / norm);
+                x.linear(&w, Some(&self.bias))
+            }
+        }
     }
 }
 
@@ -82,7 +181,7 @@ impl NetworkConfig {
 pub struct SdfNetwork {
     pub config: NetworkConfig,
     pub vs: nn::VarStore,
-    layers: Vec<(Tensor, Tensor)>,
+    layers: Vec<Layer>,
 }
 
 impl std::fmt::Debug for SdfNetwork {
@@ -103,14 +202,12 @@ impl SdfNetwork {
         let vs = nn::VarStore::new(device);
         let root = vs.root();
         let mut rng = Pcg64Mcg::seed_from_u64(seed ^ 0x1A17_1A15_E000_0000);
-        let mut layers = Vec::with_capacity(config.depth + 1);
-        let shapes = config.parameter_shapes();
-        for pair in shapes.chunks(2) {
-            let (wname, wshape) = &pair[0];
-            let (bname, bshape) = &pair[1];
-            let fan_in = wshape[1] as f64;
-            let fan_out = wshape[0] as f64;
-            let is_output = wname.starts_with("output");
+        let shapes = config.layers();
+        let mut layers = Vec::with_capacity(shapes.len());
+        for shape in &shapes {
+            let fan_in = shape.fan_in as f64;
+            let fan_out = shape.fan_out as f64;
+            let is_output = shape.fan_out == 1 && shape.prefix == "output";
             let (w_init, b_init) = match config.initialisation {
                 Initialisation::PytorchDefault => {
                     let bound = 1.0 / fan_in.sqrt();
@@ -128,21 +225,37 @@ impl SdfNetwork {
                 }
             };
             // Names with dots would become nested paths in tch; keep them flat.
-            let w = root.var(&wname.replace('.', "_"), wshape, nn::Init::Const(0.0));
-            let b = root.var(&bname.replace('.', "_"), bshape, nn::Init::Const(0.0));
-            {
-                let _guard = tch::no_grad_guard();
-                for (var, draw) in [(&w, w_init), (&b, b_init)] {
-                    let values = draw.sample(&mut rng, var.numel());
-                    let mut var = var.shallow_clone();
-                    var.copy_(
-                        &Tensor::from_slice(&values)
-                            .view(var.size().as_slice())
-                            .to_device(device),
-                    );
-                }
+            let var = |name: &str, dims: &[i64]| {
+                root.var(
+                    &format!("{}_{name}", shape.prefix.replace('.', "_")),
+                    dims,
+                    nn::Init::Const(0.0),
+                )
+            };
+            let weight = var("weight", &[shape.fan_out, shape.fan_in]);
+            let bias = var("bias", &[shape.fan_out]);
+            let _guard = tch::no_grad_guard();
+            for (t, draw) in [(&weight, w_init), (&bias, b_init)] {
+                let values = draw.sample(&mut rng, t.numel());
+                t.shallow_clone().copy_(
+                    &Tensor::from_slice(&values)
+                        .view(t.size().as_slice())
+                        .to_device(device),
+                );
             }
-            layers.push((w, b));
+            // g starts as |v| so the normalised layer computes exactly what
+            // the plain one would: the initialisation keeps its meaning.
+            let magnitude = config.weight_norm.then(|| {
+                let g = var("weight_g", &[shape.fan_out, 1]);
+                g.shallow_clone()
+                    .copy_(&weight.norm_scalaropt_dim(2.0, [1], true));
+                g
+            });
+            layers.push(Layer {
+                weight,
+                magnitude,
+                bias,
+            });
         }
         Ok(SdfNetwork {
             config: config.clone(),
@@ -155,14 +268,28 @@ impl SdfNetwork {
         self.vs.device()
     }
 
-    /// f_theta(x) for x of shape [N, 3]; returns [N].
+    /// f_theta(x) for x of shape [N, 3]; returns [N]. Inference: no dropout.
     pub fn forward(&self, x: &Tensor) -> Tensor {
+        self.forward_t(x, false)
+    }
+
+    /// f_theta(x), with dropout active when `train` is set.
+    pub fn forward_t(&self, x: &Tensor, train: bool) -> Tensor {
         let last = self.layers.len() - 1;
         let mut h = x.shallow_clone();
-        for (i, (w, b)) in self.layers.iter().enumerate() {
-            h = h.linear(w, Some(b));
+        for (i, layer) in self.layers.iter().enumerate() {
+            if self.config.skip == Some(i) {
+                h = Tensor::cat(&[&h, x], 1);
+            }
+            h = layer.apply(&h);
             if i < last {
-                h = h.relu();
+                h = match self.config.activation {
+                    Activation::Relu => h.relu(),
+                    Activation::Softplus { beta } => (h * beta).softplus() / beta,
+                };
+                if self.config.dropout > 0.0 {
+                    h = h.dropout(self.config.dropout, train);
+                }
             }
         }
         let h = h.squeeze_dim(-1);
@@ -176,12 +303,12 @@ impl SdfNetwork {
     /// Parameters in the order of `NetworkConfig::parameter_shapes`.
     pub fn parameters(&self) -> Vec<(String, Tensor)> {
         let names = self.config.parameter_shapes();
-        let mut out = Vec::with_capacity(names.len());
-        for ((w, b), pair) in self.layers.iter().zip(names.chunks(2)) {
-            out.push((pair[0].0.clone(), w.shallow_clone()));
-            out.push((pair[1].0.clone(), b.shallow_clone()));
-        }
-        out
+        let tensors = self.layers.iter().flat_map(|l| {
+            std::iter::once(l.weight.shallow_clone())
+                .chain(l.magnitude.as_ref().map(|g| g.shallow_clone()))
+                .chain(std::iter::once(l.bias.shallow_clone()))
+        });
+        names.into_iter().map(|(n, _)| n).zip(tensors).collect()
     }
 
     /// Evaluates f_theta at many points in chunks so that any batch fits in
@@ -277,6 +404,44 @@ impl TrainedModel {
     }
 }
 
+impl TrainedModel {
+    /// Points per backward pass: activations of every layer are kept for
+    /// autograd, so a quarter of the forward-only chunk.
+    pub const GRADIENT_CHUNK: usize = Self::QUERY_CHUNK / 4;
+
+    /// d f / d x by autograd at points in the user's coordinates. The
+    /// normalisation is a translation and a uniform scale and SDF values
+    /// scale back by the same factor, so the gradient in the unit-sphere
+    /// frame is the gradient in the user's frame unchanged. Near the surface
+    /// a normalised gradient is the outward normal.
+    pub fn gradient(&self, points: &[[f32; 3]]) -> Result<Vec<[f32; 3]>, tch::TchError> {
+        let device = self.network.device();
+        let norm = self.normalisation;
+        let mut out = Vec::with_capacity(points.len());
+        for part in points.chunks(Self::GRADIENT_CHUNK) {
+            let flat: Vec<f32> = part
+                .iter()
+                .flat_map(|p| norm.to_normalised(p.map(f64::from)).map(|c| c as f32))
+                .collect();
+            let grad = tch::with_grad(|| -> Result<Tensor, tch::TchError> {
+                let x = Tensor::from_slice(&flat)
+                    .view([part.len() as i64, 3])
+                    .to_device(device)
+                    .set_requires_grad(true);
+                let y = self.network.forward(&x).sum(Kind::Float);
+                // Gradients for x only: the parameters' .grad stay untouched.
+                let mut g = Tensor::f_run_backward(&[&y], &[&x], false, false)?;
+                Ok(g.remove(0))
+            })?;
+            let grad = grad.to_kind(Kind::Float).to_device(Device::Cpu);
+            let mut buf = vec![0f32; part.len() * 3];
+            grad.f_copy_data(&mut buf, part.len() * 3)?;
+            out.extend(buf.chunks_exact(3).map(|c| [c[0], c[1], c[2]]));
+        }
+        Ok(out)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -299,6 +464,7 @@ mod tests {
             width: 256,
             tanh_output: false,
             initialisation: Initialisation::Geometric { radius: 0.5 },
+            ..NetworkConfig::default()
         };
         let net = SdfNetwork::new(&config, Device::Cpu, 1).unwrap();
         let x = Tensor::randn([2000, 3], (Kind::Float, Device::Cpu)) * 0.5;
@@ -325,6 +491,63 @@ mod tests {
         }
     }
 
+    fn ablation(weight_norm: bool, dropout: f64, skip: Option<usize>) -> NetworkConfig {
+        NetworkConfig {
+            depth: 4,
+            width: 16,
+            weight_norm,
+            dropout,
+            skip,
+            ..NetworkConfig::default()
+        }
+    }
+
+    #[test]
+    fn ablation_layouts_match_their_configs() {
+        for config in [
+            ablation(true, 0.0, None),
+            ablation(false, 0.2, Some(2)),
+            ablation(true, 0.2, Some(4)),
+        ] {
+            let net = SdfNetwork::new(&config, Device::Cpu, 3).unwrap();
+            for ((name, t), (ename, shape)) in
+                net.parameters().iter().zip(config.parameter_shapes())
+            {
+                assert_eq!(name, &ename);
+                assert_eq!(t.size(), shape, "{name}");
+            }
+            let y = net.forward(&Tensor::rand([7, 3], (Kind::Float, Device::Cpu)));
+            assert_eq!(y.size(), vec![7]);
+        }
+        let skip = ablation(false, 0.0, Some(2)).parameter_shapes();
+        assert_eq!(skip[4], ("hidden.2.weight".to_string(), vec![16, 19]));
+    }
+
+    #[test]
+    fn weight_norm_starts_as_the_plain_network() {
+        // g starts at |v|, so before training the normalised network is the
+        // same function as the plain one drawn from the same seed.
+        let plain = SdfNetwork::new(&ablation(false, 0.0, None), Device::Cpu, 9).unwrap();
+        let normed = SdfNetwork::new(&ablation(true, 0.0, None), Device::Cpu, 9).unwrap();
+        let x = Tensor::rand([100, 3], (Kind::Float, Device::Cpu));
+        let diff = (plain.forward(&x) - normed.forward(&x))
+            .abs()
+            .max()
+            .double_value(&[]);
+        assert!(diff < 1e-6, "{diff}");
+    }
+
+    #[test]
+    fn dropout_acts_in_training_only() {
+        let net = SdfNetwork::new(&ablation(false, 0.5, None), Device::Cpu, 2).unwrap();
+        let x = Tensor::rand([200, 3], (Kind::Float, Device::Cpu));
+        let eval_a = net.forward(&x);
+        let eval_b = net.forward(&x);
+        assert_eq!(f64::try_from((&eval_a - &eval_b).abs().max()).unwrap(), 0.0);
+        let trained = net.forward_t(&x, true);
+        assert!(f64::try_from((&eval_a - trained).abs().max()).unwrap() > 0.0);
+    }
+
     #[test]
     fn invalid_configs_are_refused() {
         let no_layers = NetworkConfig {
@@ -337,5 +560,13 @@ mod tests {
             ..NetworkConfig::default()
         };
         assert!(SdfNetwork::new(&no_width, Device::Cpu, 0).is_err());
+        for bad in [
+            ablation(false, 1.0, None),
+            ablation(false, -0.1, None),
+            ablation(false, 0.0, Some(0)),
+            ablation(false, 0.0, Some(5)),
+        ] {
+            assert!(SdfNetwork::new(&bad, Device::Cpu, 0).is_err(), "{bad:?}");
+        }
     }
 }

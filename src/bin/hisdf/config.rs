@@ -130,6 +130,7 @@ pub fn resolve(args: &TrainArgs) -> Result<Settings> {
     if let Some(s) = args.seed {
         recipe.training.seed = s;
     }
+    apply_training_options(&mut recipe, args)?;
     recipe.network.validate()?;
     recipe.validate()?;
     if !(1..=1024).contains(&extraction.resolution) {
@@ -141,6 +142,62 @@ pub fn resolve(args: &TrainArgs) -> Result<Settings> {
         extraction,
         evaluation,
     })
+}
+
+/// The loss, schedule and network ablation options of `train`/`run`.
+fn apply_training_options(recipe: &mut Recipe, args: &TrainArgs) -> Result<()> {
+    use hisdf::model::Activation;
+    use hisdf::train::{Loss, ReduceLrOnPlateau, Scheduler};
+    let current_clamp = match &recipe.training.loss {
+        Loss::ClampedL1 { clamp } | Loss::Curriculum { clamp, .. } => *clamp,
+    };
+    let clamp = match args.clamp.as_deref() {
+        None => current_clamp,
+        Some("none") => None,
+        Some(v) => Some(
+            v.parse::<f64>()
+                .map_err(|_| format!("--clamp expects a number or none, got {v:?}"))?,
+        ),
+    };
+    recipe.training.loss = match args.loss.as_deref() {
+        None => match recipe.training.loss.clone() {
+            Loss::ClampedL1 { .. } => Loss::ClampedL1 { clamp },
+            Loss::Curriculum { stages, .. } => Loss::Curriculum { clamp, stages },
+        },
+        Some("l1") => Loss::ClampedL1 { clamp },
+        Some("curriculum") => match Loss::paper_curriculum() {
+            Loss::Curriculum { stages, .. } => Loss::Curriculum { clamp, stages },
+            other => other,
+        },
+        Some(v) => return Err(format!("--loss expects l1 or curriculum, got {v:?}")),
+    };
+    match args.schedule.as_deref() {
+        None => {}
+        Some("none") => recipe.training.scheduler = Scheduler::None,
+        Some("plateau") => {
+            recipe.training.scheduler = Scheduler::Plateau(ReduceLrOnPlateau::paper())
+        }
+        Some(v) => return Err(format!("--schedule expects plateau or none, got {v:?}")),
+    }
+    if args.weight_norm {
+        recipe.network.weight_norm = true;
+    }
+    if let Some(d) = args.dropout {
+        recipe.network.dropout = d;
+    }
+    if args.skip.is_some() {
+        recipe.network.skip = args.skip;
+    }
+    match args.activation.as_deref() {
+        None => {}
+        Some("relu") => recipe.network.activation = Activation::Relu,
+        Some("softplus") => recipe.network.activation = Activation::Softplus { beta: 100.0 },
+        Some(v) => return Err(format!("--activation expects relu or softplus, got {v:?}")),
+    }
+    if let Some(p) = args.precision {
+        recipe.training.precision = p;
+    }
+    Ok(())
 }
 
 impl Settings {

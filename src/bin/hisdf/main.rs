@@ -9,6 +9,7 @@ mod batch;
 mod config;
 mod geometry;
 mod quality;
+mod query;
 
 use clap::{Parser, Subcommand};
 use hisdf::extract::extract_mesh;
@@ -56,12 +57,40 @@ struct TrainArgs {
     /// Seed for sampling, initialisation and batches (default 0).
     #[arg(long)]
     seed: Option<u64>,
+    /// Loss: l1 (clamped L1, paper Eq. 3) or curriculum (paper Eq. 4 with
+    /// Table 2's schedule).
+    #[arg(long)]
+    loss: Option<String>,
+    /// Clamp delta of the loss (e.g. 0.1), or "none" for unclamped.
+    #[arg(long)]
+    clamp: Option<String>,
+    /// Learning-rate schedule: plateau (ReduceLROnPlateau 0.5/200/1e-4) or none.
+    #[arg(long)]
+    schedule: Option<String>,
+    /// Weight normalisation of every layer (paper Sec. 4.1.1 ablation).
+    #[arg(long)]
+    weight_norm: bool,
+    /// Dropout probability after every hidden layer, in training.
+    #[arg(long)]
+    dropout: Option<f64>,
+    /// Concatenate the input point to the input of this hidden layer
+    /// (the paper's ablation uses 4).
+    #[arg(long)]
+    skip: Option<usize>,
+    /// Hidden activation: relu, or softplus (beta 100).
+    #[arg(long)]
+    activation: Option<String>,
+    /// fp32, or tf32 (TF32 tensor-core matmuls on CUDA).
+    #[arg(long)]
+    precision: Option<hisdf::train::Precision>,
 }
 
 #[derive(Subcommand)]
 enum Command {
     #[command(flatten)]
     Geometry(geometry::GeometryCommand),
+    /// SDF values (and gradients) of a trained model at points from a .npy.
+    Query(query::QueryArgs),
     /// Sample the true SDF of MESH and train a network on it.
     Train {
         mesh: PathBuf,
@@ -112,6 +141,7 @@ fn main() {
 fn dispatch(command: Command) -> Result<()> {
     match command {
         Command::Geometry(c) => geometry::run(c),
+        Command::Query(a) => query::run(a),
         Command::Train { mesh, output, args } => {
             check_output(&output, &["safetensors", "hisdf"])?;
             let settings = config::resolve(&args)?;

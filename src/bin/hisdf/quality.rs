@@ -36,6 +36,11 @@ pub struct ExtractArgs {
     /// Vertex normals from the network's gradient (OBJ vn, PLY nx ny nz).
     #[arg(long)]
     normals: bool,
+    /// fp32, or tf32 (TF32 tensor-core matmuls on CUDA: about twice as
+    /// fast, but it moves vertices measurably, by up to half a voxel at
+    /// 512^3, see docs/results.md; so fp32 is the default).
+    #[arg(long, default_value = "fp32")]
+    pub precision: hisdf::train::Precision,
     #[arg(long, default_value = "auto")]
     device: DeviceChoice,
 }
@@ -60,6 +65,7 @@ pub fn extract(a: ExtractArgs) -> Result<()> {
             ..SparseConfig::default()
         }),
         normals: a.normals,
+        precision: a.precision,
     };
     let bar = ProgressLine::new("extract");
     let result = extract_mesh_with(&model, &config, &mut |f| {
