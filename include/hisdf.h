@@ -152,6 +152,13 @@ typedef struct HisdfModel HisdfModel;
 // threads may read it at once.
 typedef struct HisdfSamples HisdfSamples;
 
+// The live state of trainings (`hisdf_train_monitor_new`; attach it with
+// `hisdf_config_set_monitor`, read it with `hisdf_train_monitor_read`, free
+// it with `hisdf_train_monitor_free`). Thread-safe: any thread may read it
+// at any time, e.g. a UI timer while a worker thread trains; the state is
+// behind a lock, so a read never sees a half-written update.
+typedef struct HisdfTrainMonitor HisdfTrainMonitor;
+
 typedef struct Preset Preset;
 
 // A trained network together with the transform from the user's coordinates
@@ -212,6 +219,34 @@ typedef struct HisdfModelInfo {
   // True when the network is on a CUDA device.
   bool on_cuda;
 } HisdfModelInfo;
+
+// A snapshot of a training, written by `hisdf_train_monitor_read`.
+// A plain struct whose layout is fixed: fields are never removed or
+// reordered, and new information comes through new functions, never by
+// growing this struct.
+typedef struct HisdfTrainState {
+  // True from the start of a `hisdf_train` or `hisdf_train_samples` call
+  // (sampling included) until it returns, whatever the outcome.
+  bool running;
+  // Iterations completed at the last report (reports come every
+  // `progress_every` iterations and at the end).
+  size_t iteration;
+  // Iterations the training was asked for; 0 before any training.
+  size_t iterations;
+  // Mean loss over the iterations since the previous report; NaN before
+  // the first report.
+  double loss;
+  // Learning rate at the last report; NaN before the first report.
+  double learning_rate;
+  // Seconds of training (sampling excluded) at the last report.
+  double elapsed_seconds;
+  // Estimated seconds left, from the mean time per iteration so far; NaN
+  // before the first report, 0 once all iterations are done.
+  double eta_seconds;
+  // Trainings started with this monitor so far: a host sees that a new
+  // training began even when two report the same iteration.
+  uint64_t trainings;
+} HisdfTrainState;
 
 #ifdef __cplusplus
 extern "C" {
@@ -522,6 +557,34 @@ HisdfStatus hisdf_model_load(const char *path,
 
 // Frees a model; NULL is ignored.
 void hisdf_model_free(struct HisdfModel *model);
+
+// A new monitor, not attached to any config; `hisdf_train_monitor_read`
+// gives `running` false, iteration 0 and NaN loss until a training reports.
+HisdfStatus hisdf_train_monitor_new(struct HisdfTrainMonitor **out, struct HisdfError **error);
+
+// Copies the monitor's latest state into `*out`. Safe from any thread at
+// any time, also while a training on another thread updates it: a read
+// takes a short lock and always sees one whole report, never a mix of two.
+// Cheap enough for a UI timer.
+HisdfStatus hisdf_train_monitor_read(const struct HisdfTrainMonitor *monitor,
+                                     struct HisdfTrainState *out,
+                                     struct HisdfError **error);
+
+// Frees a monitor handle; NULL is ignored. Configs it is attached to keep
+// their share of it, so a training in progress is not disturbed; only
+// `hisdf_train_monitor_read` on this handle must not race with the free.
+void hisdf_train_monitor_free(struct HisdfTrainMonitor *monitor);
+
+// Attaches `monitor` to `config` (NULL detaches): every later
+// `hisdf_train` or `hisdf_train_samples` with this config publishes its
+// state to it at each progress report (every `progress_every` iterations
+// and at the end), with or without a progress callback. Trainings that run
+// at the same time with configs sharing one monitor overwrite each other's
+// state: give each concurrent training its own monitor. Like
+// `hisdf_config_set`, this must not race with other uses of the config.
+HisdfStatus hisdf_config_set_monitor(struct HisdfConfig *config,
+                                     const struct HisdfTrainMonitor *monitor,
+                                     struct HisdfError **error);
 
 #ifdef __cplusplus
 }  // extern "C"

@@ -152,6 +152,22 @@ fn every_function_refuses_null_for_every_required_pointer() {
     ));
     let mut metrics_out: *mut HisdfMetrics = null_mut();
     let meo = &mut metrics_out as *mut _;
+    let mut monitor: *mut HisdfTrainMonitor = null_mut();
+    ok(hisdf_train_monitor_new(&mut monitor, null_mut()));
+    let mut monitor_out: *mut HisdfTrainMonitor = null_mut();
+    let moo = &mut monitor_out as *mut _;
+    let mut state = HisdfTrainState {
+        running: true,
+        iteration: 7,
+        iterations: 7,
+        loss: 1.0,
+        learning_rate: 1.0,
+        elapsed_seconds: 1.0,
+        eta_seconds: 1.0,
+        trainings: 7,
+    };
+    let unwritten = state;
+    let stp = &mut state as *mut HisdfTrainState;
     let mut name_out: *const c_char = null();
     let namep = &mut name_out as *mut _;
     let key = c"iterations".as_ptr();
@@ -483,6 +499,23 @@ fn every_function_refuses_null_for_every_required_pointer() {
             1,
             Box::new(move |_, e| hisdf_cancel_token_reset(null(), e)),
         ),
+        (
+            "hisdf_train_monitor_new",
+            1,
+            Box::new(move |k, e| hisdf_train_monitor_new(or_null_mut(moo, k, 0), e)),
+        ),
+        (
+            "hisdf_train_monitor_read",
+            2,
+            Box::new(move |k, e| {
+                hisdf_train_monitor_read(or_null(monitor, k, 0), or_null_mut(stp, k, 1), e)
+            }),
+        ),
+        (
+            "hisdf_config_set_monitor",
+            1,
+            Box::new(move |_, e| hisdf_config_set_monitor(null_mut(), monitor, e)),
+        ),
     ];
     // The table must cover every status-returning function of the header,
     // so a new function cannot skip this test. The exempt ones have no
@@ -523,7 +556,8 @@ fn every_function_refuses_null_for_every_required_pointer() {
     // No output was written by any refused call.
     assert!(mesh_out.is_null() && model_out.is_null() && config_out.is_null());
     assert!(samples_out.is_null() && token_out.is_null() && metrics_out.is_null());
-    assert!(name_out.is_null());
+    assert!(name_out.is_null() && monitor_out.is_null());
+    assert_eq!(state, unwritten);
     assert_eq!(count, 0);
 
     // Functions without a status accept NULL.
@@ -534,6 +568,7 @@ fn every_function_refuses_null_for_every_required_pointer() {
     hisdf_cancel_token_free(null_mut());
     hisdf_error_free(null_mut());
     hisdf_metrics_free(null_mut());
+    hisdf_train_monitor_free(null_mut());
     assert_eq!(hisdf_error_status(null()), HisdfStatus::NullArgument);
     assert_eq!(unsafe { CStr::from_ptr(hisdf_error_message(null())) }, c"");
     assert_eq!(
@@ -541,6 +576,7 @@ fn every_function_refuses_null_for_every_required_pointer() {
         HisdfStatus::Ok
     );
 
+    hisdf_train_monitor_free(monitor);
     hisdf_metrics_free(metrics);
     hisdf_model_free(model);
     hisdf_samples_free(samples);
@@ -614,4 +650,61 @@ fn enum_arguments_outside_their_range_are_refused_not_undefined() {
         hisdf_set_log_callback(None, null_mut(), 9999, null_mut()),
         HisdfStatus::Ok
     );
+}
+
+#[test]
+fn a_monitor_reports_the_final_iteration_and_the_models_final_loss() {
+    let f = fixtures();
+    let mut monitor: *mut HisdfTrainMonitor = null_mut();
+    ok(hisdf_train_monitor_new(&mut monitor, null_mut()));
+    let mut state = unsafe { std::mem::zeroed::<HisdfTrainState>() };
+    ok(hisdf_train_monitor_read(monitor, &mut state, null_mut()));
+    assert!(!state.running && state.loss.is_nan() && state.trainings == 0);
+    ok(hisdf_config_set_monitor(f.config, monitor, null_mut()));
+    // The config keeps its share: freeing the handle must not disturb it.
+    let mut reader: *mut HisdfTrainMonitor = null_mut();
+    ok(hisdf_train_monitor_new(&mut reader, null_mut()));
+    hisdf_train_monitor_free(reader);
+    let mut model: *mut HisdfModel = null_mut();
+    ok(hisdf_train_samples(
+        f.samples,
+        f.config,
+        null(),
+        None,
+        null_mut(),
+        &mut model,
+        null_mut(),
+    ));
+    let mut info = HisdfModelInfo::default();
+    ok(hisdf_model_info(model, &mut info, null_mut()));
+    ok(hisdf_train_monitor_read(monitor, &mut state, null_mut()));
+    assert!(!state.running, "the call returned");
+    assert_eq!(state.trainings, 1);
+    assert_eq!((state.iteration, state.iterations), (info.iterations, 2));
+    assert!(state.loss.is_finite());
+    assert_eq!(state.loss, info.final_loss);
+    assert!(state.learning_rate > 0.0 && state.elapsed_seconds >= 0.0);
+    assert_eq!(state.eta_seconds, 0.0);
+    // Detached: a further training leaves the monitor as it was.
+    ok(hisdf_config_set_monitor(f.config, null(), null_mut()));
+    let mut model2: *mut HisdfModel = null_mut();
+    ok(hisdf_train_samples(
+        f.samples,
+        f.config,
+        null(),
+        None,
+        null_mut(),
+        &mut model2,
+        null_mut(),
+    ));
+    let before = state;
+    ok(hisdf_train_monitor_read(monitor, &mut state, null_mut()));
+    assert_eq!(state, before);
+    hisdf_train_monitor_free(monitor);
+    for m in [model, model2, f.model] {
+        hisdf_model_free(m);
+    }
+    hisdf_samples_free(f.samples);
+    hisdf_config_free(f.config);
+    hisdf_mesh_free(f.mesh);
 }

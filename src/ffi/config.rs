@@ -207,6 +207,7 @@ pub extern "C" fn hisdf_config_new(
             *out = HisdfConfig::new(Settings {
                 recipe: preset.recipe(),
                 extract: ExtractConfig::default(),
+                monitor: None,
             })
         };
         Ok(())
@@ -261,6 +262,7 @@ mod tests {
             let mut settings = Settings {
                 recipe: Preset::Fast.recipe(),
                 extract: ExtractConfig::default(),
+                monitor: None,
             };
             let err = apply_setting(&mut settings, key, "\u{1}")
                 .err()

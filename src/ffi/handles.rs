@@ -8,6 +8,7 @@
 
 use std::ffi::CString;
 use std::sync::atomic::AtomicBool;
+use std::sync::Arc;
 
 use super::{Failure, HisdfStatus};
 use crate::extract::ExtractConfig;
@@ -16,12 +17,18 @@ use crate::model::TrainedModel;
 use crate::pipeline::Recipe;
 use crate::sampling::Samples;
 
+use super::monitor::TrainMonitor;
+
 /// Everything a `HisdfConfig` holds: how to sample and train, and how to
 /// extract.
 #[derive(Clone, Debug)]
 pub struct Settings {
     pub recipe: Recipe,
     pub extract: ExtractConfig,
+    /// Where trainings with this config publish their live state
+    /// (`hisdf_config_set_monitor`); shared, so freeing the monitor handle
+    /// while a config still names it is harmless.
+    pub monitor: Option<Arc<TrainMonitor>>,
 }
 
 /// A training set together with the frame its points are in.
@@ -147,4 +154,20 @@ handle!(
     Vec<(CString, f64)>,
     0x6869_7364_666d_7472,
     "metrics"
+);
+
+/// The live state of trainings (`hisdf_train_monitor_new`; attach it with
+/// `hisdf_config_set_monitor`, read it with `hisdf_train_monitor_read`, free
+/// it with `hisdf_train_monitor_free`). Thread-safe: any thread may read it
+/// at any time, e.g. a UI timer while a worker thread trains; the state is
+/// behind a lock, so a read never sees a half-written update.
+pub struct HisdfTrainMonitor {
+    tag: u64,
+    inner: Arc<TrainMonitor>,
+}
+handle!(
+    HisdfTrainMonitor,
+    Arc<TrainMonitor>,
+    0x6869_7364_6674_6d6e,
+    "train monitor"
 );

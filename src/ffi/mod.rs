@@ -28,6 +28,7 @@ mod handles;
 mod logging;
 mod mesh;
 mod model;
+mod monitor;
 
 use std::ffi::{c_char, CStr};
 use std::panic::{catch_unwind, AssertUnwindSafe};
@@ -36,10 +37,15 @@ use std::path::PathBuf;
 pub use config::*;
 pub use handles::{
     HisdfCancelToken, HisdfConfig, HisdfMesh, HisdfMetrics, HisdfModel, HisdfSamples,
+    HisdfTrainMonitor,
 };
 pub use logging::*;
 pub use mesh::*;
 pub use model::*;
+pub use monitor::{
+    hisdf_config_set_monitor, hisdf_train_monitor_free, hisdf_train_monitor_new,
+    hisdf_train_monitor_read, HisdfTrainState,
+};
 
 use crate::extract::ExtractError;
 use crate::mesh::MeshError;

@@ -7,6 +7,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use super::handles::{
     HisdfCancelToken, HisdfConfig, HisdfMesh, HisdfModel, HisdfSamples, SampleSet,
 };
+use super::monitor::{Running, TrainMonitor};
 use super::{
     boundary, expect_len, out_arg, path_arg, points_arg, slice_arg, slice_out, Failure, HisdfError,
     HisdfStatus,
@@ -96,6 +97,7 @@ fn sample_mesh(mesh: &TriangleMesh, recipe: &Recipe) -> Result<SampleSet, Failur
 fn train_set(
     set: &SampleSet,
     recipe: &Recipe,
+    monitor: Option<&TrainMonitor>,
     report: &mut dyn FnMut(f64) -> bool,
 ) -> Result<TrainedModel, Failure> {
     let model = train(
@@ -103,7 +105,12 @@ fn train_set(
         set.normalisation,
         &recipe.network,
         &recipe.training,
-        &mut |p| report(p.iteration as f64 / p.iterations.max(1) as f64),
+        &mut |p| {
+            if let Some(m) = monitor {
+                m.update(p);
+            }
+            report(p.iteration as f64 / p.iterations.max(1) as f64)
+        },
     )?;
     if model.metadata.cancelled {
         return Err(Failure::cancelled("training"));
@@ -252,9 +259,12 @@ pub extern "C" fn hisdf_train(
 ) -> HisdfStatus {
     boundary(error, || {
         let m = HisdfMesh::get(mesh)?;
-        let recipe = &HisdfConfig::get(config)?.recipe;
+        let settings = HisdfConfig::get(config)?;
+        let recipe = &settings.recipe;
         let cancel = cancel_arg(cancel)?;
         out_arg(out, "out")?;
+        let monitor = settings.monitor.as_deref();
+        let _running = Running::start(monitor, recipe.training.iterations);
         let mut report = reporter(cancel, progress, user_data);
         // Sampling takes seconds on a large mesh and has no progress of its
         // own: a cancel that arrived meanwhile is honoured before training.
@@ -262,7 +272,7 @@ pub extern "C" fn hisdf_train(
         if !report(0.0) {
             return Err(Failure::cancelled("training"));
         }
-        let model = train_set(&set, recipe, &mut report)?;
+        let model = train_set(&set, recipe, monitor, &mut report)?;
         unsafe { *out = HisdfModel::new(model) };
         Ok(())
     })
@@ -282,11 +292,14 @@ pub extern "C" fn hisdf_train_samples(
 ) -> HisdfStatus {
     boundary(error, || {
         let set = HisdfSamples::get(samples)?;
-        let recipe = &HisdfConfig::get(config)?.recipe;
+        let settings = HisdfConfig::get(config)?;
+        let recipe = &settings.recipe;
         let cancel = cancel_arg(cancel)?;
         out_arg(out, "out")?;
+        let monitor = settings.monitor.as_deref();
+        let _running = Running::start(monitor, recipe.training.iterations);
         let mut report = reporter(cancel, progress, user_data);
-        let model = train_set(set, recipe, &mut report)?;
+        let model = train_set(set, recipe, monitor, &mut report)?;
         unsafe { *out = HisdfModel::new(model) };
         Ok(())
     })
