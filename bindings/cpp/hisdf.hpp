@@ -133,6 +133,28 @@ inline void set_log_callback(LogFn fn, HisdfLogLevel level = HISDF_LOG_LEVEL_INF
     // is leaked rather than freed: one small object per replacement.
 }
 
+/// A training's live state (iteration, loss, learning rate, ETA): attach it
+/// with Config::set_monitor and read() it from any thread while another
+/// trains; each read is one whole report.
+class TrainMonitor {
+public:
+    TrainMonitor() {
+        HisdfTrainMonitor *raw = nullptr;
+        detail::call([&](HisdfError **e) { return hisdf_train_monitor_new(&raw, e); });
+        handle_.reset(raw);
+    }
+    HisdfTrainState read() const {
+        HisdfTrainState state{};
+        detail::call(
+            [&](HisdfError **e) { return hisdf_train_monitor_read(handle_.get(), &state, e); });
+        return state;
+    }
+    HisdfTrainMonitor *capi() const noexcept { return handle_.get(); }
+
+private:
+    detail::Owned<HisdfTrainMonitor, hisdf_train_monitor_free> handle_;
+};
+
 /// Options of sampling, network and training, by name (see
 /// hisdf_config_set in hisdf.h for the keys).
 class Config {
@@ -152,6 +174,14 @@ public:
               typename = std::enable_if_t<std::is_arithmetic<Number>::value>>
     Config &set(const std::string &key, Number value) {
         return set(key, std::to_string(value));
+    }
+    /// Trainings with this config publish their state to `monitor` (nullptr
+    /// detaches); the config keeps a share of it, so either may die first.
+    Config &set_monitor(const TrainMonitor *monitor) {
+        detail::call([&](HisdfError **e) {
+            return hisdf_config_set_monitor(handle_.get(), monitor ? monitor->capi() : nullptr, e);
+        });
+        return *this;
     }
     HisdfConfig *capi() const noexcept { return handle_.get(); }
 

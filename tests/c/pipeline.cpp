@@ -74,6 +74,9 @@ int main(int argc, char **argv) {
         EXPECT_STATUS(HISDF_STATUS_INVALID_ARGUMENT, config.set("no_such_key", "1"));
         EXPECT_STATUS(HISDF_STATUS_INVALID_ARGUMENT, hisdf::Config("no-such-preset"));
 
+        hisdf::TrainMonitor monitor;
+        CHECK(!monitor.read().running && std::isnan(monitor.read().loss));
+        config.set_monitor(&monitor);
         int calls = 0;
         double last = -1;
         auto model = hisdf::train(mesh, config, [&](double p) {
@@ -85,6 +88,10 @@ int main(int argc, char **argv) {
         CHECK(std::fabs(last - 1.0) < 1e-9);
         auto minfo = model.info();
         CHECK(minfo.width == 16 && minfo.depth == 2 && minfo.iterations == 30);
+        auto state = monitor.read();
+        CHECK(!state.running && state.iteration == 30 && state.iterations == 30);
+        CHECK(state.loss == minfo.final_loss && std::isfinite(state.loss));
+        config.set_monitor(nullptr);
 
         std::vector<float> points = {info.bbox_min[0], info.bbox_min[1], info.bbox_min[2],
                                      0.f, 0.f, 0.f};

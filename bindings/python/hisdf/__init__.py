@@ -4,7 +4,8 @@ out, through the C API of libhisdf.so (ctypes; no compiled extension).
     import hisdf
     mesh = hisdf.Mesh.load("fox.stl")
     config = hisdf.Config("fast", iterations=500, device="cpu")
-    model = hisdf.train(mesh, config, progress=lambda p: True)
+    monitor = hisdf.Monitor()             # monitor.read() from any thread
+    model = hisdf.train(mesh, config, progress=lambda p: True, monitor=monitor)
     values = model.query(points)          # (N, 3) -> (N,)
     normals = model.gradient(points)      # (N, 3) -> (N, 3)
     surface = model.extract(256)
@@ -19,6 +20,7 @@ callables run on the calling thread. The library is found through
 $HISDF_LIBRARY, next to this package, or in the checkout's target/release.
 """
 
+import collections
 import ctypes
 import enum
 import os
@@ -30,7 +32,7 @@ from . import _capi
 
 __all__ = [
     "CancelToken", "Cancelled", "Config", "Device", "Error", "LogLevel", "Mesh",
-    "Model", "Samples", "Status", "chamfer", "evaluate", "library_path", "set_log_callback",
+    "Model", "Monitor", "Samples", "Status", "TrainState", "chamfer", "evaluate", "library_path", "set_log_callback",
     "train", "version",
 ]
 
@@ -255,6 +257,32 @@ class CancelToken(_Handle):
         _call("hisdf_cancel_token_reset", self._ptr)
 
 
+TrainState = collections.namedtuple(
+    "TrainState", [name for name, _ in _capi.TrainState._fields_])
+TrainState.__doc__ = """A training's state at its last progress report: running, iteration,
+iterations, loss (NaN before the first report), learning_rate,
+elapsed_seconds, eta_seconds (NaN until known) and trainings (how many
+trainings this monitor has seen start)."""
+
+
+class Monitor(_Handle):
+    """A training's live state: pass it to train(..., monitor=m) and call
+    m.read() from any thread (e.g. a UI timer) while the training runs on
+    another; each read is one whole report."""
+
+    _free = "hisdf_train_monitor_free"
+
+    def __init__(self):
+        ptr = ctypes.POINTER(_capi.TrainMonitor)()
+        _call("hisdf_train_monitor_new", ctypes.byref(ptr))
+        super().__init__(ptr)
+
+    def read(self):
+        s = _capi.TrainState()
+        _call("hisdf_train_monitor_read", self._ptr, ctypes.byref(s))
+        return TrainState(*(getattr(s, name) for name in TrainState._fields))
+
+
 def _token(cancel):
     return cancel.capi if cancel is not None else ctypes.POINTER(_capi.CancelToken)()
 
@@ -444,19 +472,28 @@ class Model(_Handle):
         return mesh
 
 
-def train(data, config=None, progress=None, cancel=None):
+def train(data, config=None, progress=None, cancel=None, monitor=None):
     """Trains a network on a Mesh (sampled as config says) or on Samples, on
     the calling thread. progress(fraction) returning False cancels; so does
-    cancel.cancel() from another thread. Raises Cancelled then."""
+    cancel.cancel() from another thread. Raises Cancelled then. A Monitor
+    receives iteration, loss, learning rate and ETA at every report; it is
+    attached to config for the duration of the call, so a config given with
+    a monitor must not be used by another thread meanwhile."""
     config = config if config is not None else Config()
     p = _Progress(progress)
     ptr = ctypes.POINTER(_capi.Model)()
     name = "hisdf_train_samples" if isinstance(data, Samples) else "hisdf_train"
+    if monitor is not None:
+        _call("hisdf_config_set_monitor", config.capi, monitor.capi)
     try:
         _call(name, data.capi, config.capi, _token(cancel), p.c, None, ctypes.byref(ptr))
     except Cancelled:
         p.finish()
         raise
+    finally:
+        if monitor is not None:
+            _call("hisdf_config_set_monitor", config.capi,
+                  ctypes.POINTER(_capi.TrainMonitor)())
     model = Model(ptr)
     p.finish()
     return model

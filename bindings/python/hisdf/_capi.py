@@ -65,6 +65,10 @@ class Metrics(Structure):
     pass
 
 
+class TrainMonitor(Structure):
+    pass
+
+
 class MeshInfo(Structure):
     _fields_ = [
         ("vertex_count", c_size_t),
@@ -93,6 +97,19 @@ class ModelInfo(Structure):
     ]
 
 
+class TrainState(Structure):
+    _fields_ = [
+        ("running", c_bool),
+        ("iteration", c_size_t),
+        ("iterations", c_size_t),
+        ("loss", c_double),
+        ("learning_rate", c_double),
+        ("elapsed_seconds", c_double),
+        ("eta_seconds", c_double),
+        ("trainings", c_uint64),
+    ]
+
+
 PROGRESS = CFUNCTYPE(c_bool, c_void_p, c_double)
 LOG = CFUNCTYPE(None, c_void_p, c_uint32, c_char_p, c_char_p)
 
@@ -112,6 +129,11 @@ PROTOTYPES = {
     "hisdf_config_new": (Status, [c_char_p, POINTER(POINTER(Config)), ErrorOut]),
     "hisdf_config_set": (Status, [POINTER(Config), c_char_p, c_char_p, ErrorOut]),
     "hisdf_config_free": (None, [POINTER(Config)]),
+    "hisdf_config_set_monitor": (Status, [POINTER(Config), POINTER(TrainMonitor), ErrorOut]),
+    "hisdf_train_monitor_new": (Status, [POINTER(POINTER(TrainMonitor)), ErrorOut]),
+    "hisdf_train_monitor_read": (
+        Status, [POINTER(TrainMonitor), POINTER(TrainState), ErrorOut]),
+    "hisdf_train_monitor_free": (None, [POINTER(TrainMonitor)]),
     "hisdf_mesh_load": (Status, [c_char_p, POINTER(POINTER(Mesh)), ErrorOut]),
     "hisdf_mesh_from_arrays": (
         Status, [F32, c_size_t, U32, c_size_t, POINTER(POINTER(Mesh)), ErrorOut]),

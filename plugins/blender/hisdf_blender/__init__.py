@@ -404,8 +404,9 @@ class HISDF_PT_panel(bpy.types.Panel):
         snap = _job.snapshot() if _job is not None else _last
         if snap is not None:
             box = layout.box()
-            for line in _wrap(core.format_progress(snap)[len("hisdf: "):], 40):
-                box.label(text=line)
+            for entry in core.progress_lines(snap):
+                for line in _wrap(entry, 40):
+                    box.label(text=line)
         layout.separator()
         layout.prop(settings, "resolution")
         layout.operator(HISDF_OT_extract.bl_idname)

@@ -3,6 +3,7 @@ libhisdf.so, and the training job that runs on a worker thread. Keeping bpy
 out of this module is what makes it safe to call from the worker."""
 
 import ctypes
+import math
 import os
 import threading
 import time
@@ -113,6 +114,10 @@ class Job:
         self.model_path = model_path
         self.iterations = int(self.options.get("iterations", 0))
         self.token = hisdf.CancelToken()
+        # The library publishes iteration, loss and ETA here; snapshot()
+        # reads it on the main thread while the worker trains (the read is
+        # thread-safe in the library and does not take self.lock).
+        self.monitor = hisdf.Monitor()
         self.lock = threading.Lock()
         self.fraction = 0.0
         self.started = time.monotonic()
@@ -149,7 +154,8 @@ class Job:
             mesh = hisdf.Mesh.from_arrays(self.vertices, self.triangles)
             preset = self.options.pop("preset", "fast")
             config = hisdf.Config(preset, **self.options)
-            model = hisdf.train(mesh, config, progress=self._progress, cancel=self.token)
+            model = hisdf.train(mesh, config, progress=self._progress, cancel=self.token,
+                                monitor=self.monitor)
             info = model.info()
             os.makedirs(os.path.dirname(self.model_path), exist_ok=True)
             model.save(self.model_path)
@@ -174,19 +180,32 @@ class Job:
 
     def snapshot(self):
         """What the panel and the status bar show: a dict copied under the
-        lock."""
+        lock, with the library's live training state (iteration, loss,
+        learning rate, ETA) read from the monitor."""
+        try:
+            live = self.monitor.read()
+        except Exception:  # noqa: BLE001 - a closed monitor only loses the details
+            live = None
         with self.lock:
             now = time.monotonic()
-            eta = None
-            if self.training_started is not None and self.fraction > 0.0 and self.state == "running":
-                spent = now - self.training_started
-                eta = spent * (1.0 - self.fraction) / self.fraction
+            reported = live is not None and live.iteration > 0
+            if reported:
+                iteration, iterations = live.iteration, live.iterations
+                loss, learning_rate = live.loss, live.learning_rate
+                eta = live.eta_seconds
+            else:
+                iteration = int(round(self.fraction * self.iterations))
+                iterations, loss, learning_rate, eta = self.iterations, None, None, None
+            if self.state != "running" or (eta is not None and not math.isfinite(eta)):
+                eta = None
             return {
                 "state": self.state,
                 "phase": self.phase,
                 "fraction": self.fraction,
-                "iteration": int(round(self.fraction * self.iterations)),
-                "iterations": self.iterations,
+                "iteration": iteration,
+                "iterations": iterations,
+                "loss": loss,
+                "learning_rate": learning_rate,
                 "elapsed": now - self.started,
                 "eta": eta,
                 "message": self.message,
@@ -213,14 +232,23 @@ def describe_error(hisdf, e):
     return "%s: %s" % (hint, text) if hint else text
 
 
-def format_progress(snap):
-    """The status-bar line for a snapshot."""
+def progress_lines(snap):
+    """The panel's lines for a snapshot: "iteration i/N", "loss x",
+    "ETA s" while training, otherwise one line."""
     if snap["state"] != "running":
-        return "hisdf: " + snap["message"]
+        return [snap["message"]]
     if snap["phase"] == "sampling":
-        return "hisdf: sampling the signed distance (%.0f s)" % snap["elapsed"]
-    text = "hisdf: iteration %d / %d (%.0f%%)" % (
-        snap["iteration"], snap["iterations"], 100.0 * snap["fraction"])
+        return ["sampling the signed distance (%.0f s)" % snap["elapsed"]]
+    lines = ["iteration %d/%d (%.0f%%)" % (
+        snap["iteration"], snap["iterations"], 100.0 * snap["fraction"])]
+    if snap.get("loss") is not None:
+        lines.append("loss %.4g" % snap["loss"])
     if snap["eta"] is not None:
-        text += ", ETA %.0f s" % snap["eta"]
-    return text
+        lines.append("ETA %.0f s" % snap["eta"])
+    return lines
+
+
+def format_progress(snap):
+    """The status-bar line for a snapshot, e.g. "hisdf: iteration 300/3000
+    (10%), loss 0.0123, ETA 42 s"."""
+    return "hisdf: " + ", ".join(progress_lines(snap))

@@ -201,13 +201,18 @@ def main():
             shown.append(panel_text(addon))
 
     snap = pump(addon, watch)
-    check(shown and "iteration" in shown[0] and "ETA" in shown[0],
+    check(shown and "iteration" in shown[0] and "loss" in shown[0] and "ETA" in shown[0],
           "panel during training: %r" % shown)
     print("panel during training: %s" % shown[0])
     check(snap["state"] == "done", "training: %r" % snap)
     check(snap["info"]["iterations"] == 300 and snap["info"]["width"] == 32
           and snap["info"]["depth"] == 3, "settings not applied: %r" % snap["info"])
     check(seen == sorted(seen), "progress went backwards: %r" % seen)
+    # The job state carries the library's live state: after training, the
+    # final iteration and a finite loss, the one the model reports.
+    check(snap["iteration"] == snap["iterations"] == 300, "final iteration: %r" % snap)
+    check(snap["loss"] is not None and math.isfinite(snap["loss"])
+          and snap["loss"] == snap["info"]["final_loss"], "final loss: %r" % snap)
     stored = torus["hisdf_model"]
     check(stored.startswith("//"), "model not beside the .blend: %r" % stored)
     check(os.path.isfile(bpy.path.abspath(stored)), "model file missing: %r" % stored)
