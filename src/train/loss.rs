@@ -93,11 +93,17 @@ impl Loss {
     /// Device-side curriculum parameters, so that a captured CUDA graph of
     /// the training step follows the schedule without being re-captured.
     pub fn state(&self, device: Device) -> LossState {
+        self.state_with(device, PredictionClamp::Both)
+    }
+
+    /// As [`Loss::state`], choosing how the prediction is clamped.
+    pub fn state_with(&self, device: Device, prediction_clamp: PredictionClamp) -> LossState {
         let scalar = |v: f64| Tensor::from(v as f32).to_device(device);
         LossState {
             epsilon: scalar(0.0),
             lambda: scalar(0.0),
             stage: None,
+            prediction_clamp,
         }
     }
 
@@ -119,11 +125,11 @@ impl Loss {
     pub fn evaluate_with(&self, f: &Tensor, s: &Tensor, state: &LossState) -> Tensor {
         match self {
             Loss::ClampedL1 { clamp } => {
-                let (f, s) = (clamp_delta(f, *clamp), clamp_delta(s, *clamp));
+                let (f, s) = clamp_pair(f, s, *clamp, state.prediction_clamp);
                 (s - f).abs().mean(Kind::Float)
             }
             Loss::Curriculum { clamp, .. } => {
-                let (f, s) = (clamp_delta(f, *clamp), clamp_delta(s, *clamp));
+                let (f, s) = clamp_pair(f, s, *clamp, state.prediction_clamp);
                 let diff = &s - &f;
                 let l_eps = (diff.abs() - &state.epsilon).clamp_min(0.0);
                 let k = s.sign() * diff.sign() * &state.lambda + 1.0;
@@ -145,6 +151,47 @@ pub struct LossState {
     epsilon: Tensor,
     lambda: Tensor,
     stage: Option<usize>,
+    prediction_clamp: PredictionClamp,
+}
+
+/// How the clamp delta applies to the network's prediction.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum PredictionClamp {
+    /// clamp(f) always, as the paper (Eq. 3) and DeepSDF do. A prediction
+    /// beyond +-delta then gets no gradient even when its target is inside
+    /// the band or on the other side, which can lock a network into a
+    /// constant "outside everywhere".
+    #[default]
+    Both,
+    /// Clamp f only where the target is clamped, and only on the target's
+    /// side: beyond the band on the right side costs nothing (the clamp's
+    /// purpose), every other error keeps its gradient.
+    TargetSide,
+}
+
+/// The clamped (prediction, target) pair under a prediction clamp mode.
+fn clamp_pair(
+    f: &Tensor,
+    s: &Tensor,
+    delta: Option<f64>,
+    mode: PredictionClamp,
+) -> (Tensor, Tensor) {
+    let Some(d) = delta else {
+        return (f.shallow_clone(), s.shallow_clone());
+    };
+    let s_bar = s.clamp(-d, d);
+    let f_bar = match mode {
+        PredictionClamp::Both => f.clamp(-d, d),
+        PredictionClamp::TargetSide => {
+            let above = s.ge(d);
+            let below = s.le(-d);
+            let f_hi = f.clamp_max(d);
+            let f_lo = f.clamp_min(-d);
+            f_hi.where_self(&above, &f_lo.where_self(&below, f))
+        }
+    };
+    (f_bar, s_bar)
 }
 
 /// clamp_delta(x) = min(delta, max(-delta, x)); `None` leaves x unclamped.
@@ -220,6 +267,37 @@ mod tests {
             (early - 0.025).abs() < 1e-7 && (late - 0.09).abs() < 1e-7,
             "{early} {late}"
         );
+    }
+
+    #[test]
+    fn target_side_clamp_keeps_gradients_of_real_errors() {
+        let l = Loss::ClampedL1 { clamp: Some(0.1) };
+        let grad_of = |mode, f0: f32, s0: f32| {
+            let f = Tensor::from_slice(&[f0]).set_requires_grad(true);
+            let s = Tensor::from_slice(&[s0]);
+            let state = l.state_with(tch::Device::Cpu, mode);
+            let loss = l.evaluate_with(&f, &s, &state);
+            loss.backward();
+            (loss.double_value(&[]), f.grad().double_value(&[0]))
+        };
+        // Target inside the band, prediction far beyond it: the paper's
+        // clamp hides the error (no gradient); target-side keeps it.
+        let (v, g) = grad_of(PredictionClamp::Both, 0.5, 0.05);
+        assert!((v - 0.05).abs() < 1e-7 && g == 0.0, "{v} {g}");
+        let (v, g) = grad_of(PredictionClamp::TargetSide, 0.5, 0.05);
+        assert!((v - 0.45).abs() < 1e-6 && g > 0.0, "{v} {g}");
+        // Target beyond the band and prediction beyond it on the same side:
+        // nothing to learn in either mode.
+        for mode in [PredictionClamp::Both, PredictionClamp::TargetSide] {
+            let (v, g) = grad_of(mode, 0.7, 0.3);
+            assert!(v.abs() < 1e-7 && g == 0.0, "{mode:?} {v} {g}");
+        }
+        // Target far outside, prediction far inside: the paper's clamp
+        // still sees 0.2 but no gradient; target-side sees the whole error.
+        let (_, g) = grad_of(PredictionClamp::Both, -0.5, 0.3);
+        assert_eq!(g, 0.0);
+        let (v, g) = grad_of(PredictionClamp::TargetSide, -0.5, 0.3);
+        assert!((v - 0.6).abs() < 1e-6 && g < 0.0, "{v} {g}");
     }
 
     #[test]

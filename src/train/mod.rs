@@ -4,7 +4,7 @@ mod loss;
 mod native;
 mod scheduler;
 
-pub use loss::{clamp_delta, CurriculumStage, Loss, LossState};
+pub use loss::{clamp_delta, CurriculumStage, Loss, LossState, PredictionClamp};
 pub use native::{cuda_graphs_available, set_tf32, CudaGraph, FusedAdam};
 pub use scheduler::{ReduceLrOnPlateau, Scheduler};
 
@@ -72,6 +72,9 @@ pub struct TrainConfig {
     /// removes the per-kernel launch cost that dominates an 8x512 step.
     #[serde(default = "yes")]
     pub cuda_graph: bool,
+    /// How the clamp applies to predictions (the paper clamps both sides).
+    #[serde(default)]
+    pub prediction_clamp: PredictionClamp,
 }
 
 fn yes() -> bool {
@@ -114,6 +117,7 @@ impl Default for TrainConfig {
             // shape no worse than fp32 (docs/results.md). No effect on CPU.
             precision: Precision::Tf32,
             cuda_graph: true,
+            prediction_clamp: PredictionClamp::Both,
         }
     }
 }
@@ -205,7 +209,7 @@ pub fn train(
         network: &network,
         loss: &config.loss,
     };
-    let mut loss_state = config.loss.state(device);
+    let mut loss_state = config.loss.state_with(device, config.prediction_clamp);
     // Dropout draws from libtorch's generator, whose state a replayed graph
     // would not advance the way eager execution does: keep such runs eager.
     let use_graph = config.cuda_graph

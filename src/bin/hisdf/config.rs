@@ -5,7 +5,7 @@
 use std::path::{Path, PathBuf};
 
 use hisdf::metrics::EvalConfig;
-use hisdf::pipeline::Recipe;
+use hisdf::pipeline::{Preset, Recipe};
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
@@ -109,7 +109,14 @@ pub fn resolve(args: &TrainArgs) -> Result<Settings> {
         Some(path) => format!("{}: {e}", path.display()),
         None => e,
     };
-    let mut recipe = Recipe::from_config_value(&file, args.preset, &TOOL_SECTIONS).map_err(at)?;
+    // With no preset anywhere, the device decides: the GPU setting where
+    // training will run on CUDA, the CPU-sized one elsewhere.
+    let preset = match (args.preset, file.get("preset")) {
+        (Some(p), _) => Some(p),
+        (None, Some(_)) => None,
+        (None, None) => Some(Preset::default_for(args.device.unwrap_or_default())),
+    };
+    let mut recipe = Recipe::from_config_value(&file, preset, &TOOL_SECTIONS).map_err(at)?;
     let section = |name: &str| file.get(name).cloned().unwrap_or_else(|| json!({}));
     let extraction: Extraction = serde_json::from_value(section("extraction"))
         .map_err(|e| at(format!("extraction: {e}")))?;

@@ -38,8 +38,9 @@ struct TrainArgs {
     /// the OUTPUT.config.json an earlier run wrote. Options below override it.
     #[arg(long)]
     config: Option<PathBuf>,
-    /// Training recipe: fast (CPU-friendly; the default), paper-l1,
-    /// paper-curriculum.
+    /// Training recipe: fast (CPU-sized), detail (GPU: converges where the
+    /// paper's setting fails), paper-l1, paper-curriculum. Default: detail
+    /// when training runs on CUDA, fast otherwise.
     #[arg(long)]
     preset: Option<Preset>,
     /// Training iterations (batches); default from the preset.
