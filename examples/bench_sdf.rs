@@ -24,6 +24,9 @@ struct Args {
     repeats: usize,
     uniform: usize,
     weighted_repeats: usize,
+    /// Time hisdf alone (unsigned and signed, surface shells and uniform
+    /// points apart) without the peers: for profiling, not for the bar.
+    ours_only: bool,
 }
 
 fn parse_args() -> Result<Args, String> {
@@ -33,6 +36,7 @@ fn parse_args() -> Result<Args, String> {
         repeats: 3,
         uniform: 125_000,
         weighted_repeats: 3,
+        ours_only: false,
     };
     let mut it = std::env::args().skip(1);
     while let Some(a) = it.next() {
@@ -45,6 +49,7 @@ fn parse_args() -> Result<Args, String> {
             "--weighted-repeats" => {
                 args.weighted_repeats = value()?.parse().map_err(|e| format!("{e}"))?
             }
+            "--ours-only" => args.ours_only = true,
             _ => return Err(format!("unknown argument {a}")),
         }
     }
@@ -94,6 +99,28 @@ fn meshes(tmp: &Path) -> Result<Vec<(String, TriangleMesh)>, String> {
     Ok(out)
 }
 
+/// hisdf's time split by query kind and point kind (the uniform points are
+/// the last `args.uniform` of the batch).
+fn profile_ours(name: &str, mesh: &TriangleMesh, points: &[[f32; 3]], args: &Args) {
+    let sdf = MeshSdf::new(mesh);
+    let (t_build, _) = time(args.repeats, || MeshSdf::new(mesh));
+    let split = points.len().saturating_sub(args.uniform);
+    let (shells, uniform) = points.split_at(split);
+    let mut row = format!("{name}: build {:.3}s", t_build);
+    for (label, pts) in [("shells", shells), ("uniform", uniform)] {
+        let (tu, _) = time(args.repeats, || sdf.unsigned_distance(pts));
+        let (ts, _) = time(args.repeats, || sdf.signed_distance(pts));
+        let m = |t: f64| pts.len() as f64 / t / 1e6;
+        row += &format!(
+            "; {label} {}: unsigned {:.2} M/s, signed {:.2} M/s",
+            pts.len(),
+            m(tu),
+            m(ts)
+        );
+    }
+    println!("{row}");
+}
+
 fn run() -> Result<(), String> {
     let args = parse_args()?;
     let tmp = std::env::temp_dir().join(format!("hisdf-bench-sdf-{}", std::process::id()));
@@ -124,6 +151,10 @@ fn bench(args: &Args, tmp: &Path) -> Result<(), String> {
         };
         let points = near_surface(&mesh, &sdf, &config, 0).points;
         let n = points.len();
+        if args.ours_only {
+            profile_ours(&name, &mesh, &points, args);
+            continue;
+        }
 
         // Ours: building the hierarchies plus the batch query, so the
         // figure is what a caller with a fresh mesh gets.
@@ -214,6 +245,9 @@ fn bench(args: &Args, tmp: &Path) -> Result<(), String> {
         {
             largest = Some(mesh);
         }
+    }
+    if args.ours_only {
+        return Ok(());
     }
     println!("\npeers: {peer_version}; max abs err compares |distance|, so it is independent of sign disagreements.\n");
 
