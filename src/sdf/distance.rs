@@ -1,5 +1,6 @@
-//! f64 point-to-triangle projection: the leaf test of the closest-point
-//! hierarchy and the reference in tests.
+//! f64 point-to-triangle projection. parry answers the normal queries; this
+//! is the fallback for queries its f32 arithmetic cannot serve (squared
+//! distances overflowing f32 far from the model) and the reference in tests.
 
 use super::vec3::{add, dot, scale, sub, V3};
 

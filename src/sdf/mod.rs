@@ -1,13 +1,12 @@
 //! True signed distance function of a triangle mesh.
 //!
-//! Magnitude: exact Euclidean distance to the triangles, from our own
-//! closest-point hierarchy (`closest.rs`), evaluated in f64. Sign: negative inside, where inside means a generalized
+//! Magnitude: exact Euclidean distance to the triangles, from parry's BVH
+//! point projection. Sign: negative inside, where inside means a generalized
 //! winding number >= 1/2, which stays meaningful for meshes with holes,
 //! duplicated or flipped triangles. The winding number is computed exactly,
 //! not approximated; see `winding.rs` for the two evaluators and why the
 //! ray-crossing form is the fast path.
 
-mod closest;
 mod distance;
 mod vec3;
 mod winding;
@@ -17,10 +16,13 @@ mod tests;
 
 use std::collections::HashMap;
 
+use parry3d::math::Point;
+use parry3d::query::PointQueryWithLocation;
+use parry3d::shape::TriMesh;
 use rayon::prelude::*;
 
 use crate::mesh::TriangleMesh;
-use closest::ClosestBvh;
+use distance::closest_point_on_triangle;
 use vec3::{cross, is_finite, norm, scale, sub, to_f64, V3};
 use winding::WindingBvh;
 
@@ -38,22 +40,17 @@ const DEGENERATE_REL_AREA: f64 = 1e-12;
 /// (the mesh is expected in the normalised unit-sphere frame, though nothing
 /// depends on the scale); queries are read-only and thread-safe.
 pub struct MeshSdf {
-    /// Closest-point hierarchy over the kept triangles.
-    closest: ClosestBvh,
-    /// Corners of the kept triangles (f32 values held in f64).
-    tris: Vec<[V3; 3]>,
-    /// Bounding box of the kept triangles; None when no triangle was usable.
-    bounds: Option<(V3, V3)>,
-    /// Kept triangle index -> index in the caller's `triangles`.
+    /// parry mesh over the kept triangles; None when no triangle was usable.
+    trimesh: Option<TriMesh>,
+    /// parry triangle index -> index in the caller's `triangles`.
     tri_map: Vec<u32>,
     winding: WindingBvh,
     /// Whether the kept triangles form a closed surface (no net boundary).
     /// Only then is the winding number constant between surface points,
     /// which `signed_one` exploits.
     closed: bool,
-    /// Absolute tolerance for distances: a few f32 ulps of the model's
-    /// coordinates, generously rounded up (the f64 arithmetic needs far
-    /// less; the margin costs nothing measurable).
+    /// Absolute tolerance for distances from parry's f32 arithmetic: a few
+    /// f32 ulps of the model's coordinates, generously rounded up.
     dist_slack: f64,
     /// Centre of the model's bounding box.
     centre: V3,
@@ -62,8 +59,8 @@ pub struct MeshSdf {
 /// Per-chunk state of a batch query: the previous query's answers, which are
 /// nearby when the batch is spatially sorted.
 struct ChunkState {
-    /// Previous closest triangle: bounds the next distance (see `project`).
-    prev_tri: Option<usize>,
+    /// Previous closest point: bounds the next distance (see `project`).
+    prev_cp: Option<Point<f32>>,
     /// Recent points with their distance to the surface and winding
     /// number, written round-robin; unused slots have distance -inf.
     anchors: [(V3, f64, f64); ANCHORS],
@@ -77,7 +74,7 @@ const ANCHORS: usize = 4;
 impl Default for ChunkState {
     fn default() -> Self {
         ChunkState {
-            prev_tri: None,
+            prev_cp: None,
             anchors: [([0.0; 3], f64::NEG_INFINITY, 0.0); ANCHORS],
             next_anchor: 0,
         }
@@ -145,32 +142,28 @@ impl MeshSdf {
         }
 
         let winding = WindingBvh::new(&points, &kept);
-        let tris: Vec<[V3; 3]> = kept.iter().map(|t| t.map(|i| points[i as usize])).collect();
-        let closest = ClosestBvh::new(&tris);
+        let verts: Vec<Point<f32>> = points
+            .iter()
+            // Exact: every welded point came from an f32.
+            .map(|p| Point::new(p[0] as f32, p[1] as f32, p[2] as f32))
+            .collect();
+        let trimesh = TriMesh::new(verts, kept).ok();
         let boundary = winding.boundary_edges();
         log::debug!(
             "MeshSdf: {} triangles, {boundary} boundary edges",
             tri_map.len()
         );
-        let bounds = (!tris.is_empty()).then(|| {
-            let mut lo = [f64::INFINITY; 3];
-            let mut hi = [f64::NEG_INFINITY; 3];
-            for v in tris.iter().flatten() {
-                for k in 0..3 {
-                    lo[k] = lo[k].min(v[k]);
-                    hi[k] = hi[k].max(v[k]);
-                }
-            }
-            (lo, hi)
-        });
-        let (coord_scale, centre) = bounds.map_or((0.0, [0.0; 3]), |(lo, hi)| {
-            let c = lo.iter().chain(&hi).fold(0.0f64, |m, x| m.max(x.abs()));
-            (c, [0, 1, 2].map(|k| 0.5 * (lo[k] + hi[k])))
+        let (coord_scale, centre) = trimesh.as_ref().map_or((0.0, [0.0; 3]), |m| {
+            let bb = m.local_aabb();
+            let c = [bb.mins, bb.maxs].map(|v| v.x.abs().max(v.y.abs()).max(v.z.abs()));
+            let centre = bb.center();
+            (
+                f64::from(c[0].max(c[1])),
+                to_f64([centre.x, centre.y, centre.z]),
+            )
         });
         MeshSdf {
-            closest,
-            tris,
-            bounds,
+            trimesh,
             tri_map,
             winding,
             closed: boundary == 0,
@@ -190,7 +183,7 @@ impl MeshSdf {
     /// +inf when the mesh has no usable triangle. Parallel over points.
     pub fn unsigned_distance(&self, points: &[[f32; 3]]) -> Vec<f32> {
         self.map_points(points, |state, p| {
-            match self.project(p, &mut state.prev_tri) {
+            match self.project(p, &mut state.prev_cp) {
                 Some((_, _, d)) => d as f32,
                 None if is_finite(to_f64(p)) => f32::INFINITY,
                 None => f32::NAN,
@@ -204,14 +197,14 @@ impl MeshSdf {
     /// search: weighted sampling needs exact distances only where its
     /// weight is not negligible.
     pub fn unsigned_distance_below(&self, points: &[[f32; 3]], cap: f32) -> Vec<f32> {
-        // The search bound gets a little slack against rounding; the exact
-        // f64 distance decides.
-        let max = f64::from(cap) * (1.0 + 1e-9);
+        // parry compares in f32: its bound gets the usual slack, and the
+        // exact f64 distance decides.
+        let max = cap * (1.0 + 1e-5) + self.dist_slack as f32;
         self.map_points(points, |state, p| {
             if !is_finite(to_f64(p)) {
                 return f32::NAN;
             }
-            match self.project_within(p, &mut state.prev_tri, max) {
+            match self.project_within(p, &mut state.prev_cp, max) {
                 Some((_, _, d)) if d < f64::from(cap) => d as f32,
                 _ => f32::INFINITY,
             }
@@ -260,7 +253,7 @@ impl MeshSdf {
     }
 
     fn signed_one(&self, p: [f32; 3], state: &mut ChunkState) -> f32 {
-        let Some((_, k, d)) = self.project(p, &mut state.prev_tri) else {
+        let Some((_, k, d)) = self.project(p, &mut state.prev_cp) else {
             return if is_finite(to_f64(p)) {
                 f32::INFINITY
             } else {
@@ -273,7 +266,7 @@ impl MeshSdf {
         // B(q, dq) contain no surface point, so when they overlap, p and the
         // previous point q are joined by a surface-free path and share q's
         // (exactly computed) winding number. The slack keeps the test sound
-        // under rounding. In a spatially sorted
+        // under the rounding of parry's f32 distances. In a spatially sorted
         // batch this skips the ray for most points off the surface.
         let shared = if self.closed {
             state.anchors.iter().find_map(|&(q, dq, wq)| {
@@ -301,47 +294,101 @@ impl MeshSdf {
         }
     }
 
-    /// Closest point (f64), kept triangle index and distance, or None for
-    /// a non-finite point or an empty mesh.
+    /// Closest point (f64), parry triangle index and distance, or None for a
+    /// non-finite point or an empty mesh.
     ///
-    /// `prev` is a triangle near `p`, normally the previous answer in the
-    /// same (spatially sorted) batch: the distance to it bounds the distance
-    /// to the surface, which prunes the search from the start. The bound only
-    /// affects speed.
-    fn project(&self, p: [f32; 3], prev: &mut Option<usize>) -> Option<(V3, usize, f64)> {
-        self.project_within(p, prev, f64::INFINITY)
+    /// `prev` is a surface point, normally the previous answer in the same
+    /// (spatially sorted) batch: the distance to it bounds the distance to
+    /// the surface, which lets parry prune from the start. The bound only
+    /// affects speed; a query it would starve is repeated without it.
+    fn project(&self, p: [f32; 3], prev: &mut Option<Point<f32>>) -> Option<(V3, usize, f64)> {
+        self.project_within(p, prev, f32::MAX)
     }
 
-    /// [`Self::project`] restricted to the surface closer than `max` to
-    /// `p`: None also when nothing is that close. A small `max` prunes the
-    /// search early, which is what makes points deep inside a shape cheap
-    /// (there the unrestricted search must visit every nearly equidistant
-    /// part of the surface).
+    /// [`Self::project`] restricted to the surface within `max` of `p`
+    /// (parry's own rounding aside): None also when nothing is that close.
+    /// A small `max` prunes the search early, which is what makes points
+    /// deep inside a shape cheap (there the unrestricted search must visit
+    /// every nearly equidistant part of the surface).
     fn project_within(
         &self,
         p: [f32; 3],
-        prev: &mut Option<usize>,
-        max: f64,
+        prev: &mut Option<Point<f32>>,
+        max: f32,
     ) -> Option<(V3, usize, f64)> {
+        let mesh = self.trimesh.as_ref()?;
         let p64 = to_f64(p);
         if !is_finite(p64) {
             return None;
         }
-        // Squared f32 coordinates stay far below f64's range, so the f64
-        // search never overflows.
-        let hit = self.closest.closest_within(p64, *prev, max * max)?;
-        *prev = Some(hit.tri);
-        Some((hit.point, hit.tri, hit.dist2.sqrt()))
+        let pt = Point::from(p);
+        // The slack covers f32 rounding of the bound and of parry's
+        // distances; an infinite or NaN bound falls back to f32::MAX.
+        let bound = prev
+            .map(|c| (c - pt).norm() * 1.0001 + self.dist_slack as f32)
+            .filter(|b| b.is_finite())
+            .unwrap_or(f32::MAX)
+            .min(max);
+        // The _with_max_dist variant returns an Option where the plain
+        // queries unwrap internally; it is None when no candidate beats the
+        // bound, which with f32::MAX means every cost overflowed (queries far
+        // from the model).
+        let query = |max| mesh.project_local_point_and_get_location_with_max_dist(&pt, false, max);
+        let found = match query(bound) {
+            None if bound < max => query(max),
+            found => found,
+        };
+        if let Some((proj, (k, _))) = found {
+            // parry picks the triangle in f32; the point on it is recomputed
+            // in f64, which removes f32 rounding (up to ~1e-6 in the unit
+            // sphere) from the distance. Should parry's pick be a near-tie
+            // loser, its distance exceeds the true one only by parry's own
+            // rounding.
+            let cp = self
+                .corners(mesh, k as usize)
+                .map(|[a, b, c]| closest_point_on_triangle(p64, a, b, c))
+                .unwrap_or_else(|| to_f64([proj.point.x, proj.point.y, proj.point.z]));
+            let d = norm(sub(p64, cp));
+            if d.is_finite() {
+                *prev = Some(proj.point);
+                return Some((cp, k as usize, d));
+            }
+        }
+        if max < f32::MAX {
+            return None;
+        }
+        self.project_brute(mesh, p64)
     }
 
-    /// Corners of kept triangle `k` in f64 (exact: they are f32).
-    fn corners(&self, k: usize) -> Option<[V3; 3]> {
-        self.tris.get(k).copied()
+    /// Linear f64 scan; only for the rare queries parry's f32 cannot serve.
+    fn project_brute(&self, mesh: &TriMesh, p: V3) -> Option<(V3, usize, f64)> {
+        let verts = mesh.vertices();
+        let corner = |i: u32| verts.get(i as usize).map(|v| to_f64([v.x, v.y, v.z]));
+        let mut best: Option<(V3, usize, f64)> = None;
+        for (k, t) in mesh.indices().iter().enumerate() {
+            let (Some(a), Some(b), Some(c)) = (corner(t[0]), corner(t[1]), corner(t[2])) else {
+                continue;
+            };
+            let cp = closest_point_on_triangle(p, a, b, c);
+            let d = norm(sub(p, cp));
+            if best.map_or(true, |(_, _, bd)| d < bd) {
+                best = Some((cp, k, d));
+            }
+        }
+        best
     }
 
-    /// Unit normal of kept triangle `k`, in f64 from the f32 corners.
+    /// Corners of parry triangle `k` in f64 (exact: they are f32).
+    fn corners(&self, mesh: &TriMesh, k: usize) -> Option<[V3; 3]> {
+        let t = mesh.indices().get(k)?;
+        let verts = mesh.vertices();
+        let c = |i: u32| verts.get(i as usize).map(|v| to_f64([v.x, v.y, v.z]));
+        Some([c(t[0])?, c(t[1])?, c(t[2])?])
+    }
+
+    /// Unit normal of parry triangle `k`, in f64 from the f32 corners.
     fn normal(&self, k: usize) -> Option<V3> {
-        let [a, b, cc] = self.corners(k)?;
+        let [a, b, cc] = self.corners(self.trimesh.as_ref()?, k)?;
         let n = cross(sub(b, a), sub(cc, a));
         let l = norm(n);
         (l > 0.0).then(|| scale(n, 1.0 / l))
@@ -395,7 +442,9 @@ impl MeshSdf {
         if points.len() < MIN_BATCH || u32::try_from(points.len()).is_err() {
             return None;
         }
-        let (lo, hi) = self.bounds?;
+        let bb = self.trimesh.as_ref()?.local_aabb();
+        let lo = to_f64([bb.mins.x, bb.mins.y, bb.mins.z]);
+        let hi = to_f64([bb.maxs.x, bb.maxs.y, bb.maxs.z]);
         let inv = [0, 1, 2].map(|k| {
             let e = hi[k] - lo[k];
             if e > 0.0 {
