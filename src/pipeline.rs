@@ -5,7 +5,8 @@ use serde::{Deserialize, Serialize};
 
 use crate::mesh::{Centring, MeshError, Normalisation, TriangleMesh};
 use crate::model::{Initialisation, NetworkConfig};
-use crate::sampling::{GaussianShell, NearSurfaceConfig};
+use crate::sampling::{near_surface, GaussianShell, NearSurfaceConfig, Samples};
+use crate::sdf::MeshSdf;
 use crate::train::{
     DeviceChoice, Loss, PredictionClamp, ReduceLrOnPlateau, Scheduler, TrainConfig,
 };
@@ -134,6 +135,15 @@ impl Preset {
         } else {
             Preset::Fast
         }
+    }
+}
+
+impl Recipe {
+    /// The training samples of a prepared mesh, in the unit-sphere frame:
+    /// the one place that turns a recipe's sampling settings into samples.
+    pub fn samples(&self, prepared: &PreparedMesh) -> Samples {
+        let sdf = MeshSdf::new(&prepared.normalised);
+        near_surface(&prepared.normalised, &sdf, &self.sampling, self.training.seed)
     }
 }
 

@@ -16,8 +16,7 @@ use crate::extract::{extract_mesh, extract_mesh_with};
 use crate::mesh::{Centring, Normalisation, TriangleMesh};
 use crate::model::{load_model, save_model, TrainedModel};
 use crate::pipeline::{prepare_mesh, Recipe};
-use crate::sampling::{near_surface, Samples};
-use crate::sdf::MeshSdf;
+use crate::sampling::Samples;
 use crate::train::{train, DeviceChoice};
 
 /// Progress callback: `progress` in [0, 1]; return false to cancel. Called
@@ -81,13 +80,7 @@ fn cancel_arg<'a>(cancel: *const HisdfCancelToken) -> Result<Option<&'a AtomicBo
 
 fn sample_mesh(mesh: &TriangleMesh, recipe: &Recipe) -> Result<SampleSet, Failure> {
     let prepared = prepare_mesh(mesh.clone())?;
-    let sdf = MeshSdf::new(&prepared.normalised);
-    let samples = near_surface(
-        &prepared.normalised,
-        &sdf,
-        &recipe.sampling,
-        recipe.training.seed,
-    );
+    let samples = recipe.samples(&prepared);
     Ok(SampleSet {
         samples,
         normalisation: prepared.normalisation,

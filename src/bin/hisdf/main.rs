@@ -17,8 +17,6 @@ use hisdf::mesh::{self, TriangleMesh};
 use hisdf::metrics::chamfer_meshes;
 use hisdf::model::{save_model, TrainedModel};
 use hisdf::pipeline::{prepare_mesh, Preset, Recipe};
-use hisdf::sampling::near_surface;
-use hisdf::sdf::MeshSdf;
 use hisdf::train::{train, DeviceChoice, Progress};
 
 #[derive(Parser)]
@@ -267,13 +265,7 @@ fn train_mesh(
     timings.load = t.elapsed().as_secs_f64();
 
     let t = Instant::now();
-    let sdf = MeshSdf::new(&prepared.normalised);
-    let samples = near_surface(
-        &prepared.normalised,
-        &sdf,
-        &recipe.sampling,
-        recipe.training.seed,
-    );
+    let samples = recipe.samples(&prepared);
     timings.sample = t.elapsed().as_secs_f64();
 
     let t = Instant::now();
