@@ -5,7 +5,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::mesh::{Centring, MeshError, Normalisation, TriangleMesh};
 use crate::model::{Initialisation, NetworkConfig};
-use crate::sampling::{near_surface, GaussianShell, NearSurfaceConfig, Samples};
+use crate::sampling::{near_surface, weighted, GaussianShell, NearSurfaceConfig, Samples};
 use crate::sdf::MeshSdf;
 use crate::train::{
     DeviceChoice, Loss, PredictionClamp, ReduceLrOnPlateau, Scheduler, TrainConfig,
@@ -71,6 +71,7 @@ impl Preset {
                         },
                     ],
                     uniform: 20_000,
+                    weighted: None,
                 },
                 network: NetworkConfig {
                     depth: 4,
@@ -143,7 +144,15 @@ impl Recipe {
     /// the one place that turns a recipe's sampling settings into samples.
     pub fn samples(&self, prepared: &PreparedMesh) -> Samples {
         let sdf = MeshSdf::new(&prepared.normalised);
-        near_surface(&prepared.normalised, &sdf, &self.sampling, self.training.seed)
+        match &self.sampling.weighted {
+            Some(w) => weighted(&sdf, w, self.training.seed),
+            None => near_surface(
+                &prepared.normalised,
+                &sdf,
+                &self.sampling,
+                self.training.seed,
+            ),
+        }
     }
 }
 
@@ -280,6 +289,14 @@ impl Recipe {
             return Err("training.iterations must be positive".into());
         }
         let s = &self.sampling;
+        if let Some(w) = &s.weighted {
+            if w.keep == 0 || w.keep > w.pool || !(w.beta >= 0.0 && w.beta.is_finite()) {
+                return Err(format!(
+                    "weighted sampling needs 0 < keep <= pool and beta >= 0, got keep {} pool {} beta {}",
+                    w.keep, w.pool, w.beta
+                ));
+            }
+        }
         let total = s.surface + s.uniform + s.shells.iter().map(|g| g.count).sum::<usize>();
         if total == 0 {
             return Err("sampling asks for no samples at all".into());

@@ -244,3 +244,72 @@ fn training_options_and_query_round_trip() {
     assert_eq!(code, 1);
     assert_one_line_error(&err, "--loss");
 }
+
+#[test]
+fn weighted_sampling_trains_and_is_recorded_in_the_config() {
+    let dir = scratch("weighted");
+    let source = dir.join("sphere.obj");
+    hisdf::mesh::write_obj(&hisdf::mesh::primitives::icosphere(2), &source).unwrap();
+    let config = dir.join("small-weighted.json");
+    // A small pool so the test stays fast; the flag chooses the strategy.
+    std::fs::write(
+        &config,
+        r#"{"preset": "fast", "sampling": {"weighted": {"pool": 200000, "keep": 20000, "beta": 100.0}}}"#,
+    )
+    .unwrap();
+    let model = dir.join("m.safetensors");
+    let (code, _, err) = run(hisdf()
+        .arg("train")
+        .arg(&source)
+        .arg("-o")
+        .arg(&model)
+        .arg("--config")
+        .arg(&config)
+        .args([
+            "--iterations",
+            "30",
+            "--width",
+            "16",
+            "--depth",
+            "2",
+            "--device",
+            "cpu",
+        ]));
+    assert_eq!(code, 0, "{err}");
+    let written: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("m.config.json")).unwrap()).unwrap();
+    assert_eq!(written["sampling"]["weighted"]["keep"], 20000, "{written}");
+
+    // --sampling near-surface switches it off again; a bad name is refused.
+    let (code, _, err) = run(hisdf()
+        .arg("train")
+        .arg(&source)
+        .arg("-o")
+        .arg(dir.join("n.safetensors"))
+        .arg("--config")
+        .arg(&config)
+        .args([
+            "--sampling",
+            "near-surface",
+            "--iterations",
+            "5",
+            "--width",
+            "8",
+            "--depth",
+            "2",
+            "--device",
+            "cpu",
+        ]));
+    assert_eq!(code, 0, "{err}");
+    let written: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("n.config.json")).unwrap()).unwrap();
+    assert!(written["sampling"]["weighted"].is_null(), "{written}");
+    let (code, _, err) = run(hisdf()
+        .arg("train")
+        .arg(&source)
+        .arg("-o")
+        .arg(dir.join("x.safetensors"))
+        .args(["--sampling", "random"]));
+    assert_eq!(code, 1);
+    assert_one_line_error(&err, "--sampling");
+}

@@ -77,6 +77,11 @@ pub struct NearSurfaceConfig {
     pub surface: usize,
     pub shells: Vec<GaussianShell>,
     pub uniform: usize,
+    /// When set, the paper's weighted sampling (Sec. 4.2: a uniform pool in
+    /// the unit ball, a subset kept with weight exp(-beta |SDF|)) replaces
+    /// the near-surface set above.
+    #[serde(default)]
+    pub weighted: Option<WeightedConfig>,
 }
 
 impl NearSurfaceConfig {
@@ -96,6 +101,7 @@ impl NearSurfaceConfig {
                 },
             ],
             uniform: 0,
+            weighted: None,
         }
     }
 
@@ -247,6 +253,7 @@ mod tests {
                 variance: 1e-3,
             }],
             uniform: 30,
+            weighted: None,
         };
         let s = near_surface(&mesh, &sdf, &config, 1);
         s.save_npy(&path).unwrap();
@@ -288,6 +295,7 @@ mod tests {
                 },
             ],
             uniform: 5000,
+            weighted: None,
         };
         let s = near_surface(&mesh, &sdf, &config, 11);
         assert_eq!(s.len(), config.total());

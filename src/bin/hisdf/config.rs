@@ -204,6 +204,18 @@ fn apply_training_options(recipe: &mut Recipe, args: &TrainArgs) -> Result<()> {
     if let Some(p) = args.precision {
         recipe.training.precision = p;
     }
+    match args.sampling.as_deref() {
+        None => {}
+        Some("near-surface") => recipe.sampling.weighted = None,
+        Some("weighted") => {
+            recipe.sampling.weighted = Some(hisdf::sampling::WeightedConfig::paper())
+        }
+        Some(v) => {
+            return Err(format!(
+                "--sampling expects near-surface or weighted, got {v:?}"
+            ))
+        }
+    }
     Ok(())
 }
 

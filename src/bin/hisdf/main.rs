@@ -82,6 +82,10 @@ struct TrainArgs {
     /// fp32, or tf32 (TF32 tensor-core matmuls on CUDA).
     #[arg(long)]
     precision: Option<hisdf::train::Precision>,
+    /// near-surface (the preset's shells), or weighted (the paper's:
+    /// 10M uniform pool, 1M kept with weight exp(-100 |SDF|)).
+    #[arg(long)]
+    sampling: Option<String>,
 }
 
 #[derive(Subcommand)]
