@@ -14,6 +14,7 @@ pub mod mesh;
 pub mod metrics;
 pub mod model;
 pub mod pipeline;
+pub mod render;
 pub mod sampling;
 pub mod sdf;
 pub mod train;

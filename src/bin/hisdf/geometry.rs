@@ -7,6 +7,7 @@ use std::time::Instant;
 use clap::{Subcommand, ValueEnum};
 use hisdf::mesh::{self, MeshInfo};
 use hisdf::pipeline::prepare_mesh;
+use hisdf::render::{render_row, save_png, View};
 use hisdf::sampling::{
     near_surface, npy, uniform, weighted, NearSurfaceConfig, UniformDomain, WeightedConfig,
 };
@@ -56,6 +57,27 @@ pub enum GeometryCommand {
         /// uniform: the unit ball or the cube [-1, 1]^3.
         #[arg(long, value_enum, default_value_t = Domain::Ball)]
         domain: Domain,
+    },
+    /// Shaded pictures of meshes side by side in one PNG, all framed by
+    /// the first (give the original first to compare reconstructions).
+    Render {
+        #[arg(required = true)]
+        meshes: Vec<PathBuf>,
+        /// Output PNG.
+        #[arg(short, long)]
+        output: PathBuf,
+        /// Pixels per side of each tile.
+        #[arg(long, default_value_t = 512)]
+        size: usize,
+        /// Degrees around the vertical axis.
+        #[arg(long, default_value_t = 35.0)]
+        azimuth: f64,
+        /// Degrees above the horizontal plane.
+        #[arg(long, default_value_t = 25.0)]
+        elevation: f64,
+        /// The meshes' up axis is y (scans often are) instead of z.
+        #[arg(long)]
+        y_up: bool,
     },
     /// Counts, watertightness, bounding box and issues of MESH.
     Info {
@@ -184,6 +206,41 @@ pub fn run(command: GeometryCommand) -> Result<(), String> {
                 n.centre[1],
                 n.centre[2],
                 n.scale
+            );
+            Ok(())
+        }
+        GeometryCommand::Render {
+            meshes,
+            output,
+            size,
+            azimuth,
+            elevation,
+            y_up,
+        } => {
+            if output.extension().and_then(|e| e.to_str()) != Some("png") {
+                return Err(format!(
+                    "{}: the output must be a .png file",
+                    output.display()
+                ));
+            }
+            let loaded = meshes
+                .iter()
+                .map(|p| mesh::load(p).map_err(|e| format!("{}: {e}", p.display())))
+                .collect::<Result<Vec<_>, _>>()?;
+            let refs: Vec<&mesh::TriangleMesh> = loaded.iter().collect();
+            let view = View {
+                azimuth,
+                elevation,
+                size,
+                y_up,
+            };
+            let image = render_row(&refs, &view).map_err(|e| e.to_string())?;
+            save_png(&image, &output).map_err(|e| e.to_string())?;
+            eprintln!(
+                "wrote {} ({} x {} pixels)",
+                output.display(),
+                image.width,
+                image.height
             );
             Ok(())
         }
