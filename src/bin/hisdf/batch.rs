@@ -39,6 +39,10 @@ pub struct BatchArgs {
     /// Grid points per axis (default 128, or the configuration's).
     #[arg(long)]
     resolution: Option<usize>,
+    /// Sparse (coarse-to-fine) extraction: the same mesh, far fewer
+    /// network evaluations.
+    #[arg(long)]
+    sparse: bool,
     /// Do only shard K of N (0-based, "K/N"): the shapes whose index in the
     /// sorted list is K modulo N. Run N copies, e.g. as a job array, then
     /// `hisdf batch-merge`.
@@ -152,6 +156,7 @@ pub fn run(a: BatchArgs) -> Result<()> {
             return Err("--resolution must be between 1 and 1024".into());
         }
     }
+    settings.extraction.sparse |= a.sparse;
     let digest = config::digest(&settings.sections(Scope::Batch));
     let shapes = read_manifest(&a.manifest)?;
     if shapes.is_empty() {
@@ -339,7 +344,7 @@ fn process_fallible(
     save_model(&model, &out.join(&model_name)).map_err(|e| e.to_string())?;
 
     let t = Instant::now();
-    let extracted = extract(&model, settings.extraction.resolution)?;
+    let extracted = extract(&model, &settings.extraction)?;
     let mesh_name = format!("{}.obj", shape.id);
     mesh::save(&extracted, &out.join(&mesh_name)).map_err(|e| e.to_string())?;
     timings.extract = t.elapsed().as_secs_f64();

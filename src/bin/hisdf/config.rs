@@ -17,13 +17,19 @@ const TOOL_SECTIONS: [&str; 3] = ["hisdf", "extraction", "evaluation"];
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct Extraction {
-    /// Grid points per axis of the dense extraction.
+    /// Grid points per axis.
     pub resolution: usize,
+    /// Coarse-to-fine extraction: the dense grid's mesh from a few percent
+    /// of its network evaluations (20x faster at 512^3 on a GPU).
+    pub sparse: bool,
 }
 
 impl Default for Extraction {
     fn default() -> Self {
-        Extraction { resolution: 128 }
+        Extraction {
+            resolution: 128,
+            sparse: false,
+        }
     }
 }
 

@@ -12,7 +12,8 @@ mod quality;
 mod query;
 
 use clap::{Parser, Subcommand};
-use hisdf::extract::extract_mesh;
+use hisdf::extract::sparse::SparseConfig;
+use hisdf::extract::{extract_mesh_with, ExtractConfig};
 use hisdf::mesh::{self, TriangleMesh};
 use hisdf::metrics::chamfer_meshes;
 use hisdf::model::{save_model, TrainedModel};
@@ -120,6 +121,10 @@ enum Command {
         /// Grid points per axis (default 128, or the configuration's).
         #[arg(long)]
         resolution: Option<usize>,
+        /// Sparse (coarse-to-fine) extraction: the same mesh, far fewer
+        /// network evaluations.
+        #[arg(long)]
+        sparse: bool,
         #[command(flatten)]
         args: TrainArgs,
     },
@@ -170,6 +175,7 @@ fn dispatch(command: Command) -> Result<()> {
             output,
             model: model_path,
             resolution,
+            sparse,
             args,
         } => {
             check_output(&output, &["obj", "ply", "stl"])?;
@@ -177,6 +183,7 @@ fn dispatch(command: Command) -> Result<()> {
             if let Some(r) = resolution {
                 settings.extraction.resolution = r;
             }
+            settings.extraction.sparse |= sparse;
             let resolution = settings.extraction.resolution;
             let total = Instant::now();
             let mut timings = Timings::default();
@@ -185,7 +192,7 @@ fn dispatch(command: Command) -> Result<()> {
                 save_model(&model, path).map_err(|e| e.to_string())?;
             }
             let t = Instant::now();
-            let extracted = extract(&model, resolution)?;
+            let extracted = extract(&model, &settings.extraction)?;
             mesh::save(&extracted, &output).map_err(|e| e.to_string())?;
             settings.write(&config::path_for(&output), config::Scope::Run)?;
             timings.extract = t.elapsed().as_secs_f64();
@@ -297,15 +304,20 @@ fn train_mesh(
     Ok((model, prepared.original))
 }
 
-fn extract(model: &TrainedModel, resolution: usize) -> Result<TriangleMesh> {
+fn extract(model: &TrainedModel, settings: &config::Extraction) -> Result<TriangleMesh> {
     let bar = ProgressLine::new("extract");
-    let mesh = extract_mesh(model, resolution, &mut |f| {
+    let config = ExtractConfig {
+        resolution: settings.resolution,
+        sparse: settings.sparse.then(SparseConfig::default),
+        ..ExtractConfig::default()
+    };
+    let extraction = extract_mesh_with(model, &config, &mut |f| {
         bar.show(f, "");
         true
     })
     .map_err(|e| e.to_string())?;
     bar.finish();
-    Ok(mesh)
+    Ok(extraction.mesh)
 }
 
 /// A one-line progress bar on stderr, drawn only on a terminal so that logs
