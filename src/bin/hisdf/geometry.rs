@@ -59,7 +59,8 @@ pub enum GeometryCommand {
         domain: Domain,
     },
     /// Shaded pictures of meshes side by side in one PNG, all framed by
-    /// the first (give the original first to compare reconstructions).
+    /// the first (give the original first to compare reconstructions); a
+    /// later "-" leaves its tile empty.
     Render {
         #[arg(required = true)]
         meshes: Vec<PathBuf>,
@@ -223,9 +224,15 @@ pub fn run(command: GeometryCommand) -> Result<(), String> {
                     output.display()
                 ));
             }
+            // "-" stands for a missing result (a failed run): an empty tile
+            // keeps the columns of a picture aligned.
             let loaded = meshes
                 .iter()
-                .map(|p| mesh::load(p).map_err(|e| format!("{}: {e}", p.display())))
+                .enumerate()
+                .map(|(i, p)| match p.to_str() {
+                    Some("-") if i > 0 => Ok(mesh::TriangleMesh::default()),
+                    _ => mesh::load(p).map_err(|e| format!("{}: {e}", p.display())),
+                })
                 .collect::<Result<Vec<_>, _>>()?;
             let refs: Vec<&mesh::TriangleMesh> = loaded.iter().collect();
             let view = View {
