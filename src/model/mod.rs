@@ -1024,9 +1024,11 @@ mod tests {
         crate::sampling::Samples { points, sdf }
     }
 
-    #[test]
-    fn short_trainings_with_fourier_features_and_sine_lower_the_loss() {
-        use crate::train::{train, DeviceChoice, TrainConfig};
+    /// Trains a 3x32 network with a Fourier encoding and a SIREN on the cube
+    /// and checks that the loss halves and the sign is right away from the
+    /// surface.
+    fn fourier_and_sine_train(device: crate::train::DeviceChoice, cuda_graph: bool) {
+        use crate::train::{train, Scheduler, TrainConfig};
         let samples = cube_samples(20_000);
         let small = |encoding, activation| NetworkConfig {
             depth: 3,
@@ -1036,13 +1038,16 @@ mod tests {
         let config = TrainConfig {
             iterations: 300,
             batch_size: 512,
-            device: DeviceChoice::Cpu,
+            device,
+            cuda_graph,
+            scheduler: Scheduler::None,
             progress_every: 10,
             ..TrainConfig::default()
         };
         for network in [
             small(FOURIER6, Activation::Relu),
             small(Encoding::None, SINE),
+            small(Encoding::Fourier { frequencies: 4 }, SINE),
         ] {
             let mut losses = Vec::new();
             let model = train(
@@ -1059,12 +1064,29 @@ mod tests {
             let (first, last) = (losses[0], *losses.last().unwrap());
             assert!(
                 last < 0.5 * first,
-                "{:?}/{:?}: loss went from {first} to {last}",
+                "{:?}/{:?} on {device:?} (graph {cuda_graph}): loss went from {first} to {last}",
                 network.encoding,
                 network.activation
             );
             let q = model.query(&[[0.0, 0.0, 0.0], [0.0, 0.0, 0.95]]);
             assert!(q[0] < 0.0 && q[1] > 0.0, "{network:?}: {q:?}");
+        }
+    }
+
+    #[test]
+    fn short_trainings_with_fourier_features_and_sine_lower_the_loss() {
+        fourier_and_sine_train(crate::train::DeviceChoice::Cpu, false);
+    }
+
+    /// The encoding and the sine units inside a captured CUDA graph; skipped
+    /// without a GPU.
+    #[test]
+    fn cuda_trainings_with_fourier_features_and_sine_lower_the_loss() {
+        if !tch::Cuda::is_available() {
+            return;
+        }
+        for graph in [false, true] {
+            fourier_and_sine_train(crate::train::DeviceChoice::Cuda, graph);
         }
     }
 
