@@ -284,14 +284,17 @@ void hisdf_config_free(struct HisdfConfig *config);
 // every option), iterations, batch_size, learning_rate, seed, device (cpu |
 // cuda | auto), progress_every (iterations between progress callbacks and
 // cancellation checks), width, depth, tanh_output (true | false),
-// initialisation (pytorch-default | geometric), geometric_radius, loss
-// (clamped-l1 | curriculum), clamp (a number or none), scheduler (plateau |
-// none), surface_samples, uniform_samples, shells ("count:variance,..."),
-// and for `hisdf_extract_with`: resolution (grid points per axis, default
-// 256; 8 to 1024 dense, to 2048 sparse) and sparse (true: coarse-to-fine,
-// sampling only bricks the surface can cross; default false). An
-// unknown key or a bad value gives `HISDF_STATUS_INVALID_ARGUMENT` with a
-// message and leaves the config unchanged.
+// initialisation (pytorch-default | geometric | siren), geometric_radius,
+// activation (relu | softplus[:beta] | sine[:omega0]; sine brings the siren
+// initialisation, leaving it the geometric one), encoding (none |
+// fourier:L, L = 1..16 frequencies), loss (clamped-l1 | curriculum), clamp
+// (a number or none), scheduler (plateau | none), surface_samples,
+// uniform_samples, shells ("count:variance,..."), and for
+// `hisdf_extract_with`: resolution (grid points per axis, default 256; 8 to
+// 1024 dense, to 2048 sparse) and sparse (true: coarse-to-fine, sampling
+// only bricks the surface can cross; default false). An unknown key or a
+// bad value gives `HISDF_STATUS_INVALID_ARGUMENT` with a message and leaves
+// the config unchanged.
 HisdfStatus hisdf_config_set(struct HisdfConfig *config,
                              const char *key,
                              const char *value,

@@ -392,6 +392,26 @@ mod tests {
     }
 
     #[test]
+    fn encoding_and_sine_come_from_the_network_section() {
+        use crate::model::{Activation, Encoding};
+        let value = json!({
+            "preset": "detail",
+            "network": {
+                "encoding": {"fourier": {"frequencies": 6}},
+                "activation": {"sine": {"omega0": 30}},
+                "initialisation": "siren",
+            },
+        });
+        let r = Recipe::from_config_value(&value, None, &[]).unwrap();
+        assert_eq!(r.network.encoding, Encoding::Fourier { frequencies: 6 });
+        assert_eq!(r.network.activation, Activation::Sine { omega0: 30.0 });
+        assert_eq!(r.network.initialisation, Initialisation::Siren);
+        // What a run writes reads back unchanged.
+        let back = Recipe::from_config_value(&r.to_config_value(), None, &[]).unwrap();
+        assert_eq!(back, r);
+    }
+
+    #[test]
     fn misspelt_or_invalid_settings_are_refused() {
         let cases = [
             (json!({"network": {"widht": 16}}), "network.widht"),
@@ -401,6 +421,14 @@ mod tests {
             (json!({"training": {"iterations": 0}}), "iterations"),
             (json!({"training": {"iterations": "many"}}), "invalid type"),
             (json!([1, 2]), "JSON object"),
+            (
+                json!({"network": {"encoding": {"fourier": {"frequencies": 17}}}}),
+                "frequencies",
+            ),
+            (
+                json!({"network": {"activation": {"sine": {"omega0": 30}}}}),
+                "needs initialisation siren",
+            ),
         ];
         for (value, needle) in cases {
             let err = Recipe::from_config_value(&value, None, &[]).unwrap_err();

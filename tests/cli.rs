@@ -200,6 +200,8 @@ fn training_options_and_query_round_trip() {
             "0.1",
             "--activation",
             "softplus",
+            "--encoding",
+            "fourier:2",
         ]));
     assert_eq!(code, 0, "{err}");
     // The options reached the model file.
@@ -208,6 +210,10 @@ fn training_options_and_query_round_trip() {
     assert!(
         c.weight_norm && c.skip == Some(2) && c.dropout == 0.1,
         "{c:?}"
+    );
+    assert_eq!(
+        c.encoding,
+        hisdf::model::Encoding::Fourier { frequencies: 2 }
     );
 
     let points = dir.join("p.npy");
@@ -243,6 +249,21 @@ fn training_options_and_query_round_trip() {
         .args(["--loss", "l2"]));
     assert_eq!(code, 1);
     assert_one_line_error(&err, "--loss");
+    for (flag, value, needle) in [
+        ("--encoding", "fourier:0", "frequencies"),
+        ("--encoding", "gauss", "--encoding"),
+        ("--activation", "sine:0", "omega0"),
+        ("--activation", "gelu", "--activation"),
+    ] {
+        let (code, _, err) = run(hisdf()
+            .arg("train")
+            .arg(&source)
+            .arg("-o")
+            .arg(dir.join("bad.safetensors"))
+            .args([flag, value]));
+        assert_eq!(code, 1, "{flag} {value}");
+        assert_one_line_error(&err, needle);
+    }
 }
 
 #[test]

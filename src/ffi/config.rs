@@ -7,15 +7,15 @@ use super::handles::{HisdfConfig, Settings};
 use super::{boundary, out_arg, str_arg, Failure, HisdfError, HisdfStatus};
 use crate::extract::sparse::SparseConfig;
 use crate::extract::{ExtractConfig, MAX_DENSE_RESOLUTION, MAX_SPARSE_RESOLUTION};
-use crate::model::Initialisation;
+use crate::model::{Activation, Initialisation};
 use crate::pipeline::{Preset, Recipe};
 use crate::sampling::GaussianShell;
 use crate::train::{Loss, ReduceLrOnPlateau, Scheduler};
 
 /// The keys `hisdf_config_set` understands, for messages and bindings.
 const KEYS: &str = "preset, iterations, batch_size, learning_rate, seed, device, progress_every, \
-width, depth, tanh_output, initialisation, geometric_radius, loss, clamp, scheduler, \
-surface_samples, uniform_samples, shells, resolution, sparse";
+width, depth, tanh_output, initialisation, geometric_radius, activation, encoding, loss, clamp, \
+scheduler, surface_samples, uniform_samples, shells, resolution, sparse";
 
 fn parse<T: std::str::FromStr>(key: &str, value: &str) -> Result<T, Failure> {
     value
@@ -67,12 +67,24 @@ fn apply(recipe: &mut Recipe, key: &str, value: &str) -> Result<(), Failure> {
             n.initialisation = match value.trim() {
                 "pytorch-default" => Initialisation::PytorchDefault,
                 "geometric" => Initialisation::Geometric { radius: 0.5 },
+                "siren" => Initialisation::Siren,
                 _ => {
                     return Err(Failure::invalid(format!(
-                        "initialisation: expected pytorch-default or geometric, got {value:?}"
-                    )))
+                    "initialisation: expected pytorch-default, geometric or siren, got {value:?}"
+                )))
                 }
             }
+        }
+        "activation" => {
+            let activation: Activation = value
+                .parse()
+                .map_err(|e| Failure::invalid(format!("activation: {e}")))?;
+            n.set_activation(activation);
+        }
+        "encoding" => {
+            n.encoding = value
+                .parse()
+                .map_err(|e| Failure::invalid(format!("encoding: {e}")))?
         }
         "geometric_radius" => {
             let radius: f64 = parse(key, value)?;
@@ -225,14 +237,17 @@ pub extern "C" fn hisdf_config_free(config: *mut HisdfConfig) {
 /// every option), iterations, batch_size, learning_rate, seed, device (cpu |
 /// cuda | auto), progress_every (iterations between progress callbacks and
 /// cancellation checks), width, depth, tanh_output (true | false),
-/// initialisation (pytorch-default | geometric), geometric_radius, loss
-/// (clamped-l1 | curriculum), clamp (a number or none), scheduler (plateau |
-/// none), surface_samples, uniform_samples, shells ("count:variance,..."),
-/// and for `hisdf_extract_with`: resolution (grid points per axis, default
-/// 256; 8 to 1024 dense, to 2048 sparse) and sparse (true: coarse-to-fine,
-/// sampling only bricks the surface can cross; default false). An
-/// unknown key or a bad value gives `HISDF_STATUS_INVALID_ARGUMENT` with a
-/// message and leaves the config unchanged.
+/// initialisation (pytorch-default | geometric | siren), geometric_radius,
+/// activation (relu | softplus[:beta] | sine[:omega0]; sine brings the siren
+/// initialisation, leaving it the geometric one), encoding (none |
+/// fourier:L, L = 1..16 frequencies), loss (clamped-l1 | curriculum), clamp
+/// (a number or none), scheduler (plateau | none), surface_samples,
+/// uniform_samples, shells ("count:variance,..."), and for
+/// `hisdf_extract_with`: resolution (grid points per axis, default 256; 8 to
+/// 1024 dense, to 2048 sparse) and sparse (true: coarse-to-fine, sampling
+/// only bricks the surface can cross; default false). An unknown key or a
+/// bad value gives `HISDF_STATUS_INVALID_ARGUMENT` with a message and leaves
+/// the config unchanged.
 #[no_mangle]
 pub extern "C" fn hisdf_config_set(
     config: *mut HisdfConfig,
@@ -288,5 +303,39 @@ mod tests {
         assert!(apply(&mut r, "shells", "100:-1").is_err());
         assert!(apply(&mut r, "iterations", "many").is_err());
         assert!(apply(&mut r, "no_such_key", "1").is_err());
+    }
+
+    #[test]
+    fn encoding_and_activation_keys_apply_and_refuse_bad_values() {
+        use crate::model::Encoding;
+        let mut r = Preset::Fast.recipe();
+        apply(&mut r, "encoding", "fourier:6").unwrap();
+        assert_eq!(r.network.encoding, Encoding::Fourier { frequencies: 6 });
+        apply(&mut r, "activation", "sine:20").unwrap();
+        assert_eq!(r.network.activation, Activation::Sine { omega0: 20.0 });
+        assert_eq!(r.network.initialisation, Initialisation::Siren);
+        check(&r).unwrap();
+        // A geometric start does not fit sine units: refused by the check.
+        let mut geometric = r.clone();
+        apply(&mut geometric, "initialisation", "geometric").unwrap();
+        let err = check(&geometric).unwrap_err().1;
+        assert!(err.contains("siren"), "{err}");
+        // Leaving sine leaves SIREN's initialisation too.
+        apply(&mut r, "activation", "relu").unwrap();
+        assert_eq!(
+            r.network.initialisation,
+            Initialisation::Geometric { radius: 0.5 }
+        );
+        check(&r).unwrap();
+        for (key, value) in [("encoding", "fourier:0"), ("encoding", "fourier:17")] {
+            let mut bad = r.clone();
+            apply(&mut bad, key, value).unwrap();
+            assert!(check(&bad).is_err(), "{key}={value}");
+        }
+        let mut bad = r.clone();
+        apply(&mut bad, "activation", "sine:0").unwrap();
+        assert!(check(&bad).is_err());
+        assert!(apply(&mut r, "encoding", "fourier").is_err());
+        assert!(apply(&mut r, "activation", "gelu").is_err());
     }
 }

@@ -226,7 +226,7 @@ pub fn load_model(path: &Path, device: Device) -> Result<TrainedModel, ModelFile
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model::{Activation, Initialisation};
+    use crate::model::{Activation, Encoding, Initialisation};
 
     fn model(config: NetworkConfig) -> TrainedModel {
         TrainedModel {
@@ -278,6 +278,26 @@ mod tests {
                 activation: Activation::Softplus { beta: 100.0 },
                 tanh_output: false,
                 initialisation: Initialisation::Geometric { radius: 0.5 },
+                encoding: Encoding::None,
+            },
+            NetworkConfig {
+                depth: 3,
+                width: 16,
+                weight_norm: true,
+                skip: Some(2),
+                encoding: Encoding::Fourier { frequencies: 6 },
+                initialisation: Initialisation::Geometric { radius: 0.5 },
+                ..NetworkConfig::default()
+            },
+            NetworkConfig {
+                depth: 3,
+                width: 16,
+                skip: Some(1),
+                dropout: 0.1,
+                encoding: Encoding::Fourier { frequencies: 3 },
+                activation: Activation::Sine { omega0: 30.0 },
+                initialisation: Initialisation::Siren,
+                ..NetworkConfig::default()
             },
         ];
         for (i, config) in configs.into_iter().enumerate() {

@@ -201,11 +201,12 @@ fn apply_training_options(recipe: &mut Recipe, args: &TrainArgs) -> Result<()> {
     if args.skip.is_some() {
         recipe.network.skip = args.skip;
     }
-    match args.activation.as_deref() {
-        None => {}
-        Some("relu") => recipe.network.activation = Activation::Relu,
-        Some("softplus") => recipe.network.activation = Activation::Softplus { beta: 100.0 },
-        Some(v) => return Err(format!("--activation expects relu or softplus, got {v:?}")),
+    if let Some(v) = args.activation.as_deref() {
+        let activation: Activation = v.parse().map_err(|e| format!("--activation: {e}"))?;
+        recipe.network.set_activation(activation);
+    }
+    if let Some(v) = args.encoding.as_deref() {
+        recipe.network.encoding = v.parse().map_err(|e| format!("--encoding: {e}"))?;
     }
     if let Some(p) = args.precision {
         recipe.training.precision = p;

@@ -77,9 +77,15 @@ struct TrainArgs {
     /// (the paper's ablation uses 4).
     #[arg(long)]
     skip: Option<usize>,
-    /// Hidden activation: relu, or softplus (beta 100).
+    /// Hidden activation: relu, softplus[:BETA] (beta 100 by default), or
+    /// sine[:OMEGA0] (SIREN, omega0 30 by default; brings SIREN's
+    /// initialisation, and leaving sine returns to the geometric one).
     #[arg(long)]
     activation: Option<String>,
+    /// Input encoding: none (raw xyz, the paper's) or fourier:L (positional
+    /// encoding with L = 1..16 frequencies 2^k pi, 3 + 6L inputs).
+    #[arg(long)]
+    encoding: Option<String>,
     /// fp32, or tf32 (TF32 tensor-core matmuls on CUDA).
     #[arg(long)]
     precision: Option<hisdf::train::Precision>,
