@@ -190,7 +190,8 @@ typedef struct HisdfMeshInfo {
   // Edges whose two triangles traverse them in the same direction (the
   // inside/outside orientation flips there).
   size_t misoriented_edges;
-  // Connected components of triangles sharing vertices.
+  // Connected components of triangles sharing a corner position (welded,
+  // so duplicated vertices do not split a surface).
   size_t components;
   size_t unreferenced_vertices;
   // Closed 2-manifold: no boundary and no non-manifold edges.
@@ -289,12 +290,16 @@ void hisdf_config_free(struct HisdfConfig *config);
 // initialisation, leaving it the geometric one), encoding (none |
 // fourier:L, L = 1..16 frequencies), loss (clamped-l1 | curriculum), clamp
 // (a number or none), scheduler (plateau | none), surface_samples,
-// uniform_samples, shells ("count:variance,..."), and for
+// uniform_samples, shells ("count:variance,..."), for
 // `hisdf_extract_with`: resolution (grid points per axis, default 256; 8 to
 // 1024 dense, to 2048 sparse) and sparse (true: coarse-to-fine, sampling
-// only bricks the surface can cross; default false). An unknown key or a
-// bad value gives `HISDF_STATUS_INVALID_ARGUMENT` with a message and leaves
-// the config unchanged.
+// only bricks the surface can cross; default false), and for
+// `hisdf_train`: check_convergence (default true: after training, a model
+// with no surface, spurious surfaces, wrong signs far from the surface or
+// a stagnant loss is refused with `HISDF_STATUS_TRAINING_FAILED` and the
+// findings in the message). An unknown key or a bad value gives
+// `HISDF_STATUS_INVALID_ARGUMENT` with a message and leaves the config
+// unchanged.
 HisdfStatus hisdf_config_set(struct HisdfConfig *config,
                              const char *key,
                              const char *value,
@@ -381,7 +386,8 @@ HisdfStatus hisdf_chamfer(const struct HisdfMesh *reference,
 // Every metric between two meshes, in the unit-sphere frame of `reference`
 // (see `hisdf eval`): chamfer, chamfer_point_to_mesh, emd, emd_sum,
 // hausdorff (and per direction, and 99th percentiles), normal_consistency,
-// f_score, precision, recall, and the settings used. `chamfer_points`
+// f_score, precision, recall, components_reference and components_other
+// (connected components, on welded positions), and the settings used. `chamfer_points`
 // surface samples per mesh (the paper: 10000), `emd_points` for the earth
 // mover's distance (the paper: 500; at most 5000, cubic cost),
 // `f_score_threshold` a distance in that frame (0 means the default 0.01).
@@ -396,6 +402,23 @@ HisdfStatus hisdf_evaluate(const struct HisdfMesh *reference,
                            uint64_t seed,
                            struct HisdfMetrics **out,
                            struct HisdfError **error);
+
+// The network's own SDF error against the exact SDF of `mesh` (the mesh it
+// was trained on, in the caller's coordinates) on fresh held-out samples
+// drawn with `seed` (0 means hisdf's default held-out seed, distinct from
+// training's): 10000 samples at each of the Gaussian shells of variance
+// 1e-4 and 1e-5 around the surface, and 10000 uniform in the unit sphere.
+// Results by name, as for `hisdf_evaluate`, in the model's unit-sphere
+// frame: sdf_error_near (mean |f - s|), wrong_sign_near (share of
+// samples with |s| < 0.01 whose sign is wrong), sdf_error_uniform,
+// sdf_error_uniform_clamped (both clamped to 0.1), wrong_sign_uniform,
+// wrong_sign_far (|s| > 0.05), sdf_min, sdf_max, sample counts, seed and
+// seconds.
+HisdfStatus hisdf_model_sdf_error(const struct HisdfModel *model,
+                                  const struct HisdfMesh *mesh,
+                                  uint64_t seed,
+                                  struct HisdfMetrics **out,
+                                  struct HisdfError **error);
 
 // One result of `hisdf_evaluate` by name, e.g. "chamfer" or "f_score".
 // An unknown name gives `HISDF_STATUS_INVALID_ARGUMENT`.
@@ -462,7 +485,11 @@ void hisdf_samples_free(struct HisdfSamples *samples);
 // when another thread cancels the token; `progress` (optional) is called
 // every `progress_every` iterations and stops it by returning false. Either
 // way the status is `HISDF_STATUS_CANCELLED` and nothing is written to
-// `*out`.
+// `*out`. Unless the config's `check_convergence` is false, the trained
+// network is then checked against the mesh (a surface where the mesh has
+// one and none elsewhere, a falling loss); a model that fails gives
+// `HISDF_STATUS_TRAINING_FAILED` with the findings in the message, and
+// nothing is written to `*out`.
 HisdfStatus hisdf_train(const struct HisdfMesh *mesh,
                         const struct HisdfConfig *config,
                         const struct HisdfCancelToken *cancel,

@@ -3,6 +3,9 @@
 
 use serde::{Deserialize, Serialize};
 
+mod convergence;
+pub use convergence::{check_convergence, ConvergenceConfig, ConvergenceReport, Finding};
+
 use crate::mesh::{Centring, MeshError, Normalisation, TriangleMesh};
 use crate::model::{Initialisation, NetworkConfig};
 use crate::sampling::{near_surface, weighted, GaussianShell, NearSurfaceConfig, Samples};

@@ -85,6 +85,9 @@ fn batch_records_failures_resumes_and_shards() {
             .arg(&out)
             .arg("--config")
             .arg(&config)
+            // 50 iterations of a tiny network do not converge; the check's
+            // refusal is tested in tests/cli.rs.
+            .arg("--keep-unconverged")
             .args(extra))
     };
 
@@ -107,6 +110,14 @@ fn batch_records_failures_resumes_and_shards() {
         assert!(cd.is_finite() && cd > 0.0, "{r}");
         assert_eq!(r["iterations"], 50);
         assert!(r["triangles"].as_u64().unwrap() > 0, "{r}");
+        // The network's held-out error and the convergence check (kept
+        // although it failed) are recorded.
+        assert!(
+            r["metrics"]["sdf_error_near"].as_f64().unwrap() > 0.0,
+            "{r}"
+        );
+        assert_eq!(r["metrics"]["components_reference"], 1, "{r}");
+        assert!(r["convergence"]["findings"].is_array(), "{r}");
         for key in ["output_mesh", "model"] {
             assert!(out.join(r[key].as_str().unwrap()).is_file(), "{r}");
         }
@@ -155,6 +166,7 @@ fn batch_records_failures_resumes_and_shards() {
             .arg(&out)
             .arg("--config")
             .arg(out.join("batch.config.json"))
+            .arg("--keep-unconverged")
             .args(["--shard", &format!("{k}/2")]));
         assert!(err.contains(finished), "{err}");
         let own = read_json(&out.join(format!("batch.shard-{k}-of-2.config.json")));
@@ -203,7 +215,7 @@ fn configuration_round_trips_through_train() {
         .arg(&first)
         .arg("--config")
         .arg(&config)
-        .args(["--iterations", "20", "--seed", "3"]));
+        .args(["--iterations", "20", "--seed", "3", "--keep-unconverged"]));
     assert_eq!(code, 0, "{err}");
     let written = read_json(&dir.join("first.config.json"));
     assert_eq!(written["training"]["iterations"], 20);
@@ -221,7 +233,7 @@ fn configuration_round_trips_through_train() {
         .arg(&second)
         .arg("--config")
         .arg(dir.join("first.config.json"))
-        .args(["--preset", "paper-curriculum"]));
+        .args(["--preset", "paper-curriculum", "--keep-unconverged"]));
     assert_eq!(code, 0, "{err}");
     assert_eq!(read_json(&dir.join("second.config.json")), written);
 

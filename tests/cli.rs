@@ -161,6 +161,24 @@ fn train_extract_eval_round_trip_on_cpu() {
     // at 48^3 get the surface to within ~1% of its size (CD ~1e-4 floor plus
     // the grid's resolution). 2e-3 would mean a visibly wrong shape.
     assert!(cd < 2e-3, "torus CD {cd}");
+    assert_eq!(v["components_reference"], 1);
+    assert_eq!(v["components_other"], 1);
+
+    // With the model: its own SDF error on held-out samples.
+    let (code, out, err) = run(hisdf()
+        .arg("eval")
+        .arg(&source)
+        .arg(&mesh)
+        .arg("--json")
+        .arg("--model")
+        .arg(&model)
+        .args(["--device", "cpu"]));
+    assert_eq!(code, 0, "{err}");
+    let v: serde_json::Value = serde_json::from_str(out.trim()).unwrap();
+    let near = v["sdf_error_near"].as_f64().unwrap();
+    assert!(near > 0.0 && near < 0.02, "{v}");
+    assert!(v["wrong_sign_far"].as_f64().unwrap() < 0.03, "{v}");
+    assert_eq!(v["sdf_samples_near"], 20000);
 }
 
 #[test]
@@ -183,6 +201,7 @@ fn training_options_and_query_round_trip() {
             "3",
             "--device",
             "cpu",
+            "--keep-unconverged",
         ])
         .args([
             "--loss",
@@ -295,6 +314,7 @@ fn weighted_sampling_trains_and_is_recorded_in_the_config() {
             "2",
             "--device",
             "cpu",
+            "--keep-unconverged",
         ]));
     assert_eq!(code, 0, "{err}");
     let written: serde_json::Value =
@@ -302,26 +322,45 @@ fn weighted_sampling_trains_and_is_recorded_in_the_config() {
     assert_eq!(written["sampling"]["weighted"]["keep"], 20000, "{written}");
 
     // --sampling near-surface switches it off again; a bad name is refused.
-    let (code, _, err) = run(hisdf()
-        .arg("train")
-        .arg(&source)
-        .arg("-o")
-        .arg(dir.join("n.safetensors"))
-        .arg("--config")
-        .arg(&config)
-        .args([
-            "--sampling",
-            "near-surface",
-            "--iterations",
-            "5",
-            "--width",
-            "8",
-            "--depth",
-            "2",
-            "--device",
-            "cpu",
-        ]));
+    // Five iterations leave the geometric initialisation's sphere of radius
+    // 0.5 inside the unit sphere: the convergence check refuses the model
+    // and writes nothing, unless asked to keep it.
+    let train_five = |keep: bool| {
+        let mut cmd = hisdf();
+        cmd.arg("train")
+            .arg(&source)
+            .arg("-o")
+            .arg(dir.join("n.safetensors"))
+            .arg("--config")
+            .arg(&config)
+            .args([
+                "--sampling",
+                "near-surface",
+                "--iterations",
+                "5",
+                "--width",
+                "8",
+                "--depth",
+                "2",
+                "--device",
+                "cpu",
+            ]);
+        if keep {
+            cmd.arg("--keep-unconverged");
+        }
+        run(&mut cmd)
+    };
+    let (code, _, err) = train_five(false);
+    assert_eq!(code, 1, "{err}");
+    assert!(
+        err.contains("hisdf: error: training did not converge: "),
+        "{err}"
+    );
+    assert!(err.contains("convergence check: FAILED"), "{err}");
+    assert!(!dir.join("n.safetensors").exists());
+    let (code, _, err) = train_five(true);
     assert_eq!(code, 0, "{err}");
+    assert!(err.contains("kept as --keep-unconverged asks"), "{err}");
     let written: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(dir.join("n.config.json")).unwrap()).unwrap();
     assert!(written["sampling"]["weighted"].is_null(), "{written}");

@@ -277,6 +277,19 @@ fn every_function_refuses_null_for_every_required_pointer() {
             }),
         ),
         (
+            "hisdf_model_sdf_error",
+            3,
+            Box::new(move |k, e| {
+                hisdf_model_sdf_error(
+                    or_null(model, k, 0),
+                    or_null(mesh, k, 1),
+                    0,
+                    or_null_mut(meo, k, 2),
+                    e,
+                )
+            }),
+        ),
+        (
             "hisdf_metrics_get",
             3,
             Box::new(move |k, e| {
@@ -707,4 +720,76 @@ fn a_monitor_reports_the_final_iteration_and_the_models_final_loss() {
     hisdf_samples_free(f.samples);
     hisdf_config_free(f.config);
     hisdf_mesh_free(f.mesh);
+}
+
+/// `hisdf_train` checks convergence by default: two iterations of a tiny
+/// network are refused as TRAINING_FAILED with the findings in the message,
+/// and accepted once `check_convergence` is off. The model's held-out SDF
+/// error is readable by name.
+#[test]
+fn one_call_training_refuses_an_unconverged_model() {
+    let f = fixtures();
+    let mut model: *mut HisdfModel = null_mut();
+    let mut error: *mut HisdfError = null_mut();
+    let status = hisdf_train(
+        f.mesh,
+        f.config,
+        null(),
+        None,
+        null_mut(),
+        &mut model,
+        &mut error,
+    );
+    assert_eq!(status, HisdfStatus::TrainingFailed);
+    assert!(model.is_null());
+    let message = unsafe { CStr::from_ptr(hisdf_error_message(error)) }
+        .to_string_lossy()
+        .into_owned();
+    assert!(
+        message.starts_with("training did not converge: "),
+        "{message}"
+    );
+    hisdf_error_free(error);
+
+    ok(hisdf_config_set(
+        f.config,
+        c"check_convergence".as_ptr(),
+        c"false".as_ptr(),
+        null_mut(),
+    ));
+    ok(hisdf_train(
+        f.mesh,
+        f.config,
+        null(),
+        None,
+        null_mut(),
+        &mut model,
+        null_mut(),
+    ));
+    let mut metrics: *mut HisdfMetrics = null_mut();
+    ok(hisdf_model_sdf_error(
+        model,
+        f.mesh,
+        0,
+        &mut metrics,
+        null_mut(),
+    ));
+    let mut near = -1.0;
+    ok(hisdf_metrics_get(
+        metrics,
+        c"sdf_error_near".as_ptr(),
+        &mut near,
+        null_mut(),
+    ));
+    assert!(near.is_finite() && near > 0.0, "{near}");
+    let mut far = -1.0;
+    ok(hisdf_metrics_get(
+        metrics,
+        c"wrong_sign_far".as_ptr(),
+        &mut far,
+        null_mut(),
+    ));
+    assert!((0.0..=1.0).contains(&far));
+    hisdf_metrics_free(metrics);
+    hisdf_model_free(model);
 }

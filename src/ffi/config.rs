@@ -15,7 +15,7 @@ use crate::train::{Loss, ReduceLrOnPlateau, Scheduler};
 /// The keys `hisdf_config_set` understands, for messages and bindings.
 const KEYS: &str = "preset, iterations, batch_size, learning_rate, seed, device, progress_every, \
 width, depth, tanh_output, initialisation, geometric_radius, activation, encoding, loss, clamp, \
-scheduler, surface_samples, uniform_samples, shells, resolution, sparse";
+scheduler, surface_samples, uniform_samples, shells, resolution, sparse, check_convergence";
 
 fn parse<T: std::str::FromStr>(key: &str, value: &str) -> Result<T, Failure> {
     value
@@ -161,6 +161,7 @@ fn apply_setting(settings: &mut Settings, key: &str, value: &str) -> Result<(), 
     match key {
         "resolution" => e.resolution = parse(key, value)?,
         "sparse" => e.sparse = parse_bool(key, value)?.then(SparseConfig::default),
+        "check_convergence" => settings.check_convergence = parse_bool(key, value)?,
         // A preset says nothing about extraction: it keeps its settings.
         _ => apply(&mut settings.recipe, key, value)?,
     }
@@ -220,6 +221,7 @@ pub extern "C" fn hisdf_config_new(
                 recipe: preset.recipe(),
                 extract: ExtractConfig::default(),
                 monitor: None,
+                check_convergence: true,
             })
         };
         Ok(())
@@ -242,12 +244,16 @@ pub extern "C" fn hisdf_config_free(config: *mut HisdfConfig) {
 /// initialisation, leaving it the geometric one), encoding (none |
 /// fourier:L, L = 1..16 frequencies), loss (clamped-l1 | curriculum), clamp
 /// (a number or none), scheduler (plateau | none), surface_samples,
-/// uniform_samples, shells ("count:variance,..."), and for
+/// uniform_samples, shells ("count:variance,..."), for
 /// `hisdf_extract_with`: resolution (grid points per axis, default 256; 8 to
 /// 1024 dense, to 2048 sparse) and sparse (true: coarse-to-fine, sampling
-/// only bricks the surface can cross; default false). An unknown key or a
-/// bad value gives `HISDF_STATUS_INVALID_ARGUMENT` with a message and leaves
-/// the config unchanged.
+/// only bricks the surface can cross; default false), and for
+/// `hisdf_train`: check_convergence (default true: after training, a model
+/// with no surface, spurious surfaces, wrong signs far from the surface or
+/// a stagnant loss is refused with `HISDF_STATUS_TRAINING_FAILED` and the
+/// findings in the message). An unknown key or a bad value gives
+/// `HISDF_STATUS_INVALID_ARGUMENT` with a message and leaves the config
+/// unchanged.
 #[no_mangle]
 pub extern "C" fn hisdf_config_set(
     config: *mut HisdfConfig,
@@ -278,6 +284,7 @@ mod tests {
                 recipe: Preset::Fast.recipe(),
                 extract: ExtractConfig::default(),
                 monitor: None,
+                check_convergence: true,
             };
             let err = apply_setting(&mut settings, key, "\u{1}")
                 .err()

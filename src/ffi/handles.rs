@@ -29,6 +29,9 @@ pub struct Settings {
     /// (`hisdf_config_set_monitor`); shared, so freeing the monitor handle
     /// while a config still names it is harmless.
     pub monitor: Option<Arc<TrainMonitor>>,
+    /// `hisdf_train` checks convergence after training
+    /// (`check_convergence`, default true).
+    pub check_convergence: bool,
 }
 
 /// A training set together with the frame its points are in.

@@ -15,7 +15,7 @@ use super::{
 use crate::extract::{extract_mesh, extract_mesh_with};
 use crate::mesh::{Centring, Normalisation, TriangleMesh};
 use crate::model::{load_model, save_model, TrainedModel};
-use crate::pipeline::{prepare_mesh, Recipe};
+use crate::pipeline::{check_convergence, prepare_mesh, ConvergenceConfig, Recipe};
 use crate::sampling::Samples;
 use crate::train::{train, DeviceChoice};
 
@@ -87,18 +87,21 @@ fn sample_mesh(mesh: &TriangleMesh, recipe: &Recipe) -> Result<SampleSet, Failur
     })
 }
 
+/// Trains; also returns the (iteration, mean loss) pairs reported.
 fn train_set(
     set: &SampleSet,
     recipe: &Recipe,
     monitor: Option<&TrainMonitor>,
     report: &mut dyn FnMut(f64) -> bool,
-) -> Result<TrainedModel, Failure> {
+) -> Result<(TrainedModel, Vec<(usize, f64)>), Failure> {
+    let mut losses = Vec::new();
     let model = train(
         &set.samples,
         set.normalisation,
         &recipe.network,
         &recipe.training,
         &mut |p| {
+            losses.push((p.iteration, p.loss));
             if let Some(m) = monitor {
                 m.update(p);
             }
@@ -108,7 +111,7 @@ fn train_set(
     if model.metadata.cancelled {
         return Err(Failure::cancelled("training"));
     }
-    Ok(model)
+    Ok((model, losses))
 }
 
 /// Near-surface sampling of a mesh's true SDF as the configuration says
@@ -239,7 +242,11 @@ pub extern "C" fn hisdf_samples_free(samples: *mut HisdfSamples) {
 /// when another thread cancels the token; `progress` (optional) is called
 /// every `progress_every` iterations and stops it by returning false. Either
 /// way the status is `HISDF_STATUS_CANCELLED` and nothing is written to
-/// `*out`.
+/// `*out`. Unless the config's `check_convergence` is false, the trained
+/// network is then checked against the mesh (a surface where the mesh has
+/// one and none elsewhere, a falling loss); a model that fails gives
+/// `HISDF_STATUS_TRAINING_FAILED` with the findings in the message, and
+/// nothing is written to `*out`.
 #[no_mangle]
 pub extern "C" fn hisdf_train(
     mesh: *const HisdfMesh,
@@ -261,11 +268,38 @@ pub extern "C" fn hisdf_train(
         let mut report = reporter(cancel, progress, user_data);
         // Sampling takes seconds on a large mesh and has no progress of its
         // own: a cancel that arrived meanwhile is honoured before training.
-        let set = sample_mesh(m, recipe)?;
+        let prepared = prepare_mesh(m.clone())?;
+        let set = SampleSet {
+            samples: recipe.samples(&prepared),
+            normalisation: prepared.normalisation,
+        };
         if !report(0.0) {
             return Err(Failure::cancelled("training"));
         }
-        let model = train_set(&set, recipe, monitor, &mut report)?;
+        let (model, losses) = train_set(&set, recipe, monitor, &mut report)?;
+        if settings.check_convergence {
+            let check = check_convergence(
+                &model,
+                &prepared,
+                &losses,
+                &ConvergenceConfig::for_training(&recipe.training),
+            );
+            log::info!(
+                "convergence check: {} in {:.2} s",
+                if check.converged() {
+                    "passed"
+                } else {
+                    "failed"
+                },
+                check.seconds
+            );
+            if !check.converged() {
+                return Err(Failure(
+                    HisdfStatus::TrainingFailed,
+                    format!("training did not converge: {}", check.failures()),
+                ));
+            }
+        }
         unsafe { *out = HisdfModel::new(model) };
         Ok(())
     })
@@ -292,7 +326,7 @@ pub extern "C" fn hisdf_train_samples(
         let monitor = settings.monitor.as_deref();
         let _running = Running::start(monitor, recipe.training.iterations);
         let mut report = reporter(cancel, progress, user_data);
-        let model = train_set(set, recipe, monitor, &mut report)?;
+        let (model, _) = train_set(set, recipe, monitor, &mut report)?;
         unsafe { *out = HisdfModel::new(model) };
         Ok(())
     })

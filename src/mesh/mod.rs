@@ -22,7 +22,7 @@ pub use error::MeshError;
 pub use load::{load, load_from_bytes};
 pub use normalise::{Centring, Normalisation};
 pub use primitives::{icosphere, torus, unit_cube};
-pub use validate::MeshInfo;
+pub use validate::{Components, MeshInfo};
 pub use write::{save, write_obj, write_ply_binary, write_stl_binary};
 
 /// An indexed triangle mesh. Vertices are f32 because that is what mesh files

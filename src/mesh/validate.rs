@@ -19,7 +19,8 @@ pub struct MeshInfo {
     /// direction, i.e. where the winding (and so the inside/outside sign)
     /// flips between neighbours.
     pub misoriented_edges: usize,
-    /// Connected components of triangles sharing vertices; unreferenced
+    /// Connected components of triangles that touch at a corner, counted on
+    /// welded positions (see [`TriangleMesh::components`]); unreferenced
     /// vertices do not count as components.
     pub components: usize,
     pub unreferenced_vertices: usize,
@@ -72,6 +73,28 @@ impl MeshInfo {
     }
 }
 
+/// What [`TriangleMesh::components`] found.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Components {
+    pub count: usize,
+    /// Per triangle, its component (numbered by first triangle), or
+    /// `u32::MAX` for a triangle with an out-of-range index.
+    pub triangle_component: Vec<u32>,
+    /// Surface area of each component.
+    pub areas: Vec<f64>,
+}
+
+impl Components {
+    /// Components holding at least `share` of the total surface area. A
+    /// count that ignores the crumbs marching cubes leaves of features
+    /// thinner than a grid cell, and the tiny parts of a reference that no
+    /// reconstruction at a finite resolution can be expected to reproduce.
+    pub fn significant(&self, share: f64) -> usize {
+        let total: f64 = self.areas.iter().sum();
+        self.areas.iter().filter(|&&a| a >= share * total).count()
+    }
+}
+
 impl TriangleMesh {
     /// Builds a mesh from flat xyz coordinates and flat triangle indices, as
     /// handed over through the C ABI. The result is guaranteed to pass
@@ -113,13 +136,10 @@ impl TriangleMesh {
         let mut surface_area = 0.0;
         let mut edges: Vec<(u64, bool)> = Vec::with_capacity(3 * self.triangles.len());
         let mut referenced = vec![false; self.vertices.len()];
-        let mut components = UnionFind::new(self.vertices.len());
         for (t, tri) in self.triangles.iter().enumerate() {
             for &v in tri {
                 referenced[v as usize] = true;
             }
-            components.union(tri[0], tri[1]);
-            components.union(tri[1], tri[2]);
             if self.is_degenerate(t) {
                 degenerate += 1;
             }
@@ -146,13 +166,6 @@ impl TriangleMesh {
             }
         }
 
-        let mut roots = 0;
-        for (v, &used) in referenced.iter().enumerate() {
-            if used && components.find(v as u32) == v as u32 {
-                roots += 1;
-            }
-        }
-
         let mut bbox_min = [f32::INFINITY; 3];
         let mut bbox_max = [f32::NEG_INFINITY; 3];
         for p in &self.vertices {
@@ -169,13 +182,66 @@ impl TriangleMesh {
             boundary_edges: boundary,
             non_manifold_edges: non_manifold,
             misoriented_edges: misoriented,
-            components: roots,
+            components: self.components().count,
             unreferenced_vertices: referenced.iter().filter(|r| !**r).count(),
             watertight: boundary == 0 && non_manifold == 0,
             bbox_min,
             bbox_max,
             surface_area,
         })
+    }
+
+    /// Connected components of the surface: triangles are connected when
+    /// they share a corner *position*, not only a vertex index. Loaders
+    /// differ in how they index: the STL loader welds bit-identical corners,
+    /// OBJ, PLY and OFF keep the file's indices, and some exporters write
+    /// every triangle with its own three vertices; marching cubes welds by
+    /// grid edge. Counting on welded positions gives every one of them the
+    /// same answer, so a reference and a reconstruction are compared alike
+    /// and duplicated vertices never split a surface. (+0.0 and -0.0 are one
+    /// position, as in the STL welder.) Triangles with out-of-range indices
+    /// get no component.
+    pub fn components(&self) -> Components {
+        let n = self.vertices.len();
+        let mut sets = UnionFind::new(n);
+        // Equal positions joined through a sort rather than a hash map:
+        // deterministic and without per-vertex allocation.
+        let key = |v: usize| self.vertices[v].map(|c| if c == 0.0 { 0 } else { c.to_bits() });
+        let mut order: Vec<u32> = (0..n as u32).collect();
+        order.sort_unstable_by_key(|&v| key(v as usize));
+        for pair in order.windows(2) {
+            if key(pair[0] as usize) == key(pair[1] as usize) {
+                sets.union(pair[0], pair[1]);
+            }
+        }
+        let valid = |tri: &[u32; 3]| tri.iter().all(|&v| (v as usize) < n);
+        for tri in self.triangles.iter().filter(|t| valid(t)) {
+            sets.union(tri[0], tri[1]);
+            sets.union(tri[1], tri[2]);
+        }
+        // Components numbered in order of their first triangle.
+        let mut number = vec![u32::MAX; n];
+        let mut areas = Vec::new();
+        let mut triangle_component = Vec::with_capacity(self.triangles.len());
+        for (t, tri) in self.triangles.iter().enumerate() {
+            if !valid(tri) {
+                triangle_component.push(u32::MAX);
+                continue;
+            }
+            let root = sets.find(tri[0]) as usize;
+            if number[root] == u32::MAX {
+                number[root] = areas.len() as u32;
+                areas.push(0.0);
+            }
+            let c = number[root];
+            areas[c as usize] += self.triangle_area(t);
+            triangle_component.push(c);
+        }
+        Components {
+            count: areas.len(),
+            triangle_component,
+            areas,
+        }
     }
 
     /// The mesh without degenerate triangles, and how many were removed.
@@ -401,6 +467,53 @@ mod tests {
         assert_eq!(info.non_manifold_edges, 1);
         assert_eq!(info.boundary_edges, 6);
         assert!(!info.watertight);
+    }
+
+    /// Every triangle with its own three vertices, as some exporters write.
+    fn soup(mesh: &TriangleMesh) -> TriangleMesh {
+        let mut out = TriangleMesh::default();
+        for tri in &mesh.triangles {
+            let base = out.vertices.len() as u32;
+            out.vertices
+                .extend(tri.iter().map(|&v| mesh.vertices[v as usize]));
+            out.triangles.push([base, base + 1, base + 2]);
+        }
+        out
+    }
+
+    #[test]
+    fn components_count_welded_positions() {
+        let cube = unit_cube();
+        let mut two = cube.clone();
+        let offset = two.vertices.len() as u32;
+        two.vertices
+            .extend(cube.vertices.iter().map(|p| [p[0] + 3.0, p[1] * 0.1, p[2]]));
+        two.triangles
+            .extend(cube.triangles.iter().map(|t| t.map(|v| v + offset)));
+        // Unwelded: 12 triangles with 36 vertices are still one cube.
+        assert_eq!(soup(&cube).components().count, 1);
+        assert_eq!(soup(&cube).validate().unwrap().components, 1);
+        let c = soup(&two).components();
+        assert_eq!(c.count, 2);
+        assert_eq!(c.triangle_component[..12], [0; 12]);
+        assert_eq!(c.triangle_component[12..], [1; 12]);
+        // The flat box has area 2*(0.1 + 1 + 0.1) = 2.4 against 6.
+        assert!((c.areas[0] - 6.0).abs() < 1e-9 && (c.areas[1] - 2.4).abs() < 1e-6);
+        assert_eq!(c.significant(0.1), 2);
+        assert_eq!(c.significant(0.3), 1);
+        // -0.0 and +0.0 are one position.
+        let flat = TriangleMesh {
+            vertices: vec![
+                [0.0, 0.0, 0.0],
+                [1.0, 0.0, 0.0],
+                [0.0, 1.0, 0.0],
+                [-0.0, 0.0, 0.0],
+                [0.0, -1.0, 0.0],
+                [1.0, 0.0, 0.0],
+            ],
+            triangles: vec![[0, 1, 2], [3, 4, 5]],
+        };
+        assert_eq!(flat.components().count, 1);
     }
 
     #[test]

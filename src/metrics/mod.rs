@@ -8,9 +8,11 @@
 
 mod emd;
 mod kdtree;
+mod sdf_error;
 
 pub use emd::{earth_movers_sum, optimal_assignment};
 pub use kdtree::KdTree;
+pub use sdf_error::{model_sdf_error, HeldOutConfig, SdfErrorReport, HELD_OUT_SEED};
 
 use rayon::prelude::*;
 use serde::Serialize;
@@ -148,8 +150,18 @@ pub struct EvalReport {
     pub precision: f64,
     pub recall: f64,
     pub f_score_threshold: f64,
+    /// Connected components of each mesh, on welded positions (see
+    /// [`TriangleMesh::components`]), so that a reconstruction's duplicate
+    /// vertices never split it; every component counts, however small.
+    pub components_reference: usize,
+    pub components_other: usize,
     pub seed: u64,
     pub seconds: f64,
+    /// The network's own SDF error on held-out samples, when the caller
+    /// had the model (`hisdf eval --model`, batch runs); its fields sit
+    /// beside the others in the JSON and in the C API's named results.
+    #[serde(flatten)]
+    pub model: Option<SdfErrorReport>,
 }
 
 /// All metrics of [`EvalReport`] between two meshes. Empty meshes give
@@ -222,8 +234,11 @@ pub fn evaluate(reference: &TriangleMesh, other: &TriangleMesh, config: &EvalCon
         precision,
         recall,
         f_score_threshold: tau,
+        components_reference: reference.components().count,
+        components_other: other.components().count,
         seed,
         seconds: start.elapsed().as_secs_f64(),
+        model: None,
     }
 }
 
@@ -420,6 +435,39 @@ mod tests {
     }
 
     #[test]
+    fn components_of_one_cube_against_two() {
+        let cube = unit_cube();
+        let mut two = cube.clone();
+        let offset = two.vertices.len() as u32;
+        two.vertices
+            .extend(cube.vertices.iter().map(|p| [p[0] + 2.0, p[1], p[2]]));
+        two.triangles
+            .extend(cube.triangles.iter().map(|t| t.map(|v| v + offset)));
+        // The second cube as a triangle soup: duplicated vertices, as some
+        // exporters write, must not split it.
+        let base = two.vertices.len() as u32;
+        for (k, t) in cube.triangles.iter().enumerate() {
+            two.vertices.extend(
+                t.map(|v| cube.vertices[v as usize])
+                    .map(|p| [p[0], p[1] + 2.0, p[2]]),
+            );
+            let b = base + 3 * k as u32;
+            two.triangles.push([b, b + 1, b + 2]);
+        }
+        let config = EvalConfig {
+            chamfer_points: 500,
+            emd_points: 20,
+            ..EvalConfig::default()
+        };
+        let r = evaluate(&cube, &two, &config);
+        assert_eq!((r.components_reference, r.components_other), (1, 3));
+        let json = serde_json::to_value(&r).unwrap();
+        assert_eq!(json["components_other"], 3);
+        // Without a model, no model fields.
+        assert!(json.get("sdf_error_near").is_none());
+    }
+
+    #[test]
     fn empty_meshes_do_not_panic() {
         let r = evaluate(
             &icosphere(1),
@@ -428,5 +476,6 @@ mod tests {
         );
         assert!(r.chamfer.is_infinite() && r.emd.is_infinite());
         assert_eq!(r.f_score, 0.0);
+        assert_eq!((r.components_reference, r.components_other), (1, 0));
     }
 }

@@ -18,7 +18,8 @@ FOX = ROOT / "data" / "meshes" / "Fennec_Fox.stl"
 def tiny(iterations=30, **extra):
     options = dict(iterations=iterations, width=16, depth=2, device="cpu",
                    batch_size=512, progress_every=5, surface_samples=1000,
-                   shells="2000:1e-3,2000:1e-4", uniform_samples=500)
+                   shells="2000:1e-3,2000:1e-4", uniform_samples=500,
+                   check_convergence=False)
     options.update(extra)
     return hisdf.Config("fast", **options)
 
@@ -31,6 +32,15 @@ def fox():
 @pytest.fixture(scope="module")
 def model(fox):
     return hisdf.train(fox, tiny())
+
+
+def test_an_unconverged_model_is_refused(fox):
+    # Thirty iterations of a 2x16 network do not fit the fox: the check
+    # after training refuses the model as TRAINING_FAILED.
+    with pytest.raises(hisdf.Error) as caught:
+        hisdf.train(fox, tiny(check_convergence=True))
+    assert caught.value.status == hisdf.Status.TRAINING_FAILED
+    assert "did not converge" in caught.value.message
 
 
 def test_version_and_library():

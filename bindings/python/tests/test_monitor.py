@@ -17,7 +17,8 @@ FOX = ROOT / "data" / "meshes" / "Fennec_Fox.stl"
 def tiny(iterations=20, **extra):
     options = dict(iterations=iterations, width=16, depth=2, device="cpu",
                    batch_size=256, progress_every=5, surface_samples=500,
-                   shells="1000:1e-3", uniform_samples=200)
+                   shells="1000:1e-3", uniform_samples=200,
+                   check_convergence=False)
     options.update(extra)
     return hisdf.Config("fast", **options)
 

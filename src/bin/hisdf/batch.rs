@@ -132,6 +132,9 @@ struct Record {
     /// later still reach the table.
     #[serde(default)]
     metrics: Option<Value>,
+    /// [`hisdf::pipeline::ConvergenceReport`] of the check after training.
+    #[serde(default)]
+    convergence: Option<Value>,
     config_digest: String,
     /// Set in a run's table when the record came from an earlier run.
     #[serde(default)]
@@ -206,7 +209,13 @@ pub fn run(a: BatchArgs) -> Result<()> {
             }
             None => {
                 let t = Instant::now();
-                let r = process(&a.output, shape, &settings, &digest);
+                let r = process(
+                    &a.output,
+                    shape,
+                    &settings,
+                    &digest,
+                    a.args.keep_unconverged,
+                );
                 worked += t.elapsed().as_secs_f64();
                 write_json(&record_path(&a.output, &shape.id), &r)?;
                 r
@@ -290,7 +299,13 @@ fn finished(out: &Path, shape: &Shape, digest: &str) -> Option<Record> {
 
 /// Trains, extracts and evaluates one shape; every failure, a panic
 /// included, becomes a failed record so that the batch goes on.
-fn process(out: &Path, shape: &Shape, settings: &Settings, digest: &str) -> Record {
+fn process(
+    out: &Path,
+    shape: &Shape,
+    settings: &Settings,
+    digest: &str,
+    keep_unconverged: bool,
+) -> Record {
     let mut record = Record {
         index: shape.index,
         id: shape.id.clone(),
@@ -306,12 +321,13 @@ fn process(out: &Path, shape: &Shape, settings: &Settings, digest: &str) -> Reco
         device: String::new(),
         seconds: Seconds::default(),
         metrics: None,
+        convergence: None,
         config_digest: digest.to_string(),
         resumed: false,
     };
     let t = Instant::now();
     let outcome = catch_unwind(AssertUnwindSafe(|| {
-        process_fallible(out, shape, settings, &mut record)
+        process_fallible(out, shape, settings, keep_unconverged, &mut record)
     }));
     record.seconds.total = t.elapsed().as_secs_f64();
     match outcome {
@@ -333,10 +349,17 @@ fn process_fallible(
     out: &Path,
     shape: &Shape,
     settings: &Settings,
+    keep_unconverged: bool,
     record: &mut Record,
 ) -> Result<()> {
     let mut timings = Timings::default();
-    let (model, original) = train_mesh(&shape.path, &settings.recipe, &mut timings)?;
+    let (model, original, check) = train_mesh(
+        &shape.path,
+        &settings.recipe,
+        &mut timings,
+        keep_unconverged,
+    )?;
+    record.convergence = Some(serde_json::to_value(&check).map_err(|e| e.to_string())?);
     record.iterations = model.metadata.iterations;
     record.final_loss = Some(model.metadata.final_loss).filter(|l| l.is_finite());
     record.device = model.metadata.device.to_string();
@@ -352,11 +375,13 @@ fn process_fallible(
     record.triangles = extracted.triangles.len();
 
     let t = Instant::now();
-    let report = evaluate(
+    let mut report = evaluate(
         &original,
         &extracted,
         &settings.evaluation.to_eval_config()?,
     );
+    // The check measured the network on held-out samples already.
+    report.model = Some(check.sdf_error.clone());
     timings.eval = t.elapsed().as_secs_f64();
     record.metrics = Some(serde_json::to_value(&report).map_err(|e| e.to_string())?);
     record.seconds = Seconds {

@@ -17,7 +17,9 @@ use hisdf::extract::{extract_mesh_with, ExtractConfig};
 use hisdf::mesh::{self, TriangleMesh};
 use hisdf::metrics::chamfer_meshes;
 use hisdf::model::{save_model, TrainedModel};
-use hisdf::pipeline::{prepare_mesh, Preset, Recipe};
+use hisdf::pipeline::{
+    check_convergence, prepare_mesh, ConvergenceConfig, ConvergenceReport, Preset, Recipe,
+};
 use hisdf::train::{train, DeviceChoice, Progress};
 
 #[derive(Parser)]
@@ -93,6 +95,10 @@ struct TrainArgs {
     /// 10M uniform pool, 1M kept with weight exp(-100 |SDF|)).
     #[arg(long)]
     sampling: Option<String>,
+    /// Keep (write, extract, evaluate) a model that the convergence check
+    /// after training rejects; its findings are printed either way.
+    #[arg(long)]
+    keep_unconverged: bool,
 }
 
 #[derive(Subcommand)]
@@ -160,7 +166,8 @@ fn dispatch(command: Command) -> Result<()> {
             check_output(&output, &["safetensors", "hisdf"])?;
             let settings = config::resolve(&args)?;
             let timings = &mut Timings::default();
-            let (model, _) = train_mesh(&mesh, &settings.recipe, timings)?;
+            let (model, _, _) =
+                train_mesh(&mesh, &settings.recipe, timings, args.keep_unconverged)?;
             save_model(&model, &output).map_err(|e| e.to_string())?;
             settings.write(&config::path_for(&output), config::Scope::Train)?;
             eprintln!(
@@ -193,7 +200,8 @@ fn dispatch(command: Command) -> Result<()> {
             let resolution = settings.extraction.resolution;
             let total = Instant::now();
             let mut timings = Timings::default();
-            let (model, original) = train_mesh(&mesh, &settings.recipe, &mut timings)?;
+            let (model, original, _) =
+                train_mesh(&mesh, &settings.recipe, &mut timings, args.keep_unconverged)?;
             if let Some(path) = &model_path {
                 save_model(&model, path).map_err(|e| e.to_string())?;
             }
@@ -271,11 +279,15 @@ fn load_checked(path: &Path) -> Result<TriangleMesh> {
     Ok(mesh)
 }
 
+/// Loads, samples and trains, then checks convergence
+/// ([`check_convergence`]): an unconverged model is an error unless
+/// `keep_unconverged`. The findings go to stderr either way.
 fn train_mesh(
     path: &Path,
     recipe: &Recipe,
     timings: &mut Timings,
-) -> Result<(TrainedModel, TriangleMesh)> {
+    keep_unconverged: bool,
+) -> Result<(TrainedModel, TriangleMesh, ConvergenceReport)> {
     let t = Instant::now();
     let mesh = mesh::load(path).map_err(|e| e.to_string())?;
     let prepared = prepare_mesh(mesh).map_err(|e| format!("{}: {e}", path.display()))?;
@@ -287,12 +299,14 @@ fn train_mesh(
 
     let t = Instant::now();
     let bar = ProgressLine::new("train");
+    let mut losses = Vec::new();
     let model = train(
         &samples,
         prepared.normalisation,
         &recipe.network,
         &recipe.training,
         &mut |p: &Progress| {
+            losses.push((p.iteration, p.loss));
             let eta = p.elapsed_seconds / p.iteration as f64 * (p.iterations - p.iteration) as f64;
             bar.show(
                 p.iteration as f64 / p.iterations as f64,
@@ -307,7 +321,33 @@ fn train_mesh(
     .map_err(|e| e.to_string())?;
     bar.finish();
     timings.train = t.elapsed().as_secs_f64();
-    Ok((model, prepared.original))
+
+    let check = check_convergence(
+        &model,
+        &prepared,
+        &losses,
+        &ConvergenceConfig::for_training(&recipe.training),
+    );
+    for finding in &check.findings {
+        eprintln!("convergence check: {finding}");
+    }
+    eprintln!(
+        "convergence check: {} in {:.2} s (held-out SDF error near the surface {:.2e}, {:.2}% wrong signs far from it)",
+        if check.converged() { "passed" } else { "FAILED" },
+        check.seconds,
+        check.sdf_error.sdf_error_near,
+        check.sdf_error.wrong_sign_far * 100.0
+    );
+    if !check.converged() {
+        let message = format!("training did not converge: {}", check.failures());
+        if !keep_unconverged {
+            return Err(format!(
+                "{message}; no model written (--keep-unconverged keeps it)"
+            ));
+        }
+        eprintln!("hisdf: warning: {message}; kept as --keep-unconverged asks");
+    }
+    Ok((model, prepared.original, check))
 }
 
 fn extract(model: &TrainedModel, settings: &config::Extraction) -> Result<TriangleMesh> {

@@ -1,0 +1,249 @@
+//! The network's own error: its SDF against the mesh's exact SDF on fresh
+//! held-out samples, near the surface (where the paper's samples are) and
+//! uniform in the unit ball (where the paper's samples are not, and where a
+//! network that has not converged puts its spurious surfaces).
+
+use serde::Serialize;
+
+use crate::mesh::TriangleMesh;
+use crate::model::TrainedModel;
+use crate::sampling::{near_surface, GaussianShell, NearSurfaceConfig};
+use crate::sdf::MeshSdf;
+
+/// Held-out samples and the bands the sign errors are counted in, all in
+/// the unit-sphere frame.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct HeldOutConfig {
+    /// Gaussian offsets of surface points (the paper's two finest shells).
+    pub shells: Vec<GaussianShell>,
+    /// Points uniform in the unit ball.
+    pub uniform: usize,
+    /// Near-surface samples with |true SDF| below this count for the
+    /// near-surface sign error: there the sign decides where the surface is.
+    pub near_band: f64,
+    /// Uniform samples with |true SDF| above this count for the far sign
+    /// error: a wrong sign there is a surface where the shape has none.
+    pub far_band: f64,
+    /// The clamp of the clamped uniform error: a network trained with the
+    /// paper's clamped loss (delta 0.1) learns distances only up to it.
+    pub clamp: f64,
+    pub seed: u64,
+}
+
+/// The held-out seed: its sample streams differ from those of every small
+/// training seed (training draws with the recipe's seed, 0 by default).
+pub const HELD_OUT_SEED: u64 = 0x4E1D_0075_EED5;
+
+impl Default for HeldOutConfig {
+    fn default() -> Self {
+        HeldOutConfig {
+            shells: vec![
+                GaussianShell {
+                    count: 10_000,
+                    variance: 1e-4,
+                },
+                GaussianShell {
+                    count: 10_000,
+                    variance: 1e-5,
+                },
+            ],
+            uniform: 10_000,
+            near_band: 0.01,
+            far_band: 0.05,
+            clamp: 0.1,
+            seed: HELD_OUT_SEED,
+        }
+    }
+}
+
+/// What [`model_sdf_error`] measured; errors in the unit-sphere frame,
+/// sign errors as fractions of the samples in their band (0 where a band
+/// holds no sample).
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct SdfErrorReport {
+    /// Mean |f - s| over the near-surface samples.
+    pub sdf_error_near: f64,
+    /// Share of near-surface samples with |s| < near_band whose predicted
+    /// sign is wrong.
+    pub wrong_sign_near: f64,
+    pub sdf_samples_near: usize,
+    /// Mean |f - s| over the uniform samples: large for any network trained
+    /// with a clamped loss, see the clamped value.
+    pub sdf_error_uniform: f64,
+    /// Mean |clamp(f) - clamp(s)| over the uniform samples.
+    pub sdf_error_uniform_clamped: f64,
+    /// Share of uniform samples with a wrong predicted sign.
+    pub wrong_sign_uniform: f64,
+    /// Share of uniform samples with |s| > far_band whose sign is wrong.
+    pub wrong_sign_far: f64,
+    pub sdf_samples_uniform: usize,
+    /// The network's smallest and largest value over all held-out samples:
+    /// one sign throughout means no surface at all.
+    pub sdf_min: f64,
+    pub sdf_max: f64,
+    pub sdf_seed: u64,
+    pub sdf_seconds: f64,
+}
+
+/// Inside iff negative, as in marching cubes; an exact zero of the mesh
+/// SDF (a sample on the surface) has no sign to get wrong.
+fn wrong_sign(predicted: f32, truth: f32) -> bool {
+    truth != 0.0 && (predicted < 0.0) != (truth < 0.0)
+}
+
+fn share(hits: usize, of: usize) -> f64 {
+    if of == 0 {
+        0.0
+    } else {
+        hits as f64 / of as f64
+    }
+}
+
+/// The network of `model` against the exact SDF of `normalised`, the mesh
+/// in the model's unit-sphere frame (`model.normalisation` applied to the
+/// user's mesh), on held-out samples drawn with `config.seed`. `sdf` may
+/// pass the mesh's SDF when the caller has it already.
+pub fn model_sdf_error(
+    model: &TrainedModel,
+    normalised: &TriangleMesh,
+    sdf: Option<&MeshSdf>,
+    config: &HeldOutConfig,
+) -> SdfErrorReport {
+    let start = std::time::Instant::now();
+    let own;
+    let sdf = match sdf {
+        Some(s) => s,
+        None => {
+            own = MeshSdf::new(normalised);
+            &own
+        }
+    };
+    let sampling = NearSurfaceConfig {
+        surface: 0,
+        shells: config.shells.clone(),
+        uniform: config.uniform,
+        weighted: None,
+    };
+    let samples = near_surface(normalised, sdf, &sampling, config.seed);
+    let predicted = model
+        .network
+        .evaluate(&samples.points, TrainedModel::QUERY_CHUNK);
+    let n_near = samples.len() - config.uniform.min(samples.len());
+    let (near, uniform) = samples.sdf.split_at(n_near);
+    let (f_near, f_uniform) = predicted.split_at(n_near);
+
+    let mean_abs = |f: &[f32], s: &[f32], clamp: f64| {
+        let sum: f64 = f
+            .iter()
+            .zip(s)
+            .map(|(&f, &s)| {
+                let c = |x: f32| f64::from(x).clamp(-clamp, clamp);
+                (c(f) - c(s)).abs()
+            })
+            .sum();
+        sum / f.len().max(1) as f64
+    };
+    let band = |s: &[f32], f: &[f32], keep: &dyn Fn(f64) -> bool| {
+        let (mut n, mut wrong) = (0, 0);
+        for (&s, &f) in s.iter().zip(f) {
+            if keep(f64::from(s).abs()) {
+                n += 1;
+                wrong += usize::from(wrong_sign(f, s));
+            }
+        }
+        share(wrong, n)
+    };
+    let (mut lo, mut hi) = (f64::INFINITY, f64::NEG_INFINITY);
+    for &f in &predicted {
+        lo = lo.min(f64::from(f));
+        hi = hi.max(f64::from(f));
+    }
+    SdfErrorReport {
+        sdf_error_near: mean_abs(f_near, near, f64::INFINITY),
+        wrong_sign_near: band(near, f_near, &|a| a < config.near_band),
+        sdf_samples_near: n_near,
+        sdf_error_uniform: mean_abs(f_uniform, uniform, f64::INFINITY),
+        sdf_error_uniform_clamped: mean_abs(f_uniform, uniform, config.clamp),
+        wrong_sign_uniform: band(uniform, f_uniform, &|_| true),
+        wrong_sign_far: band(uniform, f_uniform, &|a| a > config.far_band),
+        sdf_samples_uniform: uniform.len(),
+        sdf_min: lo,
+        sdf_max: hi,
+        sdf_seed: config.seed,
+        sdf_seconds: start.elapsed().as_secs_f64(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::mesh::Normalisation;
+    use crate::model::{Initialisation, NetworkConfig, SdfNetwork, TrainingMetadata};
+
+    /// The geometric initialisation makes an untrained network close to the
+    /// SDF of a sphere of the given radius (unit-sphere frame).
+    fn sphere_network(radius: f64) -> TrainedModel {
+        let config = NetworkConfig {
+            depth: 2,
+            width: 64,
+            tanh_output: false,
+            initialisation: Initialisation::Geometric { radius },
+            ..NetworkConfig::default()
+        };
+        TrainedModel {
+            network: SdfNetwork::new(&config, tch::Device::Cpu, 1).unwrap(),
+            normalisation: Normalisation {
+                centre: [0.0; 3],
+                scale: 1.0,
+            },
+            metadata: TrainingMetadata::default(),
+        }
+    }
+
+    fn scaled(m: &TriangleMesh, r: f32) -> TriangleMesh {
+        TriangleMesh {
+            vertices: m.vertices.iter().map(|v| v.map(|c| c * r)).collect(),
+            triangles: m.triangles.clone(),
+        }
+    }
+
+    #[test]
+    fn a_network_fits_its_own_level_set_and_not_another_shape() {
+        let config = HeldOutConfig {
+            shells: vec![GaussianShell {
+                count: 3000,
+                variance: 1e-4,
+            }],
+            uniform: 3000,
+            ..HeldOutConfig::default()
+        };
+        let model = sphere_network(0.5);
+        // The network's own zero level set (the identity frame makes the
+        // user's frame the unit-sphere frame): only marching cubes' small
+        // interpolation error separates the two.
+        let own = crate::extract::extract_mesh(&model, 64, &mut |_| true).unwrap();
+        let good = model_sdf_error(&model, &own, None, &config);
+        assert_eq!(good.sdf_samples_near, 3000);
+        assert_eq!(good.sdf_samples_uniform, 3000);
+        assert!(good.wrong_sign_near < 0.05, "{good:?}");
+        assert!(good.wrong_sign_far < 0.01, "{good:?}");
+        assert!(good.sdf_min < 0.0 && good.sdf_max > 0.0);
+
+        // Against the same surface 1.6 times larger, the network's surface
+        // is far inside: the network calls every near sample outside, so
+        // the half inside the big surface has the wrong sign, and so do far
+        // points between the two surfaces.
+        let big = scaled(&own, 1.6);
+        let bad = model_sdf_error(&model, &big, None, &config);
+        assert!(
+            bad.sdf_error_near > 5.0 * good.sdf_error_near,
+            "{good:?} {bad:?}"
+        );
+        assert!(bad.wrong_sign_near > 0.4, "{bad:?}");
+        assert!(bad.wrong_sign_far > 0.1, "{bad:?}");
+        assert!(bad.sdf_error_uniform_clamped > good.sdf_error_uniform_clamped);
+        // Seeded: the same numbers again.
+        let again = model_sdf_error(&model, &big, None, &config);
+        assert_eq!(again.sdf_error_near, bad.sdf_error_near);
+    }
+}

@@ -1,0 +1,535 @@
+//! Did training converge? The paper names its own failure mode: with
+//! samples concentrated near the surface the network is unconstrained away
+//! from it, and may put spurious surfaces there, or no surface at all. A
+//! model like that still has a final loss and still extracts; this check
+//! looks at the field itself, right after training, at a small fraction of
+//! training's cost.
+//!
+//! The rules (all in the unit-sphere frame):
+//! - **no zero crossing**: the network has one sign over a dense grid of
+//!   the unit cube and over the held-out samples.
+//! - **spurious surfaces**: the zero level set, extracted by marching cubes
+//!   on that grid, has a component with a meaningful share of its area
+//!   ([`ConvergenceConfig::significant_share`]) whose surface lies mostly
+//!   away from the mesh (median distance above
+//!   [`ConvergenceConfig::stray_distance`]). The plain component count is
+//!   not the rule: features thinner than a grid cell break into pieces on a
+//!   coarse grid, and those pieces lie on the mesh. More significant
+//!   components than the mesh has, all on the mesh, is reported as a
+//!   fragmented surface, which is not a failure.
+//! - **wrong signs far from the surface**: among held-out points uniform in
+//!   the ball with |SDF| > `far_band`, more than
+//!   [`ConvergenceConfig::max_wrong_sign_far`] have the wrong sign: the
+//!   network puts inside where the shape has outside or the reverse.
+//! - **stagnant loss**: the last reported training loss is not below
+//!   [`ConvergenceConfig::stagnation_ratio`] times the first comparable one.
+
+use std::fmt;
+use std::time::Instant;
+
+use serde::Serialize;
+
+use super::PreparedMesh;
+use crate::extract::{marching_cubes, unit_cube_grid};
+use crate::mesh::TriangleMesh;
+use crate::metrics::{model_sdf_error, HeldOutConfig, SdfErrorReport};
+use crate::model::TrainedModel;
+use crate::sampling::surface_points_with_triangles;
+use crate::sdf::MeshSdf;
+use crate::train::{Loss, TrainConfig};
+
+/// The thresholds of [`check_convergence`].
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct ConvergenceConfig {
+    /// Grid points per axis of the dense grid over the unit cube that the
+    /// sign check and the extraction share. 96 resolves parts down to about
+    /// 0.02 of the unit sphere and costs under a million evaluations.
+    pub grid_resolution: usize,
+    pub held_out: HeldOutConfig,
+    /// A component counts when it holds at least this share of its mesh's
+    /// area. The reference's components are counted at half this share, so
+    /// that one near the threshold cannot tip the comparison.
+    pub significant_share: f64,
+    /// An extracted component is stray when the median distance of its
+    /// surface to the mesh exceeds this: about 1.5 grid cells at 96^3, and
+    /// three standard deviations of the paper's widest shell (variance 1e-4).
+    pub stray_distance: f64,
+    /// Surface samples of the extracted mesh behind the stray test.
+    pub stray_samples: usize,
+    pub max_wrong_sign_far: f64,
+    pub stagnation_ratio: f64,
+    /// Loss reports from this iteration on measure one function: the start
+    /// of the curriculum's last stage (its loss changes with the stage), 0
+    /// for the clamped L1 loss.
+    pub loss_comparable_from: usize,
+}
+
+impl Default for ConvergenceConfig {
+    fn default() -> Self {
+        ConvergenceConfig {
+            grid_resolution: 96,
+            held_out: HeldOutConfig::default(),
+            significant_share: 0.01,
+            stray_distance: 0.03,
+            stray_samples: 20_000,
+            max_wrong_sign_far: 0.03,
+            stagnation_ratio: 0.5,
+            loss_comparable_from: 0,
+        }
+    }
+}
+
+impl ConvergenceConfig {
+    /// The defaults, with the loss comparison fitted to a training
+    /// configuration: a curriculum is compared within its last stage that
+    /// starts before training ends.
+    pub fn for_training(training: &TrainConfig) -> Self {
+        let loss_comparable_from = match &training.loss {
+            Loss::ClampedL1 { .. } => 0,
+            Loss::Curriculum { stages, .. } => stages
+                .iter()
+                .map(|s| s.start)
+                .filter(|&s| s < training.iterations)
+                .max()
+                .unwrap_or(0),
+        };
+        ConvergenceConfig {
+            loss_comparable_from,
+            ..ConvergenceConfig::default()
+        }
+    }
+}
+
+/// One thing [`check_convergence`] found.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+#[serde(tag = "kind", rename_all = "kebab-case")]
+pub enum Finding {
+    /// One sign everywhere the network was evaluated.
+    NoZeroCrossing {
+        min: f64,
+        max: f64,
+    },
+    /// Significant extracted components lying away from the mesh.
+    SpuriousSurfaces {
+        stray: usize,
+        /// Median distance of the farthest stray component to the mesh.
+        distance: f64,
+        extracted_components: usize,
+        original_components: usize,
+    },
+    /// More significant components than the mesh, all on it: thin parts
+    /// broken on the coarse grid. Not a failure.
+    FragmentedSurface {
+        extracted_components: usize,
+        original_components: usize,
+    },
+    WrongSignsFarFromSurface {
+        share: f64,
+        limit: f64,
+    },
+    StagnantLoss {
+        first: f64,
+        first_iteration: usize,
+        last: f64,
+        last_iteration: usize,
+    },
+}
+
+impl Finding {
+    /// Whether this finding means the model should not be used.
+    pub fn is_failure(&self) -> bool {
+        !matches!(self, Finding::FragmentedSurface { .. })
+    }
+}
+
+impl fmt::Display for Finding {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Finding::NoZeroCrossing { min, max } => write!(
+                f,
+                "no zero crossing: the network is {} everywhere (from {min:.3} to {max:.3}), so there is no surface",
+                if *min >= 0.0 { "positive" } else { "negative" }
+            ),
+            Finding::SpuriousSurfaces {
+                stray,
+                distance,
+                extracted_components,
+                original_components,
+            } => write!(
+                f,
+                "spurious surfaces: {stray} of {extracted_components} significant extracted components lie away from the mesh (median distance up to {distance:.3}); the mesh has {original_components}"
+            ),
+            Finding::FragmentedSurface {
+                extracted_components,
+                original_components,
+            } => write!(
+                f,
+                "note: {extracted_components} significant extracted components against {original_components} in the mesh, all on its surface (thin parts broken on the check's coarse grid)"
+            ),
+            Finding::WrongSignsFarFromSurface { share, limit } => write!(
+                f,
+                "wrong signs far from the surface: {:.1}% of held-out points farther than the near band have the wrong inside/outside sign (limit {:.1}%)",
+                share * 100.0,
+                limit * 100.0
+            ),
+            Finding::StagnantLoss {
+                first,
+                first_iteration,
+                last,
+                last_iteration,
+            } => write!(
+                f,
+                "stagnant loss: {last:.3e} at iteration {last_iteration} is not below half of {first:.3e} at iteration {first_iteration}"
+            ),
+        }
+    }
+}
+
+/// What [`check_convergence`] measured and found.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct ConvergenceReport {
+    pub findings: Vec<Finding>,
+    pub sdf_error: SdfErrorReport,
+    /// Share of the grid points where the network is negative (inside).
+    pub grid_inside_share: f64,
+    /// Significant components (see [`ConvergenceConfig::significant_share`]).
+    pub components_original: usize,
+    pub components_extracted: usize,
+    pub seconds: f64,
+}
+
+impl ConvergenceReport {
+    pub fn converged(&self) -> bool {
+        !self.findings.iter().any(Finding::is_failure)
+    }
+
+    /// The failures, one sentence each, joined for a one-line message.
+    pub fn failures(&self) -> String {
+        self.findings
+            .iter()
+            .filter(|f| f.is_failure())
+            .map(|f| f.to_string())
+            .collect::<Vec<_>>()
+            .join("; ")
+    }
+}
+
+/// Checks a freshly trained model against the mesh it was trained on.
+/// `losses` are the (iteration, mean loss) pairs training's progress
+/// callback reported.
+pub fn check_convergence(
+    model: &TrainedModel,
+    prepared: &PreparedMesh,
+    losses: &[(usize, f64)],
+    config: &ConvergenceConfig,
+) -> ConvergenceReport {
+    let start = Instant::now();
+    let mut findings = Vec::new();
+    let sdf = MeshSdf::new(&prepared.normalised);
+    let sdf_error = model_sdf_error(model, &prepared.normalised, Some(&sdf), &config.held_out);
+
+    let grid = unit_cube_grid(config.grid_resolution.max(8));
+    let n = grid.points;
+    let mut points = Vec::with_capacity(n * n * n);
+    for z in 0..n {
+        for y in 0..n {
+            for x in 0..n {
+                points.push([grid.coord(x), grid.coord(y), grid.coord(z)]);
+            }
+        }
+    }
+    let values = model.network.evaluate(&points, TrainedModel::QUERY_CHUNK);
+    drop(points);
+    let inside = values.iter().filter(|&&v| v < 0.0).count();
+    let (mut lo, mut hi) = (sdf_error.sdf_min, sdf_error.sdf_max);
+    for &v in &values {
+        lo = lo.min(f64::from(v));
+        hi = hi.max(f64::from(v));
+    }
+    let one_sign = inside == 0 && sdf_error.sdf_min >= 0.0
+        || inside == values.len() && sdf_error.sdf_max < 0.0;
+    if one_sign || !(lo.is_finite() && hi.is_finite()) {
+        findings.push(Finding::NoZeroCrossing { min: lo, max: hi });
+    }
+    let grid_inside_share = inside as f64 / values.len().max(1) as f64;
+
+    let original = prepared.normalised.components();
+    let components_original = original.significant(config.significant_share / 2.0);
+    let iso = marching_cubes(&grid.sdf_grid(values));
+    let extracted = TriangleMesh {
+        vertices: iso.vertices,
+        triangles: iso.triangles,
+    };
+    let mut components_extracted = 0;
+    if !extracted.triangles.is_empty() {
+        let parts = extracted.components();
+        let total: f64 = parts.areas.iter().sum();
+        let significant: Vec<bool> = parts
+            .areas
+            .iter()
+            .map(|&a| a >= config.significant_share * total)
+            .collect();
+        components_extracted = significant.iter().filter(|&&s| s).count();
+        let (pts, tris) = surface_points_with_triangles(
+            &extracted,
+            config.stray_samples,
+            config.held_out.seed ^ 0x57A7,
+        );
+        let distances = sdf.unsigned_distance(&pts);
+        let mut per_part: Vec<Vec<f32>> = vec![Vec::new(); parts.count];
+        for (&t, &d) in tris.iter().zip(&distances) {
+            if let Some(v) = per_part.get_mut(parts.triangle_component[t] as usize) {
+                v.push(d);
+            }
+        }
+        let mut stray = 0;
+        let mut farthest = 0.0f64;
+        for (part, d) in per_part.iter_mut().enumerate() {
+            if !significant[part] || d.is_empty() {
+                continue;
+            }
+            d.sort_unstable_by(f32::total_cmp);
+            let median = f64::from(d[d.len() / 2]);
+            if median > config.stray_distance {
+                stray += 1;
+                farthest = farthest.max(median);
+            }
+        }
+        if stray > 0 {
+            findings.push(Finding::SpuriousSurfaces {
+                stray,
+                distance: farthest,
+                extracted_components: components_extracted,
+                original_components: components_original,
+            });
+        } else if components_extracted > components_original {
+            findings.push(Finding::FragmentedSurface {
+                extracted_components: components_extracted,
+                original_components: components_original,
+            });
+        }
+    }
+
+    if sdf_error.wrong_sign_far > config.max_wrong_sign_far {
+        findings.push(Finding::WrongSignsFarFromSurface {
+            share: sdf_error.wrong_sign_far,
+            limit: config.max_wrong_sign_far,
+        });
+    }
+
+    if let Some(f) = stagnation(losses, config) {
+        findings.push(f);
+    }
+
+    ConvergenceReport {
+        findings,
+        sdf_error,
+        grid_inside_share,
+        components_original,
+        components_extracted,
+        seconds: start.elapsed().as_secs_f64(),
+    }
+}
+
+/// The stagnant-loss finding, if the comparable reports show one. A report
+/// is the mean over the iterations before it, so when the comparable span
+/// starts mid-training its first report may straddle the stage change and
+/// is skipped. Fewer than two comparable reports say nothing.
+fn stagnation(losses: &[(usize, f64)], config: &ConvergenceConfig) -> Option<Finding> {
+    let from = config.loss_comparable_from;
+    let mut comparable = losses
+        .iter()
+        .filter(|(it, l)| *it > from && l.is_finite())
+        .skip(usize::from(from > 0));
+    let &(first_iteration, first) = comparable.next()?;
+    let &(last_iteration, last) = comparable.last()?;
+    (last >= config.stagnation_ratio * first).then_some(Finding::StagnantLoss {
+        first,
+        first_iteration,
+        last,
+        last_iteration,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::mesh::unit_cube;
+    use crate::model::{Initialisation, NetworkConfig};
+    use crate::pipeline::{prepare_mesh, Recipe};
+    use crate::sampling::{GaussianShell, NearSurfaceConfig};
+    use crate::train::{train, CurriculumStage, DeviceChoice};
+
+    #[test]
+    fn stagnation_compares_comparable_reports() {
+        let config = ConvergenceConfig::default();
+        let falling = [(100, 0.1), (200, 0.04), (300, 0.02)];
+        assert_eq!(stagnation(&falling, &config), None);
+        let flat = [(100, 0.1), (200, 0.09), (300, 0.08)];
+        assert!(matches!(
+            stagnation(&flat, &config),
+            Some(Finding::StagnantLoss {
+                first_iteration: 100,
+                last_iteration: 300,
+                ..
+            })
+        ));
+        assert_eq!(stagnation(&flat[..1], &config), None);
+
+        // A curriculum's loss rises when a stage tightens: only its last
+        // stage is compared, without the report straddling the change.
+        let stage = |start| CurriculumStage {
+            start,
+            epsilon: 0.0,
+            lambda: 0.0,
+        };
+        let training = TrainConfig {
+            iterations: 500,
+            loss: Loss::Curriculum {
+                clamp: Some(0.1),
+                stages: vec![stage(0), stage(200), stage(1000)],
+            },
+            ..TrainConfig::default()
+        };
+        let config = ConvergenceConfig::for_training(&training);
+        assert_eq!(config.loss_comparable_from, 200);
+        let curriculum = [
+            (100, 0.01),
+            (200, 0.02),
+            (300, 0.5),
+            (400, 0.2),
+            (500, 0.05),
+        ];
+        assert_eq!(stagnation(&curriculum, &config), None);
+        let stuck = [
+            (100, 0.01),
+            (200, 0.02),
+            (300, 0.1),
+            (400, 0.1),
+            (500, 0.09),
+        ];
+        assert!(stagnation(&stuck, &config).is_some());
+    }
+
+    #[test]
+    fn finding_messages_name_the_failure() {
+        let f = Finding::NoZeroCrossing { min: 0.2, max: 0.9 };
+        assert!(f
+            .to_string()
+            .starts_with("no zero crossing: the network is positive"));
+        assert!(f.is_failure());
+        let note = Finding::FragmentedSurface {
+            extracted_components: 3,
+            original_components: 1,
+        };
+        assert!(!note.is_failure());
+        let json = serde_json::to_value(&f).unwrap();
+        assert_eq!(json["kind"], "no-zero-crossing");
+    }
+
+    /// A small network trained on near-surface samples of the unit cube
+    /// (normalised: half-side 0.577), with every reported loss.
+    fn trained_on_cube(
+        initialisation: Initialisation,
+        iterations: usize,
+    ) -> (TrainedModel, PreparedMesh, Vec<(usize, f64)>) {
+        let prepared = prepare_mesh(unit_cube()).unwrap();
+        let recipe = Recipe {
+            sampling: NearSurfaceConfig {
+                surface: 2000,
+                shells: vec![
+                    GaussianShell {
+                        count: 10_000,
+                        variance: 1e-3,
+                    },
+                    GaussianShell {
+                        count: 10_000,
+                        variance: 1e-4,
+                    },
+                ],
+                uniform: 5000,
+                weighted: None,
+            },
+            network: NetworkConfig {
+                depth: 3,
+                width: 32,
+                tanh_output: true,
+                initialisation,
+                ..NetworkConfig::default()
+            },
+            training: TrainConfig {
+                iterations,
+                batch_size: 512,
+                device: DeviceChoice::Cpu,
+                progress_every: 25,
+                ..TrainConfig::default()
+            },
+        };
+        let samples = recipe.samples(&prepared);
+        let mut losses = Vec::new();
+        let model = train(
+            &samples,
+            prepared.normalisation,
+            &recipe.network,
+            &recipe.training,
+            &mut |p| {
+                losses.push((p.iteration, p.loss));
+                true
+            },
+        )
+        .unwrap();
+        (model, prepared, losses)
+    }
+
+    fn cheap() -> ConvergenceConfig {
+        ConvergenceConfig {
+            grid_resolution: 48,
+            held_out: HeldOutConfig {
+                shells: vec![GaussianShell {
+                    count: 4000,
+                    variance: 1e-4,
+                }],
+                uniform: 4000,
+                ..HeldOutConfig::default()
+            },
+            stray_samples: 5000,
+            ..ConvergenceConfig::default()
+        }
+    }
+
+    #[test]
+    fn a_trained_network_passes() {
+        let (model, prepared, losses) =
+            trained_on_cube(Initialisation::Geometric { radius: 0.5 }, 600);
+        let report = check_convergence(&model, &prepared, &losses, &cheap());
+        assert!(report.converged(), "{report:#?}");
+        assert_eq!(report.components_extracted, 1, "{report:#?}");
+        assert_eq!(report.components_original, 1);
+        assert!(report.sdf_error.wrong_sign_far < 0.01, "{report:#?}");
+    }
+
+    #[test]
+    fn an_untrained_network_is_flagged() {
+        // PyTorch's default initialisation gives a nearly constant output
+        // with no surface near the cube's.
+        let (model, prepared, losses) = trained_on_cube(Initialisation::PytorchDefault, 1);
+        let report = check_convergence(&model, &prepared, &losses, &cheap());
+        assert!(!report.converged(), "{report:#?}");
+        assert!(!report.failures().is_empty());
+
+        // The geometric initialisation's sphere of radius 0.5 lies inside
+        // the normalised cube (half-side 0.577): a surface, but in the wrong
+        // place, and inside where the cube's corners are.
+        let (model, prepared, losses) =
+            trained_on_cube(Initialisation::Geometric { radius: 0.5 }, 1);
+        let report = check_convergence(&model, &prepared, &losses, &cheap());
+        assert!(!report.converged(), "{report:#?}");
+        assert!(
+            report
+                .findings
+                .iter()
+                .any(|f| matches!(f, Finding::SpuriousSurfaces { .. })),
+            "{report:#?}"
+        );
+    }
+}
