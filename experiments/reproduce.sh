@@ -15,7 +15,9 @@
 #   encodings       the plain network vs Fourier features vs SIREN, same budget
 #
 # Each variant is one `hisdf batch` over the group's meshes, extracted at
-# 512^3 (sparse) and evaluated with every metric. With GPUS=N (default: the
+# 512^3 (sparse) and evaluated with every metric; models that fail the
+# convergence check are kept (--keep-unconverged) so that the table shows
+# what they look like, with the check's verdict beside them. With GPUS=N (default: the
 # number of GPUs nvidia-smi lists) every batch is split into N shards run
 # at once, one per GPU, then merged. OUT (default out/experiments) receives
 # per group: table.md (the results in the paper's format plus our metrics),
@@ -38,6 +40,10 @@ configs=experiments/configs
 paper_meshes() {
     printf '%s\n' "$PWD/data/meshes/Fennec_Fox.stl" "$PWD/data/meshes/block-2x4.stl"
 }
+encoding_meshes() {
+    paper_meshes
+    printf '%s\n' "$PWD"/data/meshes/quality/{dragon,heatsink,spring}.ply
+}
 quality_meshes() {
     paper_meshes
     ls "$PWD"/data/meshes/quality/*.ply
@@ -56,13 +62,14 @@ run_variant() {
     echo "== $g / $v: $n shapes on $shards GPU(s): $*"
     local t0=$SECONDS
     if [ "$shards" -le 1 ]; then
-        "$hisdf" batch "$work/$g/manifest.txt" -o "$dir" --resolution "$resolution" --sparse "$@" \
+        "$hisdf" batch "$work/$g/manifest.txt" -o "$dir" --resolution "$resolution" --sparse \
+            --keep-unconverged "$@" \
             >"$dir/log.txt" 2>&1 || echo "   batch exited with $? (see $dir/log.txt)"
     else
         local pids=()
         for ((k = 0; k < shards; k++)); do
             CUDA_VISIBLE_DEVICES=$k "$hisdf" batch "$work/$g/manifest.txt" -o "$dir" \
-                --resolution "$resolution" --sparse --shard "$k/$shards" "$@" \
+                --resolution "$resolution" --sparse --keep-unconverged --shard "$k/$shards" "$@" \
                 >"$dir/log.$k.txt" 2>&1 &
             pids+=($!)
         done
@@ -151,9 +158,9 @@ quality() {
 
 encodings() {
     local vs=(plain fourier-6 siren)
-    run_variant encodings plain paper_meshes --preset detail
-    run_variant encodings fourier-6 paper_meshes --preset detail --encoding fourier:6
-    run_variant encodings siren paper_meshes --preset detail --activation sine:30
+    run_variant encodings plain encoding_meshes --preset detail
+    run_variant encodings fourier-6 encoding_meshes --preset detail --encoding fourier:6
+    run_variant encodings siren encoding_meshes --preset detail --activation sine:30
     render_group encodings "${vs[@]}"
     table encodings "${vs[@]}"
 }

@@ -67,10 +67,11 @@ def main():
           "maximum over the samples; NC = normal consistency; F = F-score at the "
           "threshold; comp = components of the original / of the reconstruction; "
           "sdf MAE and sign err = the network on held-out samples near the surface; "
+          "check = the convergence check's failures after training (ok: none); "
           "s = seconds (train / extract).\n")
     print("| shape | variant | p2m | H99 | Hmax | NC | F | comp | sdf MAE | sign err | "
-          "final loss | train s | extract s | note |")
-    print("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
+          "check | final loss | train s | extract s | note |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
     for i in order:
         for v in variants:
             r = rows[i].get(v)
@@ -86,7 +87,10 @@ def main():
             comps = "-"
             if "components_reference" in m:
                 comps = f"{m['components_reference']} / {m.get('components_other', '-')}"
-            sdf = m.get("sdf_error") or r.get("sdf_error") or {}
+            conv = r.get("convergence") or {}
+            failures = [f.get("kind", "?") for f in conv.get("findings", [])
+                        if f.get("kind") != "fragmented-surface"]
+            check = ", ".join(failures) if failures else ("ok" if conv else "-")
             cp2m = m.get("chamfer_point_to_mesh")
             print("| " + " | ".join([
                 i, v,
@@ -96,8 +100,9 @@ def main():
                 fmt(m.get("normal_consistency") if ok else None, 4),
                 fmt(m.get("f_score") if ok else None, 3),
                 comps if ok else "-",
-                fmt(sdf.get("near_mean_abs_error"), 3, sci=True),
-                fmt(sdf.get("near_wrong_sign_fraction"), 3),
+                fmt(m.get("sdf_error_near"), 3, sci=True),
+                fmt(m.get("wrong_sign_near"), 3),
+                check,
                 fmt(r.get("final_loss"), 3, sci=True),
                 fmt(s.get("train"), 3),
                 fmt(s.get("extract"), 3),

@@ -363,6 +363,11 @@ fn process_fallible(
     record.iterations = model.metadata.iterations;
     record.final_loss = Some(model.metadata.final_loss).filter(|l| l.is_finite());
     record.device = model.metadata.device.to_string();
+    // Kept even when extraction fails next (no surface): the table still
+    // shows what the training cost.
+    record.seconds.load = timings.load;
+    record.seconds.sample = timings.sample;
+    record.seconds.train = timings.train;
     let model_name = format!("{}.safetensors", shape.id);
     save_model(&model, &out.join(&model_name)).map_err(|e| e.to_string())?;
 
