@@ -35,6 +35,10 @@ if [ -z "${GPUS:-}" ]; then
     GPUS=$(nvidia-smi -L 2>/dev/null | grep -c '^GPU' || true)
 fi
 GPUS=$((GPUS > 0 ? GPUS : 1))
+# Shards run at once: one per GPU by default; more than the GPUs share them
+# (round robin), which overlaps one shard's CPU stages (sampling, checks,
+# metrics) with another's training.
+PARALLEL=${PARALLEL:-$GPUS}
 configs=experiments/configs
 
 paper_meshes() {
@@ -42,7 +46,7 @@ paper_meshes() {
 }
 encoding_meshes() {
     paper_meshes
-    printf '%s\n' "$PWD"/data/meshes/quality/{dragon,heatsink,spring}.ply
+    printf '%s\n' "$PWD"/data/meshes/quality/dragon.ply
 }
 quality_meshes() {
     paper_meshes
@@ -53,13 +57,19 @@ quality_meshes() {
 run_variant() {
     local g=$1 v=$2 list=$3
     shift 3
+    # ONLY="VARIANT ..." runs just those variants (to split a group over
+    # several GPU calls); the tables and pictures show what exists.
+    if [ -n "${ONLY:-}" ] && [[ " $ONLY " != *" $v "* ]]; then
+        return 0
+    fi
     local dir="$work/$g/$v"
     mkdir -p "$dir" "$out/$g/$v"
     "$list" >"$work/$g/manifest.txt"
+    cp "$work/$g/manifest.txt" "$out/$g/manifest.txt"
     local n
     n=$(wc -l <"$work/$g/manifest.txt")
-    local shards=$((GPUS < n ? GPUS : n))
-    echo "== $g / $v: $n shapes on $shards GPU(s): $*"
+    local shards=$((PARALLEL < n ? PARALLEL : n))
+    echo "== $g / $v: $n shapes in $shards shard(s) on $GPUS GPU(s): $*"
     local t0=$SECONDS
     if [ "$shards" -le 1 ]; then
         "$hisdf" batch "$work/$g/manifest.txt" -o "$dir" --resolution "$resolution" --sparse \
@@ -68,7 +78,7 @@ run_variant() {
     else
         local pids=()
         for ((k = 0; k < shards; k++)); do
-            CUDA_VISIBLE_DEVICES=$k "$hisdf" batch "$work/$g/manifest.txt" -o "$dir" \
+            CUDA_VISIBLE_DEVICES=$((k % GPUS)) "$hisdf" batch "$work/$g/manifest.txt" -o "$dir" \
                 --resolution "$resolution" --sparse --keep-unconverged --shard "$k/$shards" "$@" \
                 >"$dir/log.$k.txt" 2>&1 &
             pids+=($!)
@@ -86,6 +96,13 @@ run_variant() {
 render_group() {
     local g=$1
     shift
+    [ -f "$work/$g/manifest.txt" ] || return 0
+    # Only the variants run here (see ONLY) get a column.
+    local present=()
+    for v in "$@"; do
+        [ -e "$work/$g/$v" ] && present+=("$v")
+    done
+    set -- "${present[@]}"
     while read -r mesh; do
         local id
         id=$(basename "${mesh%.*}")
@@ -119,11 +136,12 @@ regularisation() {
 
 size() {
     local vs=()
-    for d in 2 3 4 5 6 7 8 9 10; do
+    # SIZE_DEPTHS / SIZE_WIDTHS shorten the sweep where GPU time is short.
+    for d in ${SIZE_DEPTHS:-2 3 4 5 6 7 8 9 10}; do
         run_variant size "depth-$d" paper_meshes --config $configs/table1.json --width 512 --depth "$d"
         vs+=("depth-$d")
     done
-    for w in 32 64 128 256 1024 2048; do
+    for w in ${SIZE_WIDTHS:-32 64 128 256 1024 2048}; do
         run_variant size "width-$w" paper_meshes --config $configs/table1.json --width "$w" --depth 8
         vs+=("width-$w")
     done
@@ -158,7 +176,16 @@ quality() {
 
 encodings() {
     local vs=(plain fourier-6 siren)
-    run_variant encodings plain encoding_meshes --preset detail
+    if [ -f "$out/quality/detail/results.json" ] && [ -d "$work/quality/detail" ]; then
+        # The quality group's detail run is the plain network on these
+        # meshes with the same seed and budget: reuse it.
+        mkdir -p "$out/encodings/plain" "$work/encodings"
+        cp "$out/quality/detail/results.json" "$out/encodings/plain/"
+        ln -sfn "$work/quality/detail" "$work/encodings/plain"
+        echo "== encodings / plain: taken from quality / detail"
+    else
+        run_variant encodings plain encoding_meshes --preset detail
+    fi
     run_variant encodings fourier-6 encoding_meshes --preset detail --encoding fourier:6
     run_variant encodings siren encoding_meshes --preset detail --activation sine:30
     render_group encodings "${vs[@]}"
@@ -168,6 +195,7 @@ encodings() {
 case "$group" in
 regularisation | size | sampling | losses | quality | encodings) "$group" ;;
 paper) regularisation && sampling && losses ;;
+quality+encodings) quality && encodings ;;
 *)
     echo "unknown group $group" >&2
     exit 2
