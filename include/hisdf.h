@@ -386,8 +386,10 @@ HisdfStatus hisdf_chamfer(const struct HisdfMesh *reference,
 // Every metric between two meshes, in the unit-sphere frame of `reference`
 // (see `hisdf eval`): chamfer, chamfer_point_to_mesh, emd, emd_sum,
 // hausdorff (and per direction, and 99th percentiles), normal_consistency,
-// f_score, precision, recall, components_reference and components_other
-// (connected components, on welded positions), and the settings used. `chamfer_points`
+// f_score, precision, recall, components_reference, components_other,
+// components_other_significant and components_other_extra_area_share
+// (connected components, on welded positions), and the settings used.
+// `chamfer_points`
 // surface samples per mesh (the paper: 10000), `emd_points` for the earth
 // mover's distance (the paper: 500; at most 5000, cubic cost),
 // `f_score_threshold` a distance in that frame (0 means the default 0.01).

@@ -155,6 +155,13 @@ pub struct EvalReport {
     /// vertices never split it; every component counts, however small.
     pub components_reference: usize,
     pub components_other: usize,
+    /// Components holding at least 0.1% of their mesh's area: tells a
+    /// crumb left by marching cubes from a misplaced part of the shape.
+    pub components_other_significant: usize,
+    /// Share of the other mesh's area outside its largest components that
+    /// the reference's significant count allows: 0 when the extra
+    /// components are only crumbs of no area.
+    pub components_other_extra_area_share: f64,
     pub seed: u64,
     pub seconds: f64,
     /// The network's own SDF error on held-out samples, when the caller
@@ -166,8 +173,25 @@ pub struct EvalReport {
 
 /// All metrics of [`EvalReport`] between two meshes. Empty meshes give
 /// infinite distances and zero scores rather than panicking.
+/// Area share from which a component counts as a part of the shape rather
+/// than a crumb (see [`EvalReport::components_other_significant`]).
+pub const SIGNIFICANT_AREA_SHARE: f64 = 1e-3;
+
+/// Share of the total area outside the `keep` largest components.
+fn extra_area_share(areas: &[f64], keep: usize) -> f64 {
+    let total: f64 = areas.iter().sum();
+    if total <= 0.0 {
+        return 0.0;
+    }
+    let mut sorted = areas.to_vec();
+    sorted.sort_by(|a, b| b.total_cmp(a));
+    sorted.iter().skip(keep.max(1)).sum::<f64>() / total
+}
+
 pub fn evaluate(reference: &TriangleMesh, other: &TriangleMesh, config: &EvalConfig) -> EvalReport {
     let start = std::time::Instant::now();
+    let ref_components = reference.components();
+    let other_components = other.components();
     let (ma, mb) = metric_frame_meshes(reference, other);
     let n = config.chamfer_points;
     let seed = config.seed;
@@ -234,8 +258,13 @@ pub fn evaluate(reference: &TriangleMesh, other: &TriangleMesh, config: &EvalCon
         precision,
         recall,
         f_score_threshold: tau,
-        components_reference: reference.components().count,
-        components_other: other.components().count,
+        components_reference: ref_components.count,
+        components_other: other_components.count,
+        components_other_significant: other_components.significant(SIGNIFICANT_AREA_SHARE),
+        components_other_extra_area_share: extra_area_share(
+            &other_components.areas,
+            ref_components.significant(SIGNIFICANT_AREA_SHARE),
+        ),
         seed,
         seconds: start.elapsed().as_secs_f64(),
         model: None,
@@ -461,6 +490,9 @@ mod tests {
         };
         let r = evaluate(&cube, &two, &config);
         assert_eq!((r.components_reference, r.components_other), (1, 3));
+        // Three equal cubes against one: two thirds of the area is extra.
+        assert_eq!(r.components_other_significant, 3);
+        assert!((r.components_other_extra_area_share - 2.0 / 3.0).abs() < 1e-9);
         let json = serde_json::to_value(&r).unwrap();
         assert_eq!(json["components_other"], 3);
         // Without a model, no model fields.

@@ -58,10 +58,12 @@ pub struct ConvergenceConfig {
     pub stray_samples: usize,
     pub max_wrong_sign_far: f64,
     pub stagnation_ratio: f64,
-    /// Loss reports from this iteration on measure one function: the start
-    /// of the curriculum's last stage (its loss changes with the stage), 0
-    /// for the clamped L1 loss.
-    pub loss_comparable_from: usize,
+    /// Loss reports up to this iteration measure one function: the end of
+    /// the curriculum's first stage (its loss changes with every stage),
+    /// the whole run for the clamped L1 loss. A network stuck from the
+    /// start shows there; later stages of a good run plateau by design, so
+    /// they are not compared (the last stage flagged good runs on the GPU).
+    pub loss_comparable_until: usize,
 }
 
 impl Default for ConvergenceConfig {
@@ -74,27 +76,26 @@ impl Default for ConvergenceConfig {
             stray_samples: 20_000,
             max_wrong_sign_far: 0.03,
             stagnation_ratio: 0.5,
-            loss_comparable_from: 0,
+            loss_comparable_until: usize::MAX,
         }
     }
 }
 
 impl ConvergenceConfig {
     /// The defaults, with the loss comparison fitted to a training
-    /// configuration: a curriculum is compared within its last stage that
-    /// starts before training ends.
+    /// configuration: a curriculum is compared within its first stage.
     pub fn for_training(training: &TrainConfig) -> Self {
-        let loss_comparable_from = match &training.loss {
-            Loss::ClampedL1 { .. } => 0,
+        let loss_comparable_until = match &training.loss {
+            Loss::ClampedL1 { .. } => usize::MAX,
             Loss::Curriculum { stages, .. } => stages
                 .iter()
                 .map(|s| s.start)
-                .filter(|&s| s < training.iterations)
-                .max()
-                .unwrap_or(0),
+                .filter(|&s| s > 0 && s < training.iterations)
+                .min()
+                .unwrap_or(usize::MAX),
         };
         ConvergenceConfig {
-            loss_comparable_from,
+            loss_comparable_until,
             ..ConvergenceConfig::default()
         }
     }
@@ -332,18 +333,19 @@ pub fn check_convergence(
 }
 
 /// The stagnant-loss finding, if the comparable reports show one. A report
-/// is the mean over the iterations before it, so when the comparable span
-/// starts mid-training its first report may straddle the stage change and
-/// is skipped. Fewer than two comparable reports say nothing.
+/// is the mean over the iterations before it, so one at the end of the
+/// comparable span still lies wholly inside it. Fewer than two comparable
+/// reports say nothing.
 fn stagnation(losses: &[(usize, f64)], config: &ConvergenceConfig) -> Option<Finding> {
-    let from = config.loss_comparable_from;
+    let until = config.loss_comparable_until;
     let mut comparable = losses
         .iter()
-        .filter(|(it, l)| *it > from && l.is_finite())
-        .skip(usize::from(from > 0));
+        .filter(|(it, l)| *it <= until && l.is_finite());
     let &(first_iteration, first) = comparable.next()?;
     let &(last_iteration, last) = comparable.last()?;
-    (last >= config.stagnation_ratio * first).then_some(Finding::StagnantLoss {
+    // An epsilon-insensitive (curriculum) loss can reach exactly zero: a
+    // fit within tolerance everywhere is not a stagnant one.
+    (last > 1e-7 && last >= config.stagnation_ratio * first).then_some(Finding::StagnantLoss {
         first,
         first_iteration,
         last,
@@ -376,8 +378,8 @@ mod tests {
         ));
         assert_eq!(stagnation(&flat[..1], &config), None);
 
-        // A curriculum's loss rises when a stage tightens: only its last
-        // stage is compared, without the report straddling the change.
+        // A curriculum's loss rises when a stage tightens: only its first
+        // stage is compared.
         let stage = |start| CurriculumStage {
             start,
             epsilon: 0.0,
@@ -392,21 +394,24 @@ mod tests {
             ..TrainConfig::default()
         };
         let config = ConvergenceConfig::for_training(&training);
-        assert_eq!(config.loss_comparable_from, 200);
+        assert_eq!(config.loss_comparable_until, 200);
+        // A good run: falls in the first stage; later stages rise and
+        // plateau, which is the curriculum working, not stagnation.
         let curriculum = [
-            (100, 0.01),
+            (100, 0.05),
             (200, 0.02),
             (300, 0.5),
-            (400, 0.2),
-            (500, 0.05),
+            (400, 0.5),
+            (500, 0.49),
         ];
         assert_eq!(stagnation(&curriculum, &config), None);
+        assert_eq!(stagnation(&[(100, 0.0), (200, 0.0)], &config), None);
         let stuck = [
-            (100, 0.01),
-            (200, 0.02),
-            (300, 0.1),
-            (400, 0.1),
-            (500, 0.09),
+            (100, 0.05),
+            (200, 0.04),
+            (300, 0.01),
+            (400, 0.005),
+            (500, 0.001),
         ];
         assert!(stagnation(&stuck, &config).is_some());
     }
