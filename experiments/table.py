@@ -92,7 +92,7 @@ def main():
                 comps = f"{m['components_reference']} / {m.get('components_other', '-')}"
                 if "components_other_significant" in m:
                     comps += (f" ({m['components_other_significant']}, "
-                              f"{100 * m['components_other_extra_area_share']:.2g}%)")
+                              f"{100 * max(m['components_other_extra_area_share'], 0.0):.2g}%)")
             conv = r.get("convergence") or {}
             failures = [f.get("kind", "?") for f in conv.get("findings", [])
                         if f.get("kind") != "fragmented-surface"]
