@@ -365,7 +365,7 @@ fn stagnation(losses: &[(usize, f64)], config: &ConvergenceConfig) -> Option<Fin
         .iter()
         .filter(|(it, l)| *it <= until && l.is_finite());
     let &(first_iteration, first) = comparable.next()?;
-    let &(last_iteration, last) = comparable.last()?;
+    let &(last_iteration, last) = comparable.next_back()?;
     // An epsilon-insensitive (curriculum) loss can reach exactly zero: a
     // fit within tolerance everywhere is not a stagnant one.
     (last > 1e-7 && last >= config.stagnation_ratio * first).then_some(Finding::StagnantLoss {
