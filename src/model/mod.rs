@@ -1008,28 +1008,12 @@ mod tests {
         assert!(message(siren_relu).contains("sine activation only"));
     }
 
-    /// Samples of the analytic SDF of a cube of half-size 0.35 (corners and
-    /// edges: detail a sphere lacks).
-    fn cube_samples(n: usize) -> crate::sampling::Samples {
-        let points = crate::sampling::uniform_ball_points(n, 5);
-        let sdf = points
-            .iter()
-            .map(|p| {
-                let q = p.map(|c| c.abs() - 0.35);
-                let outside = q.map(|c| c.max(0.0));
-                let out_len = (outside[0].powi(2) + outside[1].powi(2) + outside[2].powi(2)).sqrt();
-                out_len + q[0].max(q[1]).max(q[2]).min(0.0)
-            })
-            .collect();
-        crate::sampling::Samples { points, sdf }
-    }
-
     /// Trains a 3x32 network with a Fourier encoding and a SIREN on the cube
     /// and checks that the loss halves and the sign is right away from the
     /// surface.
     fn fourier_and_sine_train(device: crate::train::DeviceChoice, cuda_graph: bool) {
         use crate::train::{train, Scheduler, TrainConfig};
-        let samples = cube_samples(20_000);
+        let samples = crate::train::cube_samples(20_000);
         let small = |encoding, activation| NetworkConfig {
             depth: 3,
             width: 32,

@@ -391,25 +391,28 @@ fn check_finite(loss: f64, iteration: usize) -> Result<(), TrainError> {
     }
 }
 
+/// Samples of the analytic SDF of a cube of half-size 0.35 (corners and
+/// edges: detail a sphere lacks), for the training tests here and in the
+/// model.
+#[cfg(test)]
+pub(crate) fn cube_samples(n: usize) -> Samples {
+    let pts = crate::sampling::uniform_ball_points(n, 5);
+    let sdf = pts
+        .iter()
+        .map(|p| {
+            let q = p.map(|c| c.abs() - 0.35);
+            let outside = q.map(|c| c.max(0.0));
+            let out_len = (outside[0].powi(2) + outside[1].powi(2) + outside[2].powi(2)).sqrt();
+            out_len + q[0].max(q[1]).max(q[2]).min(0.0)
+        })
+        .collect();
+    Samples { points: pts, sdf }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::model::Initialisation;
-
-    /// Samples of the analytic SDF of a cube of half-size 0.35.
-    fn cube_samples(n: usize) -> Samples {
-        let pts = crate::sampling::uniform_ball_points(n, 5);
-        let sdf = pts
-            .iter()
-            .map(|p| {
-                let q = p.map(|c| c.abs() - 0.35);
-                let outside = q.map(|c| c.max(0.0));
-                let out_len = (outside[0].powi(2) + outside[1].powi(2) + outside[2].powi(2)).sqrt();
-                out_len + q[0].max(q[1]).max(q[2]).min(0.0)
-            })
-            .collect();
-        Samples { points: pts, sdf }
-    }
 
     /// Geometric initialisation: with PyTorch's default this 3x32 network
     /// settled on "outside everywhere" (loss stuck at ~0.025, the clamped
