@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # SDF benchmark: hisdf beside libigl and Open3D on the same points, plus the
 # paper's two sampling strategies. Installs the peers into bench/.venv.
-# Usage: bench/sdf/run.sh [--points N] [--repeats R]
+# Usage: bench/sdf/run.sh [--repeats R] [--uniform N] [--only NAME] [--ours-only]
 set -euo pipefail
 root="$(cd "$(dirname "$0")/../.." && pwd)"
 cd "$root"

@@ -15,6 +15,7 @@ mod winding;
 mod tests;
 
 use std::collections::HashMap;
+use std::sync::OnceLock;
 
 use parry3d::math::Point;
 use parry3d::query::PointQueryWithLocation;
@@ -24,7 +25,7 @@ use rayon::prelude::*;
 use crate::mesh::TriangleMesh;
 use distance::closest_point_on_triangle;
 use vec3::{cross, is_finite, norm, scale, sub, to_f64, V3};
-use winding::WindingBvh;
+use winding::{CellGrid, WindingBvh};
 
 /// Points per rayon task: large enough to amortise task overhead, small
 /// enough to balance surface-hugging and far points across threads.
@@ -54,6 +55,9 @@ pub struct MeshSdf {
     dist_slack: f64,
     /// Centre of the model's bounding box.
     centre: V3,
+    /// Local winding numbers for `signed_one` (closed meshes only; see
+    /// `CellGrid`), built by the first large signed batch.
+    cell_grid: OnceLock<Option<CellGrid>>,
 }
 
 /// Per-chunk state of a batch query: the previous query's answers, which are
@@ -163,6 +167,7 @@ impl MeshSdf {
             )
         });
         MeshSdf {
+            cell_grid: OnceLock::new(),
             trimesh,
             tri_map,
             winding,
@@ -176,6 +181,10 @@ impl MeshSdf {
     /// inside (winding number >= 0.5). NaN for non-finite points; +inf when
     /// the mesh has no usable triangle. Parallel over points.
     pub fn signed_distance(&self, points: &[[f32; 3]]) -> Vec<f32> {
+        // Small batches would not repay the grid's build.
+        if self.closed && points.len() >= 16_384 {
+            self.cell_grid();
+        }
         self.map_points(points, |state, p| self.signed_one(p, state))
     }
 
@@ -247,6 +256,17 @@ impl MeshSdf {
         Some((cp.map(|x| x as f32), orig, n.map(|x| x as f32)))
     }
 
+    /// The cell grid, built on first use (closed meshes only: elsewhere
+    /// the winding number is not constant between surface crossings).
+    fn cell_grid(&self) -> Option<&CellGrid> {
+        if !self.closed {
+            return None;
+        }
+        self.cell_grid
+            .get_or_init(|| self.winding.cell_grid())
+            .as_ref()
+    }
+
     /// Number of triangles used (after skipping invalid or degenerate ones).
     pub fn num_triangles(&self) -> usize {
         self.tri_map.len()
@@ -277,6 +297,10 @@ impl MeshSdf {
         } else {
             None
         };
+        // Next, the cell grid's few local triangles (closed meshes, once a
+        // large batch has built the grid): this serves the points too close
+        // to the surface for the balls to overlap.
+        let shared = shared.or_else(|| self.cell_grid.get()?.as_ref()?.winding(&self.winding, p64));
         let w = shared.unwrap_or_else(|| {
             // The nearest triangle's normal points out of the mesh nearby,
             // so a ray along it crosses few boxes; correctness does not

@@ -867,3 +867,102 @@ fn capped_distance_is_exact_below_the_cap() {
     assert!(below > 1000 && below < 18_000, "{below}");
     assert!(sdf.unsigned_distance_below(&[[f32::NAN; 3]], cap)[0].is_nan());
 }
+
+/// Points 1e-4 off the surface next to every kind of feature: vertices,
+/// edge midpoints and face interiors, offset in random directions.
+fn feature_points(m: &TriangleMesh, rng: &mut Rng, n: usize) -> Vec<V3> {
+    let mut pts = Vec::new();
+    for _ in 0..n {
+        let [a, b, c] = corners(m, m.triangles[rng.usize(m.triangles.len())]);
+        let dir = [rng.normal(), rng.normal(), rng.normal()];
+        let off = scale(dir, 1e-4 / norm(dir));
+        let mid = scale(add(a, b), 0.5);
+        let face = scale(add(add(a, b), c), 1.0 / 3.0);
+        pts.extend([add(a, off), add(mid, off), add(face, off)]);
+    }
+    pts
+}
+
+/// Unit cube [-0.5, 0.5]^3, closed and outward: axis-aligned faces, where
+/// grid centres and segments line up with triangles.
+fn closed_cube() -> TriangleMesh {
+    let mut m = open_cube();
+    m.triangles.extend([[4, 5, 7], [4, 7, 6]]);
+    m
+}
+
+#[test]
+fn cell_grid_winding_matches_brute_force_on_closed_meshes() {
+    // The nested/overlapping spheres make winding numbers 0, 1 and 2 and
+    // self-intersections; the grid's identity holds for any closed mesh.
+    let mut spheres = geodesic_sphere(10, 0.5);
+    let small = geodesic_sphere(6, 0.2);
+    let base = spheres.vertices.len() as u32;
+    spheres.vertices.extend(
+        small
+            .vertices
+            .iter()
+            .map(|v| f32v(add(to_f64(*v), [0.45, 0.0, 0.0]))),
+    );
+    spheres
+        .triangles
+        .extend(small.triangles.iter().map(|t| t.map(|i| i + base)));
+    let meshes = [
+        ("torus", torus(0.6, 0.25, 60, 24)),
+        ("spheres", spheres),
+        ("cube", closed_cube()),
+    ];
+    let mut rng = Rng(29);
+    for (name, m) in meshes {
+        let sdf = MeshSdf::new(&m);
+        let grid = sdf.cell_grid().expect("closed mesh gets a grid");
+        let mut pts = feature_points(&m, &mut rng, 300);
+        pts.extend(test_points(&m, &mut rng, 300, 0.8));
+        let mut served = 0;
+        for p in &pts {
+            let p = to_f64(f32v(*p));
+            if let Some(w) = grid.winding(&sdf.winding, p) {
+                served += 1;
+                let b = brute_winding(&m, p);
+                assert!((w - b).abs() < 1e-6, "{name}: at {p:?} grid {w} brute {b}");
+            }
+        }
+        // Refusals are allowed (a ray then decides) but must be rare, or
+        // the grid would not pay for itself.
+        assert!(
+            served * 10 >= pts.len() * 9,
+            "{name}: grid served {served} of {}",
+            pts.len()
+        );
+    }
+}
+
+#[test]
+fn large_batches_sign_by_winding_number_near_features() {
+    // Batches large enough to build the cell grid: on closed meshes the sign
+    // comes mostly from it, on the open cube there is no grid and the sign
+    // still follows the (fractional) winding number.
+    let mut rng = Rng(31);
+    for (name, m) in [
+        ("torus", torus(0.6, 0.25, 60, 24)),
+        ("cube", closed_cube()),
+        ("open cube", open_cube()),
+    ] {
+        let sdf = MeshSdf::new(&m);
+        let mut pts = feature_points(&m, &mut rng, 6000);
+        pts.extend(test_points(&m, &mut rng, 1000, 0.8));
+        let pts: Vec<[f32; 3]> = pts.iter().map(|p| f32v(*p)).collect();
+        assert!(pts.len() >= 16_384);
+        let s = sdf.signed_distance(&pts);
+        assert_eq!(sdf.cell_grid().is_some(), name != "open cube");
+        for (i, p) in pts.iter().enumerate().step_by(5) {
+            // f32 rounding puts some points exactly on the cube's faces,
+            // where there is no sign to check.
+            if s[i] == 0.0 {
+                continue;
+            }
+            let w = brute_winding(&m, to_f64(*p));
+            assert_eq!(s[i] < 0.0, w >= 0.5, "{name}: at {p:?} w {w} sdf {}", s[i]);
+        }
+    }
+}
