@@ -171,8 +171,6 @@ pub struct EvalReport {
     pub model: Option<SdfErrorReport>,
 }
 
-/// All metrics of [`EvalReport`] between two meshes. Empty meshes give
-/// infinite distances and zero scores rather than panicking.
 /// Area share from which a component counts as a part of the shape rather
 /// than a crumb (see [`EvalReport::components_other_significant`]).
 pub const SIGNIFICANT_AREA_SHARE: f64 = 1e-3;
@@ -188,6 +186,8 @@ fn extra_area_share(areas: &[f64], keep: usize) -> f64 {
     sorted.iter().skip(keep.max(1)).sum::<f64>() / total
 }
 
+/// All metrics of [`EvalReport`] between two meshes. Empty meshes give
+/// infinite distances and zero scores rather than panicking.
 pub fn evaluate(reference: &TriangleMesh, other: &TriangleMesh, config: &EvalConfig) -> EvalReport {
     let start = std::time::Instant::now();
     let ref_components = reference.components();
