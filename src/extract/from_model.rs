@@ -187,6 +187,17 @@ fn dense_marching_cubes(
     field: &mut dyn FnMut(&[[f32; 3]]) -> Vec<f32>,
     progress: &mut dyn FnMut(f64) -> bool,
 ) -> Result<IsoMesh, ExtractError> {
+    let values = dense_grid_values(grid, field, progress)?;
+    Ok(marching_cubes(&grid.sdf_grid(values)))
+}
+
+/// `field` at every point of the grid, x fastest (the order of
+/// [`CubeGrid::sdf_grid`]); progress runs to 0.9, the rest is meshing's.
+pub(crate) fn dense_grid_values(
+    grid: &CubeGrid,
+    field: &mut dyn FnMut(&[[f32; 3]]) -> Vec<f32>,
+    progress: &mut dyn FnMut(f64) -> bool,
+) -> Result<Vec<f32>, ExtractError> {
     let n = grid.points;
     let mut values = Vec::with_capacity(n * n * n);
     // Whole z-slabs per forward pass, so progress is reported in steps that
@@ -210,7 +221,7 @@ fn dense_marching_cubes(
             return Err(ExtractError::Cancelled);
         }
     }
-    Ok(marching_cubes(&grid.sdf_grid(values)))
+    Ok(values)
 }
 
 /// Unit gradients of the network at the mesh's vertices (unit-sphere frame),

@@ -9,6 +9,7 @@ mod with_normals;
 pub use with_normals::save_with_normals;
 
 mod from_model;
+pub(crate) use from_model::dense_grid_values;
 pub use from_model::{
     extract_mesh, extract_mesh_with, gradient_normals, unit_cube_grid, ExtractConfig, ExtractError,
     Extraction, MAX_DENSE_RESOLUTION, MAX_SPARSE_RESOLUTION,

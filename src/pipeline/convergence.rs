@@ -30,7 +30,7 @@ use std::time::Instant;
 use serde::Serialize;
 
 use super::PreparedMesh;
-use crate::extract::{marching_cubes, unit_cube_grid};
+use crate::extract::{dense_grid_values, marching_cubes, unit_cube_grid};
 use crate::mesh::{Components, TriangleMesh};
 use crate::metrics::{model_sdf_error, HeldOutConfig, SdfErrorReport};
 use crate::model::TrainedModel;
@@ -112,7 +112,8 @@ pub enum Finding {
         min: f64,
         max: f64,
     },
-    /// Significant extracted components lying away from the mesh.
+    /// Extracted components (above [`ConvergenceConfig::stray_min_share`]
+    /// of the area) lying away from the mesh.
     SpuriousSurfaces {
         stray: usize,
         /// Median distance of the farthest stray component to the mesh.
@@ -232,17 +233,15 @@ pub fn check_convergence(
     let sdf_error = model_sdf_error(model, &prepared.normalised, Some(&sdf), &config.held_out);
 
     let grid = unit_cube_grid(config.grid_resolution.max(8));
-    let n = grid.points;
-    let mut points = Vec::with_capacity(n * n * n);
-    for z in 0..n {
-        for y in 0..n {
-            for x in 0..n {
-                points.push([grid.coord(x), grid.coord(y), grid.coord(z)]);
-            }
-        }
-    }
-    let values = model.network.evaluate(&points, TrainedModel::QUERY_CHUNK);
-    drop(points);
+    // The dense extraction's own sampling. Its one error is cancellation,
+    // which a progress callback that always goes on never asks for; NaN
+    // values would report "no zero crossing" all the same.
+    let values = dense_grid_values(
+        &grid,
+        &mut |points| model.network.evaluate(points, TrainedModel::QUERY_CHUNK),
+        &mut |_| true,
+    )
+    .unwrap_or_else(|_| vec![f32::NAN; grid.points.pow(3)]);
     let inside = values.iter().filter(|&&v| v < 0.0).count();
     let (mut lo, mut hi) = (sdf_error.sdf_min, sdf_error.sdf_max);
     for &v in &values {
