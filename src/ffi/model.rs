@@ -15,7 +15,7 @@ use super::{
 use crate::extract::{extract_mesh, extract_mesh_with};
 use crate::mesh::{Centring, Normalisation, TriangleMesh};
 use crate::model::{load_model, save_model, TrainedModel};
-use crate::pipeline::{check_convergence, prepare_mesh, ConvergenceConfig, Recipe};
+use crate::pipeline::{check_convergence, prepare_mesh, ConvergenceConfig, PreparedMesh, Recipe};
 use crate::sampling::Samples;
 use crate::train::{train, DeviceChoice};
 
@@ -78,13 +78,15 @@ fn cancel_arg<'a>(cancel: *const HisdfCancelToken) -> Result<Option<&'a AtomicBo
     }
 }
 
-fn sample_mesh(mesh: &TriangleMesh, recipe: &Recipe) -> Result<SampleSet, Failure> {
+/// The recipe's samples of a mesh, and the prepared mesh they came from
+/// (the convergence check after training compares the network with it).
+fn sample_mesh(mesh: &TriangleMesh, recipe: &Recipe) -> Result<(SampleSet, PreparedMesh), Failure> {
     let prepared = prepare_mesh(mesh.clone())?;
-    let samples = recipe.samples(&prepared);
-    Ok(SampleSet {
-        samples,
+    let set = SampleSet {
+        samples: recipe.samples(&prepared),
         normalisation: prepared.normalisation,
-    })
+    };
+    Ok((set, prepared))
 }
 
 /// Trains; also returns the (iteration, mean loss) pairs reported.
@@ -129,7 +131,7 @@ pub extern "C" fn hisdf_sample(
         let m = HisdfMesh::get(mesh)?;
         let recipe = &HisdfConfig::get(config)?.recipe;
         out_arg(out, "out")?;
-        let set = sample_mesh(m, recipe)?;
+        let (set, _) = sample_mesh(m, recipe)?;
         unsafe { *out = HisdfSamples::new(set) };
         Ok(())
     })
@@ -268,11 +270,7 @@ pub extern "C" fn hisdf_train(
         let mut report = reporter(cancel, progress, user_data);
         // Sampling takes seconds on a large mesh and has no progress of its
         // own: a cancel that arrived meanwhile is honoured before training.
-        let prepared = prepare_mesh(m.clone())?;
-        let set = SampleSet {
-            samples: recipe.samples(&prepared),
-            normalisation: prepared.normalisation,
-        };
+        let (set, prepared) = sample_mesh(m, recipe)?;
         if !report(0.0) {
             return Err(Failure::cancelled("training"));
         }
