@@ -5,7 +5,7 @@
 
 use std::path::Path;
 
-use crate::mesh::TriangleMesh;
+use crate::mesh::{Normalisation, TriangleMesh};
 
 /// Where the camera looks from and how large the picture is.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -58,29 +58,19 @@ struct Framing {
 }
 
 impl Framing {
-    /// The bounding box's centre and the farthest vertex from it.
+    /// The paper's unit-sphere fit ([`Normalisation::unit_sphere`]): the
+    /// bounding box's centre and the farthest vertex from it. None when no
+    /// finite vertex lies off that centre (an empty or collapsed mesh).
     fn of(mesh: &TriangleMesh) -> Option<Framing> {
-        let mut lo = [f64::INFINITY; 3];
-        let mut hi = [f64::NEG_INFINITY; 3];
-        for v in &mesh.vertices {
-            for k in 0..3 {
-                lo[k] = lo[k].min(v[k] as f64);
-                hi[k] = hi[k].max(v[k] as f64);
-            }
-        }
-        if !(lo[0].is_finite() && hi[0].is_finite()) {
-            return None;
-        }
-        let centre = [0, 1, 2].map(|k| 0.5 * (lo[k] + hi[k]));
-        let radius = mesh
+        let fit = Normalisation::unit_sphere(mesh);
+        let extent = mesh
             .vertices
             .iter()
-            .map(|v| {
-                let d = [0, 1, 2].map(|k| v[k] as f64 - centre[k]);
-                (d[0] * d[0] + d[1] * d[1] + d[2] * d[2]).sqrt()
-            })
-            .fold(0.0, f64::max);
-        (radius > 0.0 && radius.is_finite()).then_some(Framing { centre, radius })
+            .any(|v| v.iter().all(|c| c.is_finite()) && v.map(f64::from) != fit.centre);
+        extent.then(|| Framing {
+            centre: fit.centre,
+            radius: 1.0 / fit.scale,
+        })
     }
 }
 
