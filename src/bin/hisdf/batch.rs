@@ -389,14 +389,8 @@ fn process_fallible(
     report.model = Some(check.sdf_error.clone());
     timings.eval = t.elapsed().as_secs_f64();
     record.metrics = Some(serde_json::to_value(&report).map_err(|e| e.to_string())?);
-    record.seconds = Seconds {
-        load: timings.load,
-        sample: timings.sample,
-        train: timings.train,
-        extract: timings.extract,
-        eval: timings.eval,
-        total: 0.0,
-    };
+    record.seconds.extract = timings.extract;
+    record.seconds.eval = timings.eval;
     record.model = Some(model_name);
     record.output_mesh = Some(mesh_name);
     Ok(())
