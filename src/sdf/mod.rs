@@ -181,8 +181,9 @@ impl MeshSdf {
     /// inside (winding number >= 0.5). NaN for non-finite points; +inf when
     /// the mesh has no usable triangle. Parallel over points.
     pub fn signed_distance(&self, points: &[[f32; 3]]) -> Vec<f32> {
-        // Small batches would not repay the grid's build.
-        if self.closed && points.len() >= 16_384 {
+        // Small batches would not repay the grid's build (closed meshes
+        // only: `cell_grid` builds none for an open one).
+        if points.len() >= 16_384 {
             self.cell_grid();
         }
         self.map_points(points, |state, p| self.signed_one(p, state))

@@ -667,15 +667,6 @@ impl WindingBvh {
             let b = [0, 1, 2].map(|k| idx(thi[k] + grow, k));
             (a, b)
         };
-        let mut grid = CellGrid {
-            origin,
-            step,
-            slack: 0.5 * grow,
-            n,
-            start: vec![0; cells + 1],
-            items: Vec::new(),
-            w: vec![f64::NAN; cells],
-        };
         let each_cell = |t: &[V3; 3], f: &mut dyn FnMut(usize)| {
             let (a, b) = range(t);
             for z in a[2]..=b[2] {
@@ -702,8 +693,15 @@ impl WindingBvh {
                 fill[i] += 1;
             });
         }
-        grid.start = counts;
-        grid.items = items;
+        let mut grid = CellGrid {
+            origin,
+            step,
+            slack: 0.5 * grow,
+            n,
+            start: counts,
+            items,
+            w: vec![f64::NAN; cells],
+        };
 
         // Sweep rows along x, in parallel.
         use rayon::prelude::*;
