@@ -69,15 +69,10 @@ fn median(mut v: Vec<f64>) -> f64 {
     v[v.len() / 2]
 }
 
-fn time<T>(repeats: usize, mut f: impl FnMut() -> T) -> (f64, T) {
-    let mut times = Vec::new();
-    let mut out = None;
-    for _ in 0..repeats {
-        let t = Instant::now();
-        out = Some(f());
-        times.push(t.elapsed().as_secs_f64());
-    }
-    (median(times), out.expect("at least one repeat"))
+/// Median wall-clock seconds per run, and the last result.
+fn time<T>(repeats: usize, f: impl FnMut() -> T) -> (f64, T) {
+    let (wall, _, out) = time_cpu(repeats, f);
+    (wall, out)
 }
 
 /// CPU seconds used so far by this process, all threads (user + system),
