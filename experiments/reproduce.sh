@@ -65,6 +65,17 @@ run_variant() {
     local dir="$work/$g/$v"
     mkdir -p "$dir" "$out/$g/$v"
     "$list" >"$work/$g/manifest.txt"
+    # SHAPES="id ..." keeps just those meshes (by file name without
+    # extension), to finish a group whose call ran out of time.
+    if [ -n "${SHAPES:-}" ]; then
+        local keep
+        keep=$(while read -r m; do
+            local b
+            b=$(basename "${m%.*}")
+            [[ " $SHAPES " == *" $b "* ]] && echo "$m"
+        done <"$work/$g/manifest.txt")
+        printf '%s\n' "$keep" >"$work/$g/manifest.txt"
+    fi
     cp "$work/$g/manifest.txt" "$out/$g/manifest.txt"
     local n
     n=$(wc -l <"$work/$g/manifest.txt")
@@ -92,10 +103,12 @@ run_variant() {
     tail -n 3 "$dir"/log*.txt >"$out/$g/$v/log-tail.txt" 2>/dev/null || true
 }
 
-# Pictures: per shape, the original and every variant's reconstruction.
+# Pictures: per shape, the original and every variant's reconstruction,
+# in $out/GROUP/SHAPE.png, or SHAPE-SUFFIX.png with PICTURE_SUFFIX set.
 render_group() {
     local g=$1
     shift
+    local suffix=${PICTURE_SUFFIX:+-$PICTURE_SUFFIX}
     [ -f "$work/$g/manifest.txt" ] || return 0
     # Only the variants run here (see ONLY) get a column.
     local present=()
@@ -114,10 +127,10 @@ render_group() {
         done
         local up=()
         case "$id" in bunny | dragon) up=(--y-up) ;; esac
-        "$hisdf" render "${tiles[@]}" -o "$out/$g/$id.png" --size 320 "${up[@]}" 2>/dev/null ||
+        "$hisdf" render "${tiles[@]}" -o "$out/$g/$id$suffix.png" --size 320 "${up[@]}" 2>/dev/null ||
             echo "   could not render $id"
     done <"$work/$g/manifest.txt"
-    echo "$*" >"$out/$g/picture-columns.txt"
+    echo "$*" >"$out/$g/picture-columns$suffix.txt"
 }
 
 table() {
@@ -135,18 +148,27 @@ regularisation() {
 }
 
 size() {
-    local vs=()
+    local depths=() widths=()
     # SIZE_DEPTHS / SIZE_WIDTHS shorten the sweep where GPU time is short.
     for d in ${SIZE_DEPTHS:-2 3 4 5 6 7 8 9 10}; do
         run_variant size "depth-$d" paper_meshes --config $configs/table1.json --width 512 --depth "$d"
-        vs+=("depth-$d")
+        depths+=("depth-$d")
     done
     for w in ${SIZE_WIDTHS:-32 64 128 256 1024 2048}; do
         run_variant size "width-$w" paper_meshes --config $configs/table1.json --width "$w" --depth 8
-        vs+=("width-$w")
+        widths+=("width-$w")
     done
-    render_group size "${vs[@]}"
-    table size "${vs[@]}"
+    # Two pictures per shape: the depth sweep, and the width sweep (whose
+    # 512 is depth-8).
+    PICTURE_SUFFIX=depth render_group size "${depths[@]}"
+    local by_width=()
+    for w in "${widths[@]}"; do
+        [ "${w#width-}" -gt 512 ] && [[ " ${depths[*]} " == *" depth-8 "* ]] &&
+            [[ " ${by_width[*]} " != *" depth-8 "* ]] && by_width+=(depth-8)
+        by_width+=("$w")
+    done
+    PICTURE_SUFFIX=width render_group size "${by_width[@]}"
+    table size "${depths[@]}" "${widths[@]}"
 }
 
 sampling() {
