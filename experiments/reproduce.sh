@@ -6,7 +6,9 @@
 #
 # GROUP is one of
 #   regularisation  Table 1 / Fig. 2: plain, weight norm, skip, dropout (8 x 32)
-#   size            Fig. 3 and 4: depth 2-10 at width 512, width 32-2048 at depth 8
+#   size-depth      Fig. 3: depth 2-10 at width 512
+#   size-width      Fig. 4: width 32-2048 at depth 8
+#   size            both, one after the other (two device calls' worth)
 #   sampling        Fig. 5 and 6: near-surface vs weighted sampling (8 x 512)
 #   losses          Sec. 4.3: L1 + plateau vs curriculum, and our `detail` preset
 #   paper           regularisation, sampling and losses in one go
@@ -147,28 +149,45 @@ regularisation() {
     table regularisation "${vs[@]}"
 }
 
-size() {
-    local depths=() widths=()
+# The size sweep is two groups (the paper's Fig. 3 and Fig. 4), each made to
+# fit one 10-minute device call on one GPU; both write to $out/size, so the
+# table and pictures show whatever of the sweep exists.
+size_depth() {
     # SIZE_DEPTHS / SIZE_WIDTHS shorten the sweep where GPU time is short.
     for d in ${SIZE_DEPTHS:-2 3 4 5 6 7 8 9 10}; do
         run_variant size "depth-$d" paper_meshes --config $configs/table1.json --width 512 --depth "$d"
-        depths+=("depth-$d")
     done
-    for w in ${SIZE_WIDTHS:-32 64 128 256 1024 2048}; do
+    size_report
+}
+
+size_width() {
+    for w in ${SIZE_WIDTHS:-32 64 128 256 512 1024 2048}; do
+        if [ "$w" = 512 ]; then
+            # 8 x 512 is the depth sweep's depth-8: run it under that name
+            # unless the depth group already has.
+            [ -f "$out/size/depth-8/results.json" ] ||
+                run_variant size depth-8 paper_meshes --config $configs/table1.json --width 512 --depth 8
+            continue
+        fi
         run_variant size "width-$w" paper_meshes --config $configs/table1.json --width "$w" --depth 8
-        widths+=("width-$w")
+    done
+    size_report
+}
+
+size_report() {
+    local depths=() widths=() present=()
+    for d in 2 3 4 5 6 7 8 9 10; do depths+=("depth-$d"); done
+    for w in 32 64 128 256 depth-8 1024 2048; do
+        [ "$w" = depth-8 ] && widths+=(depth-8) || widths+=("width-$w")
     done
     # Two pictures per shape: the depth sweep, and the width sweep (whose
     # 512 is depth-8).
     PICTURE_SUFFIX=depth render_group size "${depths[@]}"
-    local by_width=()
-    for w in "${widths[@]}"; do
-        [ "${w#width-}" -gt 512 ] && [[ " ${depths[*]} " == *" depth-8 "* ]] &&
-            [[ " ${by_width[*]} " != *" depth-8 "* ]] && by_width+=(depth-8)
-        by_width+=("$w")
+    PICTURE_SUFFIX=width render_group size "${widths[@]}"
+    for v in "${depths[@]}" "${widths[@]}"; do
+        [ -f "$out/size/$v/results.json" ] && [[ " ${present[*]} " != *" $v "* ]] && present+=("$v")
     done
-    PICTURE_SUFFIX=width render_group size "${by_width[@]}"
-    table size "${depths[@]}" "${widths[@]}"
+    [ "${#present[@]}" -gt 0 ] && table size "${present[@]}"
 }
 
 sampling() {
@@ -215,7 +234,10 @@ encodings() {
 }
 
 case "$group" in
-regularisation | size | sampling | losses | quality | encodings) "$group" ;;
+regularisation | sampling | losses | quality | encodings) "$group" ;;
+size-depth) size_depth ;;
+size-width) size_width ;;
+size) size_depth && size_width ;;
 paper) regularisation && sampling && losses ;;
 quality+encodings) quality && encodings ;;
 *)
