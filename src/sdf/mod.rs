@@ -1,12 +1,14 @@
 //! True signed distance function of a triangle mesh.
 //!
-//! Magnitude: exact Euclidean distance to the triangles, from parry's BVH
-//! point projection. Sign: negative inside, where inside means a generalized
+//! Magnitude: exact Euclidean distance to the triangles: a 4-wide BVH
+//! (`bvh.rs`) picks the nearest triangle in f32 and the closest point on it
+//! is recomputed in f64. Sign: negative inside, where inside means a generalized
 //! winding number >= 1/2, which stays meaningful for meshes with holes,
 //! duplicated or flipped triangles. The winding number is computed exactly,
 //! not approximated; see `winding.rs` for the two evaluators and why the
 //! ray-crossing form is the fast path.
 
+mod bvh;
 mod distance;
 mod vec3;
 mod winding;
@@ -17,12 +19,10 @@ mod tests;
 use std::collections::HashMap;
 use std::sync::OnceLock;
 
-use parry3d::math::Point;
-use parry3d::query::PointQueryWithLocation;
-use parry3d::shape::TriMesh;
 use rayon::prelude::*;
 
 use crate::mesh::TriangleMesh;
+use bvh::DistanceBvh;
 use distance::closest_point_on_triangle;
 use vec3::{cross, is_finite, norm, scale, sub, to_f64, V3};
 use winding::{CellGrid, WindingBvh};
@@ -41,16 +41,21 @@ const DEGENERATE_REL_AREA: f64 = 1e-12;
 /// (the mesh is expected in the normalised unit-sphere frame, though nothing
 /// depends on the scale); queries are read-only and thread-safe.
 pub struct MeshSdf {
-    /// parry mesh over the kept triangles; None when no triangle was usable.
-    trimesh: Option<TriMesh>,
-    /// parry triangle index -> index in the caller's `triangles`.
+    /// Closest-triangle hierarchy over `kept`; None when no triangle was
+    /// usable.
+    bvh: Option<DistanceBvh>,
+    /// Welded vertices (exactly the caller's f32 values) and the kept
+    /// triangles over them.
+    verts: Vec<[f32; 3]>,
+    kept: Vec<[u32; 3]>,
+    /// Kept triangle index -> index in the caller's `triangles`.
     tri_map: Vec<u32>,
     winding: WindingBvh,
     /// Whether the kept triangles form a closed surface (no net boundary).
     /// Only then is the winding number constant between surface points,
     /// which `signed_one` exploits.
     closed: bool,
-    /// Absolute tolerance for distances from parry's f32 arithmetic: a few
+    /// Absolute tolerance for distances from the BVH's f32 arithmetic: a few
     /// f32 ulps of the model's coordinates, generously rounded up.
     dist_slack: f64,
     /// Centre of the model's bounding box.
@@ -64,7 +69,7 @@ pub struct MeshSdf {
 /// nearby when the batch is spatially sorted.
 struct ChunkState {
     /// Previous closest point: bounds the next distance (see `project`).
-    prev_cp: Option<Point<f32>>,
+    prev_cp: Option<[f32; 3]>,
     /// Recent points with their distance to the surface and winding
     /// number, written round-robin; unused slots have distance -inf.
     anchors: [(V3, f64, f64); ANCHORS],
@@ -145,30 +150,33 @@ impl MeshSdf {
             log::debug!("MeshSdf: skipped {skipped} invalid or degenerate triangles");
         }
 
-        let winding = WindingBvh::new(&points, &kept);
-        let verts: Vec<Point<f32>> = points
+        let verts: Vec<[f32; 3]> = points
             .iter()
             // Exact: every welded point came from an f32.
-            .map(|p| Point::new(p[0] as f32, p[1] as f32, p[2] as f32))
+            .map(|p| p.map(|c| c as f32))
             .collect();
-        let trimesh = TriMesh::new(verts, kept).ok();
+        // The two hierarchies are independent; building them side by side
+        // halves the set-up that every fresh mesh pays.
+        let (winding, bvh) = rayon::join(
+            || WindingBvh::new(&points, &kept),
+            || DistanceBvh::new(&verts, &kept),
+        );
         let boundary = winding.boundary_edges();
         log::debug!(
             "MeshSdf: {} triangles, {boundary} boundary edges",
             tri_map.len()
         );
-        let (coord_scale, centre) = trimesh.as_ref().map_or((0.0, [0.0; 3]), |m| {
-            let bb = m.local_aabb();
-            let c = [bb.mins, bb.maxs].map(|v| v.x.abs().max(v.y.abs()).max(v.z.abs()));
-            let centre = bb.center();
-            (
-                f64::from(c[0].max(c[1])),
-                to_f64([centre.x, centre.y, centre.z]),
-            )
+        let (coord_scale, centre) = bvh.as_ref().map_or((0.0, [0.0; 3]), |b| {
+            let (lo, hi) = b.bounds();
+            let c = [lo, hi].map(|v| v[0].abs().max(v[1].abs()).max(v[2].abs()));
+            let centre = [0, 1, 2].map(|k| (f64::from(lo[k]) + f64::from(hi[k])) / 2.0);
+            (f64::from(c[0].max(c[1])), centre)
         });
         MeshSdf {
             cell_grid: OnceLock::new(),
-            trimesh,
+            bvh,
+            verts,
+            kept,
             tri_map,
             winding,
             closed: boundary == 0,
@@ -207,7 +215,7 @@ impl MeshSdf {
     /// search: weighted sampling needs exact distances only where its
     /// weight is not negligible.
     pub fn unsigned_distance_below(&self, points: &[[f32; 3]], cap: f32) -> Vec<f32> {
-        // parry compares in f32: its bound gets the usual slack, and the
+        // The BVH compares in f32: its bound gets the usual slack, and the
         // exact f64 distance decides.
         let max = cap * (1.0 + 1e-5) + self.dist_slack as f32;
         self.map_points(points, |state, p| {
@@ -287,7 +295,7 @@ impl MeshSdf {
         // B(q, dq) contain no surface point, so when they overlap, p and the
         // previous point q are joined by a surface-free path and share q's
         // (exactly computed) winding number. The slack keeps the test sound
-        // under the rounding of parry's f32 distances. In a spatially sorted
+        // under the rounding of the BVH's f32 distances. In a spatially sorted
         // batch this skips the ray for most points off the surface.
         let shared = if self.closed {
             state.anchors.iter().find_map(|&(q, dq, wq)| {
@@ -319,79 +327,66 @@ impl MeshSdf {
         }
     }
 
-    /// Closest point (f64), parry triangle index and distance, or None for a
-    /// non-finite point or an empty mesh.
+    /// Closest point (f64), kept triangle index and distance, or None for
+    /// a non-finite point or an empty mesh.
     ///
     /// `prev` is a surface point, normally the previous answer in the same
     /// (spatially sorted) batch: the distance to it bounds the distance to
-    /// the surface, which lets parry prune from the start. The bound only
+    /// the surface, which lets the BVH prune from the start. The bound only
     /// affects speed; a query it would starve is repeated without it.
-    fn project(&self, p: [f32; 3], prev: &mut Option<Point<f32>>) -> Option<(V3, usize, f64)> {
+    fn project(&self, p: [f32; 3], prev: &mut Option<[f32; 3]>) -> Option<(V3, usize, f64)> {
         self.project_within(p, prev, f32::MAX)
     }
 
     /// [`Self::project`] restricted to the surface within `max` of `p`
-    /// (parry's own rounding aside): None also when nothing is that close.
-    /// A small `max` prunes the search early, which is what makes points
-    /// deep inside a shape cheap (there the unrestricted search must visit
+    /// (f32 rounding aside): None also when nothing is that close. A small
+    /// `max` prunes the search early, which is what makes points deep
+    /// inside a shape cheap (there the unrestricted search must visit
     /// every nearly equidistant part of the surface).
     fn project_within(
         &self,
         p: [f32; 3],
-        prev: &mut Option<Point<f32>>,
+        prev: &mut Option<[f32; 3]>,
         max: f32,
     ) -> Option<(V3, usize, f64)> {
-        let mesh = self.trimesh.as_ref()?;
+        let bvh = self.bvh.as_ref()?;
         let p64 = to_f64(p);
         if !is_finite(p64) {
             return None;
         }
-        let pt = Point::from(p);
-        // The slack covers f32 rounding of the bound and of parry's
+        // The slack covers f32 rounding of the bound and of the BVH's
         // distances; an infinite or NaN bound falls back to f32::MAX.
         let bound = prev
-            .map(|c| (c - pt).norm() * 1.0001 + self.dist_slack as f32)
+            .map(|c| norm(sub(to_f64(c), p64)) as f32 * 1.0001 + self.dist_slack as f32)
             .filter(|b| b.is_finite())
             .unwrap_or(f32::MAX)
             .min(max);
-        // The _with_max_dist variant returns an Option where the plain
-        // queries unwrap internally; it is None when no candidate beats the
-        // bound, which with f32::MAX means every cost overflowed (queries far
-        // from the model).
-        let query = |max| mesh.project_local_point_and_get_location_with_max_dist(&pt, false, max);
+        // Squared in f64: f32::MAX squared stays finite, so even points far
+        // beyond the model get an answer.
+        let query = |max: f32| bvh.closest(p, f64::from(max) * f64::from(max));
         let found = match query(bound) {
             None if bound < max => query(max),
             found => found,
         };
-        if let Some((proj, (k, _))) = found {
-            // parry picks the triangle in f32; the point on it is recomputed
-            // in f64, which removes f32 rounding (up to ~1e-6 in the unit
-            // sphere) from the distance. Should parry's pick be a near-tie
-            // loser, its distance exceeds the true one only by parry's own
-            // rounding.
-            let cp = self
-                .corners(mesh, k as usize)
-                .map(|[a, b, c]| closest_point_on_triangle(p64, a, b, c))
-                .unwrap_or_else(|| to_f64([proj.point.x, proj.point.y, proj.point.z]));
-            let d = norm(sub(p64, cp));
+        if let Some((k, cp, d2)) = found {
+            let d = d2.sqrt();
             if d.is_finite() {
-                *prev = Some(proj.point);
-                return Some((cp, k as usize, d));
+                *prev = Some(cp.map(|x| x as f32));
+                return Some((cp, k, d));
             }
         }
         if max < f32::MAX {
             return None;
         }
-        self.project_brute(mesh, p64)
+        self.project_brute(p64)
     }
 
-    /// Linear f64 scan; only for the rare queries parry's f32 cannot serve.
-    fn project_brute(&self, mesh: &TriMesh, p: V3) -> Option<(V3, usize, f64)> {
-        let verts = mesh.vertices();
-        let corner = |i: u32| verts.get(i as usize).map(|v| to_f64([v.x, v.y, v.z]));
+    /// Linear f64 scan; only for queries the BVH cannot serve (none known:
+    /// a safety net that keeps answers exact).
+    fn project_brute(&self, p: V3) -> Option<(V3, usize, f64)> {
         let mut best: Option<(V3, usize, f64)> = None;
-        for (k, t) in mesh.indices().iter().enumerate() {
-            let (Some(a), Some(b), Some(c)) = (corner(t[0]), corner(t[1]), corner(t[2])) else {
+        for k in 0..self.kept.len() {
+            let Some([a, b, c]) = self.corners(k) else {
                 continue;
             };
             let cp = closest_point_on_triangle(p, a, b, c);
@@ -403,17 +398,16 @@ impl MeshSdf {
         best
     }
 
-    /// Corners of parry triangle `k` in f64 (exact: they are f32).
-    fn corners(&self, mesh: &TriMesh, k: usize) -> Option<[V3; 3]> {
-        let t = mesh.indices().get(k)?;
-        let verts = mesh.vertices();
-        let c = |i: u32| verts.get(i as usize).map(|v| to_f64([v.x, v.y, v.z]));
+    /// Corners of kept triangle `k` in f64 (exact: they are f32).
+    fn corners(&self, k: usize) -> Option<[V3; 3]> {
+        let t = self.kept.get(k)?;
+        let c = |i: u32| self.verts.get(i as usize).map(|v| to_f64(*v));
         Some([c(t[0])?, c(t[1])?, c(t[2])?])
     }
 
-    /// Unit normal of parry triangle `k`, in f64 from the f32 corners.
+    /// Unit normal of kept triangle `k`, in f64 from the f32 corners.
     fn normal(&self, k: usize) -> Option<V3> {
-        let [a, b, cc] = self.corners(self.trimesh.as_ref()?, k)?;
+        let [a, b, cc] = self.corners(k)?;
         let n = cross(sub(b, a), sub(cc, a));
         let l = norm(n);
         (l > 0.0).then(|| scale(n, 1.0 / l))
@@ -467,9 +461,8 @@ impl MeshSdf {
         if points.len() < MIN_BATCH || u32::try_from(points.len()).is_err() {
             return None;
         }
-        let bb = self.trimesh.as_ref()?.local_aabb();
-        let lo = to_f64([bb.mins.x, bb.mins.y, bb.mins.z]);
-        let hi = to_f64([bb.maxs.x, bb.maxs.y, bb.maxs.z]);
+        let (lo, hi) = self.bvh.as_ref()?.bounds();
+        let (lo, hi) = (to_f64(lo), to_f64(hi));
         let inv = [0, 1, 2].map(|k| {
             let e = hi[k] - lo[k];
             if e > 0.0 {

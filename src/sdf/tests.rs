@@ -499,7 +499,7 @@ fn bad_meshes_and_points_do_not_panic() {
             assert!((wh - wb).abs() < 1e-6 * wb.abs().max(1.0), "{p:?}");
         }
     }
-    // Far points overflow parry's f32 distances; the f64 fallback answers.
+    // Far points overflow f32 squared distances; the BVH measures in f64.
     let far = sdf.unsigned_distance(&[[1e30, 0.0, 0.0]])[0];
     assert!((far / 1e30 - 1.0).abs() < 1e-6, "{far}");
     let (_, k, _) = sdf.closest_point([f32::NAN, 0.0, 0.0]);
@@ -808,17 +808,25 @@ fn rays_grazing_edges_and_vertices_are_exact_or_refused() {
 /// f32 rounding of the result.
 #[test]
 fn sign_follows_brute_winding_and_distance_is_f64_exact() {
+    // The lego brick's long thin faces once made an f32 projection miss
+    // the nearest triangle by 4e-4 (triangles are now measured in f64).
+    let brick = crate::mesh::load(
+        &std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("data/meshes/block-2x4.stl"),
+    )
+    .unwrap();
+    let brick = crate::mesh::Normalisation::unit_sphere(&brick).apply_to_mesh(&brick);
     let meshes = [
         torus(0.55, 0.2, 60, 30),
         geodesic_sphere(20, 0.8),
         crate::mesh::primitives::unit_cube(),
+        brick,
     ];
     let mut rng = Rng(17);
     for m in &meshes {
         let sdf = MeshSdf::new(m);
         let mut pts = test_points(m, &mut rng, 400, 1.0);
         // Points scattered far and near at the scale of the bench's unit
-        // sphere, where f32 rounding of parry's arithmetic is largest.
+        // sphere, where f32 rounding of the box tests is largest.
         for _ in 0..400 {
             pts.push([0; 3].map(|_| rng.range(-1.0, 1.0)));
         }
@@ -837,7 +845,7 @@ fn sign_follows_brute_winding_and_distance_is_f64_exact() {
                 assert_eq!(s < 0.0, w >= 0.5, "sign at {p:?}: sdf {s}, winding {w}");
             }
         }
-        // Beyond the output's rounding only parry's f32 choice among
+        // Beyond the output's rounding only the f32 box pruning among
         // near-tied triangles remains, a few f32 ulps of the coordinates at
         // most; before the f64 refinement this was ~1e-7.
         assert!(worst < 3e-8, "distance error {worst} beyond f32 rounding");
