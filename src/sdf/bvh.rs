@@ -20,7 +20,7 @@ use super::distance::closest_point_on_triangle;
 
 /// Triangles per leaf at most: enough to amortise a box test, few enough
 /// that a leaf's triangles are all worth testing once its box is near.
-const LEAF: usize = 2;
+const LEAF: usize = 4;
 
 /// Bit marking a child as a leaf; the rest holds `start << 3 | count`.
 const LEAF_BIT: u32 = 1 << 31;
@@ -199,11 +199,23 @@ impl DistanceBvh {
     /// are measured in f64: in f32 a long thin triangle's projection can
     /// be off by far more than its rounding (4e-4 was seen on the lego
     /// brick's faces), which would pick the wrong triangle.
-    pub(crate) fn closest(&self, p: [f32; 3], max_d2: f64) -> Option<(usize, [f64; 3], f64)> {
+    ///
+    /// `hint` is a triangle slot from an earlier answer (normally the
+    /// previous point of a spatially sorted batch): measured first, it
+    /// starts the search with a tight bound, so only boxes nearer than it
+    /// are opened. It affects speed only.
+    pub(crate) fn closest(&self, p: [f32; 3], max_d2: f64, hint: Option<u32>) -> Option<Hit> {
         let p64 = p.map(f64::from);
         let mut best64 = max_d2;
-        let mut best = max_d2 as f32;
         let mut best_at = None;
+        if let Some(c) = hint.and_then(|h| self.corners.get(h as usize)) {
+            let (q, s) = measure(p64, c);
+            if s < best64 {
+                best64 = s;
+                best_at = Some((hint.unwrap_or(0) as usize, q));
+            }
+        }
+        let mut best = best64 as f32;
         let mut stack = [(0u32, 0f32); STACK];
         let mut sp = 1;
         while sp > 0 {
@@ -228,9 +240,25 @@ impl DistanceBvh {
                 }
             }
             // Nearest child first: leaves are tested at once (tightening
-            // `best` early), inner nodes pushed farthest first so the
-            // nearest is popped next.
+            // `best` before anything is pushed), then inner nodes are pushed
+            // farthest first so the nearest is popped next.
             let lanes = sort4(d2);
+            for &lane in &lanes {
+                let child = node.child[lane];
+                if child == u32::MAX || child & LEAF_BIT == 0 || d2[lane] >= best {
+                    continue;
+                }
+                let start = ((child & !LEAF_BIT) >> 3) as usize;
+                let count = (child & 7) as usize;
+                for (i, c) in self.corners[start..start + count].iter().enumerate() {
+                    let (q, s) = measure(p64, c);
+                    if s < best64 {
+                        best64 = s;
+                        best = s as f32;
+                        best_at = Some((start + i, q));
+                    }
+                }
+            }
             for &lane in lanes.iter().rev() {
                 let child = node.child[lane];
                 if child == u32::MAX || d2[lane] >= best || child & LEAF_BIT != 0 {
@@ -239,28 +267,34 @@ impl DistanceBvh {
                 stack[sp] = (child, d2[lane]);
                 sp += 1;
             }
-            for &lane in &lanes {
-                let child = node.child[lane];
-                if child == u32::MAX || child & LEAF_BIT == 0 || d2[lane] >= best {
-                    continue;
-                }
-                let start = ((child & !LEAF_BIT) >> 3) as usize;
-                let count = (child & 7) as usize;
-                for (i, [a, b, c]) in self.corners[start..start + count].iter().enumerate() {
-                    let [a, b, c] = [a, b, c].map(|v| v.map(f64::from));
-                    let q = closest_point_on_triangle(p64, a, b, c);
-                    let e = [q[0] - p64[0], q[1] - p64[1], q[2] - p64[2]];
-                    let s = e[0] * e[0] + e[1] * e[1] + e[2] * e[2];
-                    if s < best64 {
-                        best64 = s;
-                        best = s as f32;
-                        best_at = Some((start + i, q));
-                    }
-                }
-            }
         }
-        best_at.map(|(i, q)| (self.order[i] as usize, q, best64))
+        best_at.map(|(i, q)| Hit {
+            triangle: self.order[i] as usize,
+            slot: i as u32,
+            point: q,
+            d2: best64,
+        })
     }
+}
+
+/// An answer of [`DistanceBvh::closest`].
+pub(crate) struct Hit {
+    /// The caller's triangle index.
+    pub triangle: usize,
+    /// The triangle's slot in the tree, a `hint` for the next query.
+    pub slot: u32,
+    /// Closest point and squared distance, in f64.
+    pub point: [f64; 3],
+    pub d2: f64,
+}
+
+/// Closest point on a stored triangle and its squared distance, in f64.
+#[inline(always)]
+fn measure(p: [f64; 3], c: &[[f32; 3]; 3]) -> ([f64; 3], f64) {
+    let [a, b, c] = c.map(|v| v.map(f64::from));
+    let q = closest_point_on_triangle(p, a, b, c);
+    let e = [q[0] - p[0], q[1] - p[1], q[2] - p[2]];
+    (q, e[0] * e[0] + e[1] * e[1] + e[2] * e[2])
 }
 
 /// Lane indices ordered by ascending `d`: a five-exchange sorting network

@@ -68,8 +68,9 @@ pub struct MeshSdf {
 /// Per-chunk state of a batch query: the previous query's answers, which are
 /// nearby when the batch is spatially sorted.
 struct ChunkState {
-    /// Previous closest point: bounds the next distance (see `project`).
-    prev_cp: Option<[f32; 3]>,
+    /// The previous answer's triangle (its BVH slot): bounds the next
+    /// distance (see `project`).
+    prev_cp: Option<u32>,
     /// Recent points with their distance to the surface and winding
     /// number, written round-robin; unused slots have distance -inf.
     anchors: [(V3, f64, f64); ANCHORS],
@@ -330,11 +331,10 @@ impl MeshSdf {
     /// Closest point (f64), kept triangle index and distance, or None for
     /// a non-finite point or an empty mesh.
     ///
-    /// `prev` is a surface point, normally the previous answer in the same
-    /// (spatially sorted) batch: the distance to it bounds the distance to
-    /// the surface, which lets the BVH prune from the start. The bound only
-    /// affects speed; a query it would starve is repeated without it.
-    fn project(&self, p: [f32; 3], prev: &mut Option<[f32; 3]>) -> Option<(V3, usize, f64)> {
+    /// `prev` is the BVH slot of a triangle, normally the previous answer
+    /// in the same (spatially sorted) batch: the distance to it bounds the
+    /// distance to the surface, which lets the BVH prune from the start.
+    fn project(&self, p: [f32; 3], prev: &mut Option<u32>) -> Option<(V3, usize, f64)> {
         self.project_within(p, prev, f32::MAX)
     }
 
@@ -346,7 +346,7 @@ impl MeshSdf {
     fn project_within(
         &self,
         p: [f32; 3],
-        prev: &mut Option<[f32; 3]>,
+        prev: &mut Option<u32>,
         max: f32,
     ) -> Option<(V3, usize, f64)> {
         let bvh = self.bvh.as_ref()?;
@@ -354,25 +354,14 @@ impl MeshSdf {
         if !is_finite(p64) {
             return None;
         }
-        // The slack covers f32 rounding of the bound and of the BVH's
-        // distances; an infinite or NaN bound falls back to f32::MAX.
-        let bound = prev
-            .map(|c| norm(sub(to_f64(c), p64)) as f32 * 1.0001 + self.dist_slack as f32)
-            .filter(|b| b.is_finite())
-            .unwrap_or(f32::MAX)
-            .min(max);
         // Squared in f64: f32::MAX squared stays finite, so even points far
         // beyond the model get an answer.
-        let query = |max: f32| bvh.closest(p, f64::from(max) * f64::from(max));
-        let found = match query(bound) {
-            None if bound < max => query(max),
-            found => found,
-        };
-        if let Some((k, cp, d2)) = found {
-            let d = d2.sqrt();
+        let max64 = f64::from(max);
+        if let Some(hit) = bvh.closest(p, max64 * max64, *prev) {
+            let d = hit.d2.sqrt();
             if d.is_finite() {
-                *prev = Some(cp.map(|x| x as f32));
-                return Some((cp, k, d));
+                *prev = Some(hit.slot);
+                return Some((hit.point, hit.triangle, d));
             }
         }
         if max < f32::MAX {
