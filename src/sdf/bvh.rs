@@ -26,9 +26,16 @@ const LEAF: usize = 4;
 const LEAF_BIT: u32 = 1 << 31;
 
 /// Traversal stack size: each visited node pops one entry and pushes at
-/// most three more, and the median split keeps the depth near log4(n), so
-/// this holds any mesh that fits in memory (checked at build).
+/// most three more. The depth is at most `SAH_LEVELS` plus log4(n) (median
+/// splits below those levels), so this holds any mesh that fits in memory
+/// (checked at build).
 const STACK: usize = 128;
+
+/// Levels built by the surface-area heuristic; deeper ones split at the
+/// median. The heuristic may peel off a few triangles per split, and on a
+/// pathological mesh that repeated would make the tree as deep as the mesh
+/// is large.
+const SAH_LEVELS: usize = 16;
 
 /// A triangle during the build: index, centroid, box.
 #[derive(Clone, Copy)]
@@ -86,7 +93,7 @@ impl DistanceBvh {
             lo: [f32::INFINITY; 3],
             hi: [f32::NEG_INFINITY; 3],
         };
-        let depth = bvh.build(&mut items, triangles, vertices);
+        let depth = bvh.build(&mut items, triangles, vertices, 0);
         if 3 * depth + 1 > STACK {
             return None;
         }
@@ -111,6 +118,7 @@ impl DistanceBvh {
         items: &mut [Item],
         triangles: &[[u32; 3]],
         vertices: &[[f32; 3]],
+        level: usize,
     ) -> usize {
         let id = self.nodes.len();
         self.nodes.push(Node {
@@ -124,11 +132,12 @@ impl DistanceBvh {
             return 1;
         }
         // Two binary splits give four children.
-        let (left, right) = split(items);
+        let sah = level < SAH_LEVELS;
+        let (left, right) = split(items, sah);
         let mut parts: Vec<&mut [Item]> = Vec::with_capacity(4);
         for half in [left, right] {
             if half.len() > LEAF {
-                let (a, b) = split(half);
+                let (a, b) = split(half, sah);
                 parts.push(a);
                 parts.push(b);
             } else {
@@ -142,7 +151,7 @@ impl DistanceBvh {
                 self.nodes[id].child[lane] = leaf;
             } else {
                 let child = self.nodes.len() as u32;
-                depth = depth.max(self.build(part, triangles, vertices));
+                depth = depth.max(self.build(part, triangles, vertices, level + 1));
                 let (lo, hi) = self.node_bounds(child as usize);
                 let node = &mut self.nodes[id];
                 node.child[lane] = child;
@@ -215,14 +224,20 @@ impl DistanceBvh {
                 best_at = Some((hint.unwrap_or(0) as usize, q));
             }
         }
-        let mut best = best64 as f32;
+        let mut best = prune_bound(best64);
         let mut stack = [(0u32, 0f32); STACK];
         let mut sp = 1;
         while sp > 0 {
             sp -= 1;
             let (id, bound) = stack[sp];
-            if bound >= best {
+            // Strictly farther only: where f32 overflows (coordinates past
+            // ~1e19) boxes and bound are both +inf and must still be
+            // opened; an exact zero ends the search.
+            if bound > best {
                 continue;
+            }
+            if best64 == 0.0 {
+                break;
             }
             let node = &self.nodes[id as usize];
             // Axis-major over the four lanes, with plain comparisons rather
@@ -245,7 +260,7 @@ impl DistanceBvh {
             let lanes = sort4(d2);
             for &lane in &lanes {
                 let child = node.child[lane];
-                if child == u32::MAX || child & LEAF_BIT == 0 || d2[lane] >= best {
+                if child == u32::MAX || child & LEAF_BIT == 0 || d2[lane] > best {
                     continue;
                 }
                 let start = ((child & !LEAF_BIT) >> 3) as usize;
@@ -254,14 +269,14 @@ impl DistanceBvh {
                     let (q, s) = measure(p64, c);
                     if s < best64 {
                         best64 = s;
-                        best = s as f32;
+                        best = prune_bound(s);
                         best_at = Some((start + i, q));
                     }
                 }
             }
             for &lane in lanes.iter().rev() {
                 let child = node.child[lane];
-                if child == u32::MAX || d2[lane] >= best || child & LEAF_BIT != 0 {
+                if child == u32::MAX || d2[lane] > best || child & LEAF_BIT != 0 {
                     continue;
                 }
                 stack[sp] = (child, d2[lane]);
@@ -274,6 +289,20 @@ impl DistanceBvh {
             point: q,
             d2: best64,
         })
+    }
+}
+
+/// The f32 bound that prunes boxes for an f64 squared distance: rounded
+/// up, so that a distance too small for f32 (a model at the 1e-20 scale)
+/// does not become 0 and prune every box, the answer's own included.
+fn prune_bound(d2: f64) -> f32 {
+    let b = d2 as f32;
+    if f64::from(b) < d2 {
+        // The next f32 up (b >= 0 and finite here; f32::next_up is newer
+        // than our minimum Rust).
+        f32::from_bits(b.to_bits() + 1)
+    } else {
+        b
     }
 }
 
@@ -324,8 +353,8 @@ const BINS: usize = 16;
 /// them. Long thin triangles (CAD files) make median splits overlap badly;
 /// this keeps boxes tight. Falls back to the median of the longest axis
 /// when all centroids coincide or no plane separates them, which also
-/// bounds the depth.
-fn split(items: &mut [Item]) -> (&mut [Item], &mut [Item]) {
+/// bounds the depth. With `sah` false, always the median.
+fn split(items: &mut [Item], sah: bool) -> (&mut [Item], &mut [Item]) {
     let mut lo = [f32::INFINITY; 3];
     let mut hi = [f32::NEG_INFINITY; 3];
     for it in items.iter() {
@@ -336,7 +365,7 @@ fn split(items: &mut [Item]) -> (&mut [Item], &mut [Item]) {
     }
     let n = items.len();
     let mut best: Option<(f32, usize, f32)> = None; // cost, axis, plane
-    for axis in 0..3 {
+    for axis in (0..3).filter(|_| sah) {
         let extent = hi[axis] - lo[axis];
         if extent.is_nan() || extent <= 0.0 {
             continue;

@@ -1,8 +1,7 @@
 //! True signed distance function of a triangle mesh.
 //!
-//! Magnitude: exact Euclidean distance to the triangles: a 4-wide BVH
-//! (`bvh.rs`) picks the nearest triangle in f32 and the closest point on it
-//! is recomputed in f64. Sign: negative inside, where inside means a generalized
+//! Magnitude: exact Euclidean distance to the triangles from a 4-wide BVH
+//! (`bvh.rs`) that prunes boxes in f32 and measures triangles in f64. Sign: negative inside, where inside means a generalized
 //! winding number >= 1/2, which stays meaningful for meshes with holes,
 //! duplicated or flipped triangles. The winding number is computed exactly,
 //! not approximated; see `winding.rs` for the two evaluators and why the
@@ -55,8 +54,9 @@ pub struct MeshSdf {
     /// Only then is the winding number constant between surface points,
     /// which `signed_one` exploits.
     closed: bool,
-    /// Absolute tolerance for distances from the BVH's f32 arithmetic: a few
-    /// f32 ulps of the model's coordinates, generously rounded up.
+    /// Absolute tolerance for distances: the BVH prunes boxes in f32, so it
+    /// may answer with a triangle tied with the nearest to a few f32 ulps
+    /// of the model's coordinates; this is that, generously rounded up.
     dist_slack: f64,
     /// Centre of the model's bounding box.
     centre: V3,
@@ -70,7 +70,7 @@ pub struct MeshSdf {
 struct ChunkState {
     /// The previous answer's triangle (its BVH slot): bounds the next
     /// distance (see `project`).
-    prev_cp: Option<u32>,
+    prev_slot: Option<u32>,
     /// Recent points with their distance to the surface and winding
     /// number, written round-robin; unused slots have distance -inf.
     anchors: [(V3, f64, f64); ANCHORS],
@@ -84,7 +84,7 @@ const ANCHORS: usize = 4;
 impl Default for ChunkState {
     fn default() -> Self {
         ChunkState {
-            prev_cp: None,
+            prev_slot: None,
             anchors: [([0.0; 3], f64::NEG_INFINITY, 0.0); ANCHORS],
             next_anchor: 0,
         }
@@ -202,7 +202,7 @@ impl MeshSdf {
     /// +inf when the mesh has no usable triangle. Parallel over points.
     pub fn unsigned_distance(&self, points: &[[f32; 3]]) -> Vec<f32> {
         self.map_points(points, |state, p| {
-            match self.project(p, &mut state.prev_cp) {
+            match self.project(p, &mut state.prev_slot) {
                 Some((_, _, d)) => d as f32,
                 None if is_finite(to_f64(p)) => f32::INFINITY,
                 None => f32::NAN,
@@ -216,14 +216,14 @@ impl MeshSdf {
     /// search: weighted sampling needs exact distances only where its
     /// weight is not negligible.
     pub fn unsigned_distance_below(&self, points: &[[f32; 3]], cap: f32) -> Vec<f32> {
-        // The BVH compares in f32: its bound gets the usual slack, and the
+        // The BVH prunes in f32: its bound gets the usual slack, and the
         // exact f64 distance decides.
         let max = cap * (1.0 + 1e-5) + self.dist_slack as f32;
         self.map_points(points, |state, p| {
             if !is_finite(to_f64(p)) {
                 return f32::NAN;
             }
-            match self.project_within(p, &mut state.prev_cp, max) {
+            match self.project_within(p, &mut state.prev_slot, max) {
                 Some((_, _, d)) if d < f64::from(cap) => d as f32,
                 _ => f32::INFINITY,
             }
@@ -283,7 +283,7 @@ impl MeshSdf {
     }
 
     fn signed_one(&self, p: [f32; 3], state: &mut ChunkState) -> f32 {
-        let Some((_, k, d)) = self.project(p, &mut state.prev_cp) else {
+        let Some((_, k, d)) = self.project(p, &mut state.prev_slot) else {
             return if is_finite(to_f64(p)) {
                 f32::INFINITY
             } else {
@@ -296,7 +296,7 @@ impl MeshSdf {
         // B(q, dq) contain no surface point, so when they overlap, p and the
         // previous point q are joined by a surface-free path and share q's
         // (exactly computed) winding number. The slack keeps the test sound
-        // under the rounding of the BVH's f32 distances. In a spatially sorted
+        // under the BVH's f32 box pruning. In a spatially sorted
         // batch this skips the ray for most points off the surface.
         let shared = if self.closed {
             state.anchors.iter().find_map(|&(q, dq, wq)| {
@@ -349,11 +349,15 @@ impl MeshSdf {
         prev: &mut Option<u32>,
         max: f32,
     ) -> Option<(V3, usize, f64)> {
-        let bvh = self.bvh.as_ref()?;
         let p64 = to_f64(p);
         if !is_finite(p64) {
             return None;
         }
+        let Some(bvh) = self.bvh.as_ref() else {
+            // No tree (no usable triangle, or one too deep to build, which
+            // the build's limits make unreachable): the scan answers.
+            return self.project_brute(p64).filter(|h| h.2 <= f64::from(max));
+        };
         // Squared in f64: f32::MAX squared stays finite, so even points far
         // beyond the model get an answer.
         let max64 = f64::from(max);

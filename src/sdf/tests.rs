@@ -974,3 +974,42 @@ fn large_batches_sign_by_winding_number_near_features() {
         }
     }
 }
+
+#[test]
+fn exponentially_spaced_triangles_are_exact_at_every_scale() {
+    // Triangles at x = 1.15^i, from 1e-36 to 1e36: the tree must stay
+    // buildable (the surface-area heuristic tends to peel a few off per
+    // split here), and its f32 box tests must neither underflow to zero
+    // (which pruned every box) nor overflow to infinity (which did too).
+    let mut m = TriangleMesh::default();
+    for i in 0..1200 {
+        let x = 1.15f32.powi(i - 600);
+        let k = m.vertices.len() as u32;
+        m.vertices
+            .extend([[x, 0.0, 0.0], [x, x * 0.1, 0.0], [x, 0.0, x * 0.1]]);
+        m.triangles.push([k, k + 1, k + 2]);
+    }
+    let sdf = MeshSdf::new(&m);
+    // A tree deeper than the traversal stack is not built (the f64 scan
+    // would answer instead, exactly but slowly).
+    assert!(sdf.bvh.is_some(), "the BVH was too deep to build");
+    let mut rng = Rng(5);
+    let pts: Vec<[f32; 3]> = (0..200)
+        .map(|i| {
+            let x = 1.15f32.powi(i * 6 - 600) * rng.range(0.5, 2.0) as f32;
+            [
+                x,
+                rng.range(-1.0, 1.0) as f32 * x,
+                rng.range(-1.0, 1.0) as f32 * x,
+            ]
+        })
+        .collect();
+    let d = sdf.unsigned_distance(&pts);
+    for (p, &d) in pts.iter().zip(&d) {
+        let want = brute_distance(&m, to_f64(*p));
+        assert!(
+            (f64::from(d) - want).abs() <= 1e-6 * want.max(1e-30),
+            "{p:?}: {d} vs {want}"
+        );
+    }
+}
