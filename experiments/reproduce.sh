@@ -74,7 +74,7 @@ run_variant() {
         keep=$(while read -r m; do
             local b
             b=$(basename "${m%.*}")
-            [[ " $SHAPES " == *" $b "* ]] && echo "$m"
+            if [[ " $SHAPES " == *" $b "* ]]; then echo "$m"; fi
         done <"$work/$g/manifest.txt")
         printf '%s\n' "$keep" >"$work/$g/manifest.txt"
     fi
