@@ -290,6 +290,14 @@ impl MeshSdf {
                 f32::NAN
             };
         };
+        if d <= self.dist_slack * 1e-9 {
+            // On the surface to within f64 rounding of the projection
+            // (samples on axis-aligned faces land there): no f32 input
+            // point can lie this close without lying on it, the winding
+            // number is undefined there and the slowest case to settle,
+            // and the distance is 0 on either side.
+            return 0.0;
+        }
         let p64 = to_f64(p);
         // On a closed surface the winding number is constant on each
         // connected component of the complement. The open balls B(p, d) and
