@@ -97,12 +97,7 @@ impl DistanceBvh {
         if 3 * depth + 1 > STACK {
             return None;
         }
-        for c in bvh.corners.iter().flatten() {
-            for k in 0..3 {
-                bvh.lo[k] = bvh.lo[k].min(c[k]);
-                bvh.hi[k] = bvh.hi[k].max(c[k]);
-            }
-        }
+        (bvh.lo, bvh.hi) = bvh.node_bounds(0);
         Some(bvh)
     }
 
@@ -175,18 +170,17 @@ impl DistanceBvh {
         lane: usize,
     ) -> u32 {
         let start = self.order.len() as u32;
+        let mut bounds = EMPTY;
         for item in items {
-            let t = item.id;
-            let c = triangles[t as usize].map(|i| vertices[i as usize]);
-            let node = &mut self.nodes[id];
-            for corner in c {
-                for k in 0..3 {
-                    node.lo[k][lane] = node.lo[k][lane].min(corner[k]);
-                    node.hi[k][lane] = node.hi[k][lane].max(corner[k]);
-                }
-            }
-            self.corners.push(c);
-            self.order.push(t);
+            grow(&mut bounds, item.lo, item.hi);
+            self.corners
+                .push(triangles[item.id as usize].map(|i| vertices[i as usize]));
+            self.order.push(item.id);
+        }
+        let node = &mut self.nodes[id];
+        for k in 0..3 {
+            node.lo[k][lane] = bounds.0[k];
+            node.hi[k][lane] = bounds.1[k];
         }
         LEAF_BIT | start << 3 | items.len() as u32
     }
@@ -217,11 +211,12 @@ impl DistanceBvh {
         let p64 = p.map(f64::from);
         let mut best64 = max_d2;
         let mut best_at = None;
-        if let Some(c) = hint.and_then(|h| self.corners.get(h as usize)) {
+        let hinted = hint.and_then(|h| Some((h as usize, self.corners.get(h as usize)?)));
+        if let Some((h, c)) = hinted {
             let (q, s) = measure(p64, c);
             if s < best64 {
                 best64 = s;
-                best_at = Some((hint.unwrap_or(0) as usize, q));
+                best_at = Some((h, q));
             }
         }
         let mut best = prune_bound(best64);
@@ -355,39 +350,40 @@ const BINS: usize = 16;
 /// when all centroids coincide or no plane separates them, which also
 /// bounds the depth. With `sah` false, always the median.
 fn split(items: &mut [Item], sah: bool) -> (&mut [Item], &mut [Item]) {
-    let mut lo = [f32::INFINITY; 3];
-    let mut hi = [f32::NEG_INFINITY; 3];
+    let mut centroids = EMPTY;
     for it in items.iter() {
-        for k in 0..3 {
-            lo[k] = lo[k].min(it.centroid[k]);
-            hi[k] = hi[k].max(it.centroid[k]);
-        }
+        grow(&mut centroids, it.centroid, it.centroid);
     }
+    let (lo, hi) = centroids;
     let n = items.len();
-    let mut best: Option<(f32, usize, f32)> = None; // cost, axis, plane
+    // Bin of a centroid along `axis`, whose extent is positive.
+    let bin_of = |axis: usize, c: f32| {
+        (((c - lo[axis]) / (hi[axis] - lo[axis]) * BINS as f32) as usize).min(BINS - 1)
+    };
+    // Cost, axis, and the first bin right of the plane.
+    let mut best: Option<(f32, usize, usize)> = None;
     for axis in (0..3).filter(|_| sah) {
         let extent = hi[axis] - lo[axis];
         if extent.is_nan() || extent <= 0.0 {
             continue;
         }
-        let bin_of = |c: f32| (((c - lo[axis]) / extent * BINS as f32) as usize).min(BINS - 1);
         let mut count = [0usize; BINS];
-        let mut boxes = [([f32::INFINITY; 3], [f32::NEG_INFINITY; 3]); BINS];
+        let mut boxes = [EMPTY; BINS];
         for it in items.iter() {
-            let b = bin_of(it.centroid[axis]);
+            let b = bin_of(axis, it.centroid[axis]);
             count[b] += 1;
             grow(&mut boxes[b], it.lo, it.hi);
         }
         // Areas and counts of everything right of each plane.
         let mut right = [(0.0f32, 0usize); BINS];
-        let mut acc = ([f32::INFINITY; 3], [f32::NEG_INFINITY; 3]);
+        let mut acc = EMPTY;
         let mut m = 0;
         for b in (1..BINS).rev() {
             grow(&mut acc, boxes[b].0, boxes[b].1);
             m += count[b];
             right[b] = (area(&acc), m);
         }
-        let mut acc = ([f32::INFINITY; 3], [f32::NEG_INFINITY; 3]);
+        let mut acc = EMPTY;
         let mut m = 0;
         for b in 0..BINS - 1 {
             grow(&mut acc, boxes[b].0, boxes[b].1);
@@ -398,21 +394,17 @@ fn split(items: &mut [Item], sah: bool) -> (&mut [Item], &mut [Item]) {
             }
             let cost = area(&acc) * m as f32 + ra * rm as f32;
             if best.map_or(true, |(c, _, _)| cost < c) {
-                let plane = lo[axis] + extent * (b + 1) as f32 / BINS as f32;
-                best = Some((cost, axis, plane));
+                best = Some((cost, axis, b + 1));
             }
         }
     }
     let mid = match best {
-        Some((_, axis, plane)) => {
-            // Partition by the same bin arithmetic as above, so both sides
-            // are non-empty.
-            let extent = hi[axis] - lo[axis];
-            let bin_of = |c: f32| (((c - lo[axis]) / extent * BINS as f32) as usize).min(BINS - 1);
-            let edge = (((plane - lo[axis]) / extent * BINS as f32).round() as usize).min(BINS);
+        Some((_, axis, edge)) => {
+            // Partition by the same bins as above, so both sides are
+            // non-empty.
             let mut i = 0;
             for j in 0..n {
-                if bin_of(items[j].centroid[axis]) < edge {
+                if bin_of(axis, items[j].centroid[axis]) < edge {
                     items.swap(i, j);
                     i += 1;
                 }
@@ -432,6 +424,9 @@ fn split(items: &mut [Item], sah: bool) -> (&mut [Item], &mut [Item]) {
     };
     items.split_at_mut(mid)
 }
+
+/// A box holding nothing: `grow` makes it the first box it meets.
+const EMPTY: ([f32; 3], [f32; 3]) = ([f32::INFINITY; 3], [f32::NEG_INFINITY; 3]);
 
 fn grow(b: &mut ([f32; 3], [f32; 3]), lo: [f32; 3], hi: [f32; 3]) {
     for k in 0..3 {

@@ -1,10 +1,11 @@
 //! True signed distance function of a triangle mesh.
 //!
 //! Magnitude: exact Euclidean distance to the triangles from a 4-wide BVH
-//! (`bvh.rs`) that prunes boxes in f32 and measures triangles in f64. Sign: negative inside, where inside means a generalized
-//! winding number >= 1/2, which stays meaningful for meshes with holes,
-//! duplicated or flipped triangles. The winding number is computed exactly,
-//! not approximated; see `winding.rs` for the two evaluators and why the
+//! (`bvh.rs`) that prunes boxes in f32 and measures triangles in f64.
+//! Sign: negative inside, where inside means a generalized winding
+//! number >= 1/2, which stays meaningful for meshes with holes, duplicated
+//! or flipped triangles. The winding number is computed exactly, not
+//! approximated; see `winding.rs` for the two evaluators and why the
 //! ray-crossing form is the fast path.
 
 mod bvh;
