@@ -586,7 +586,7 @@ impl CellGrid {
     }
 
     fn cell_index(&self, c: [usize; 3]) -> usize {
-        c[0] + self.n[0] * (c[1] + self.n[1] * c[2])
+        flat_index(self.n, c)
     }
 
     fn centre(&self, c: [usize; 3]) -> V3 {
@@ -631,6 +631,11 @@ impl CellGrid {
     }
 }
 
+/// Index of cell `c` in a grid of `n` cells per axis, x fastest.
+fn flat_index(n: [usize; 3], c: [usize; 3]) -> usize {
+    c[0] + n[0] * (c[1] + n[1] * c[2])
+}
+
 impl WindingBvh {
     /// Builds the [`CellGrid`]; None for an empty or open mesh (the grid's
     /// identity needs a closed one) or an unreasonably large grid.
@@ -672,7 +677,7 @@ impl WindingBvh {
             for z in a[2]..=b[2] {
                 for y in a[1]..=b[1] {
                     for x in a[0]..=b[0] {
-                        f(x + n[0] * (y + n[1] * z));
+                        f(flat_index(n, [x, y, z]));
                     }
                 }
             }
