@@ -102,6 +102,32 @@ fn unknown_output_extension_and_bad_model_are_refused() {
     assert_one_line_error(&err, "not a hisdf model");
 }
 
+/// `-o` into folders that do not exist yet makes them (as `mkdir -p`); a
+/// path through a file is refused before any work, and the file is kept.
+#[test]
+fn missing_output_folders_are_made_and_files_in_the_way_refused() {
+    let dir = scratch("folders");
+    let nested = dir.join("new").join("deeper").join("samples.npy");
+    let (code, _, err) = run(hisdf()
+        .arg("sample")
+        .arg(mesh_path("block-2x4.stl"))
+        .arg("-o")
+        .arg(&nested));
+    assert_eq!(code, 0, "{err}");
+    assert!(nested.is_file(), "{err}");
+
+    let file = dir.join("notes.txt");
+    std::fs::write(&file, b"the user's notes").unwrap();
+    let (code, _, err) = run(hisdf()
+        .arg("sample")
+        .arg(mesh_path("block-2x4.stl"))
+        .arg("-o")
+        .arg(file.join("samples.npy")));
+    assert_eq!(code, 1);
+    assert_one_line_error(&err, "is not a folder");
+    assert_eq!(std::fs::read(&file).unwrap(), b"the user's notes");
+}
+
 #[test]
 fn usage_errors_exit_with_two() {
     let (code, _, _) = run(hisdf().args(["train"]));

@@ -103,16 +103,7 @@ pub enum Domain {
 }
 
 fn npy_output(path: &Path) -> Result<(), String> {
-    let ext = path.extension().and_then(|e| e.to_str()).unwrap_or("");
-    if !ext.eq_ignore_ascii_case("npy") {
-        return Err(format!("{}: output must be a .npy file", path.display()));
-    }
-    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-        if !dir.is_dir() {
-            return Err(format!("{}: folder does not exist", dir.display()));
-        }
-    }
-    Ok(())
+    super::check_output(path, &["npy"])
 }
 
 pub fn run(command: GeometryCommand) -> Result<(), String> {
@@ -218,12 +209,7 @@ pub fn run(command: GeometryCommand) -> Result<(), String> {
             elevation,
             y_up,
         } => {
-            if output.extension().and_then(|e| e.to_str()) != Some("png") {
-                return Err(format!(
-                    "{}: the output must be a .png file",
-                    output.display()
-                ));
-            }
+            super::check_output(&output, &["png"])?;
             // "-" stands for a missing result (a failed run): an empty tile
             // keeps the columns of a picture aligned.
             let loaded = meshes

@@ -251,7 +251,7 @@ struct Timings {
 }
 
 /// Refuses an output path we could not write, before any long work starts.
-fn check_output(path: &Path, extensions: &[&str]) -> Result<()> {
+pub(crate) fn check_output(path: &Path, extensions: &[&str]) -> Result<()> {
     let ext = path
         .extension()
         .and_then(|e| e.to_str())
@@ -264,10 +264,22 @@ fn check_output(path: &Path, extensions: &[&str]) -> Result<()> {
             extensions.join(", .")
         ));
     }
+    // A missing output folder is made, as `mkdir -p` would (what a user of
+    // `-o results/run1/part.obj` expects): before any long work, so a path
+    // that cannot be made fails at once with the reason.
     if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-        if !dir.is_dir() {
-            return Err(format!("{}: folder does not exist", dir.display()));
+        if dir.exists() && !dir.is_dir() {
+            return Err(format!(
+                "{}: exists and is not a folder; choose another output path",
+                dir.display()
+            ));
         }
+        std::fs::create_dir_all(dir).map_err(|e| {
+            format!(
+                "{}: cannot create the output folder ({e}); create it or choose another path",
+                dir.display()
+            )
+        })?;
     }
     Ok(())
 }

@@ -24,9 +24,7 @@ pub struct QueryArgs {
 
 pub fn run(a: QueryArgs) -> Result<(), String> {
     for out in std::iter::once(&a.output).chain(a.gradients.as_ref()) {
-        if out.extension().and_then(|e| e.to_str()) != Some("npy") {
-            return Err(format!("{}: output must be a .npy file", out.display()));
-        }
+        super::check_output(out, &["npy"])?;
     }
     let device = a.device.resolve().map_err(|e| e.to_string())?;
     let model = load_model(&a.model, device).map_err(|e| e.to_string())?;
