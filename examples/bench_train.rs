@@ -5,7 +5,7 @@
 //! exactly the same points.
 //!
 //!   bench_train MESH SAMPLES_OUT.npy [--iterations N] [--loss curriculum|l1]
-//!               [--tf32] [--no-graph] [--depth D] [--width W] [--batch B]
+//!               [--tf32|--precision fp32|tf32|bf16] [--preset NAME] [--no-graph] [--depth D] [--width W] [--batch B]
 //!               [--model-out MODEL.safetensors] [--report-every K] [--verbose]
 
 use std::io::Write;
@@ -43,7 +43,7 @@ fn write_npy(path: &str, rows: &[[f32; 4]]) -> std::io::Result<()> {
 fn main() {
     let args: Vec<String> = std::env::args().collect();
     if args.len() < 3 {
-        eprintln!("usage: bench_train MESH SAMPLES_OUT.npy [--iterations N] [--loss curriculum|l1] [--tf32] [--no-graph] [--depth D] [--width W]");
+        eprintln!("usage: bench_train MESH SAMPLES_OUT.npy [--iterations N] [--loss curriculum|l1] [--tf32|--precision fp32|tf32|bf16] [--preset NAME] [--no-graph] [--depth D] [--width W]");
         std::process::exit(2);
     }
     let flag = |name: &str| args.iter().any(|a| a == name);
@@ -53,7 +53,11 @@ fn main() {
             .and_then(|i| args.get(i + 1))
             .cloned()
     };
-    let mut recipe = Preset::PaperCurriculum.recipe();
+    let preset: Preset = value("--preset").map_or(Preset::PaperCurriculum, |p| {
+        p.parse()
+            .expect("--preset fast|detail|paper-l1|paper-curriculum")
+    });
+    let mut recipe = preset.recipe();
     if value("--loss").as_deref() == Some("l1") {
         recipe.training.loss = Loss::ClampedL1 { clamp: Some(0.1) };
         recipe.training.scheduler = Scheduler::Plateau(ReduceLrOnPlateau::paper());
@@ -73,6 +77,10 @@ fn main() {
     if flag("--tf32") {
         recipe.training.precision = Precision::Tf32;
     }
+    if let Some(p) = value("--precision") {
+        recipe.training.precision = p.parse().expect("--precision fp32|tf32|bf16");
+    }
+
     recipe.training.cuda_graph = !flag("--no-graph");
     if let Some(k) = value("--report-every") {
         recipe.training.progress_every = k.parse().expect("--report-every K");
@@ -130,9 +138,11 @@ fn main() {
     if recipe.training.cuda_graph {
         name.push_str("+graph");
     }
-    if flag("--tf32") {
-        name.push_str("-tf32");
-    }
+    name.push_str(match recipe.training.precision {
+        Precision::Fp32 => "-fp32",
+        Precision::Tf32 => "-tf32",
+        Precision::Bf16 => "-bf16",
+    });
     println!(
         "{{\"impl\": \"{name}\", \"ms_per_iteration\": {:.4}, \"total_s\": {total:.3}, \"final_loss\": {:.6e}, \"iterations\": {}, \"device\": \"{}\", \"sampling_s\": {sampling_s:.3}}}",
         1e3 * median,

@@ -16,6 +16,8 @@ use super::sparse::{sparse_marching_cubes, CubeGrid, SparseConfig, SparseStats};
 pub enum ExtractError {
     #[error("resolution must be between 8 and {max}, got {got}")]
     Resolution { got: usize, max: usize },
+    #[error("extraction evaluates the network in fp32 or tf32; bf16 is a training precision only (it would move vertices by up to a voxel)")]
+    Precision,
     #[error("extraction cancelled")]
     Cancelled,
     #[error("the network's zero level set is empty inside the unit sphere: no surface to extract (did training converge?)")]
@@ -113,6 +115,9 @@ pub fn extract_mesh_with(
             got: config.resolution,
             max,
         });
+    }
+    if config.precision == Precision::Bf16 {
+        return Err(ExtractError::Precision);
     }
     let grid = unit_cube_grid(config.resolution);
     let tf32 = config.precision == Precision::Tf32 && model.network.device().is_cuda();

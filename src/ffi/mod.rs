@@ -223,7 +223,9 @@ impl From<TrainError> for Failure {
 impl From<ExtractError> for Failure {
     fn from(e: ExtractError) -> Self {
         let status = match e {
-            ExtractError::Resolution { .. } => HisdfStatus::InvalidArgument,
+            ExtractError::Resolution { .. } | ExtractError::Precision => {
+                HisdfStatus::InvalidArgument
+            }
             ExtractError::Cancelled => HisdfStatus::Cancelled,
             ExtractError::NoSurface => HisdfStatus::NoSurface,
         };

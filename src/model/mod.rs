@@ -517,7 +517,7 @@ impl SdfNetwork {
 
     /// gamma(x) of the configured encoding, [N, 3] -> [N, features], in the
     /// column order `Encoding::Fourier` documents.
-    fn encode(&self, x: &Tensor) -> Tensor {
+    pub(crate) fn encode(&self, x: &Tensor) -> Tensor {
         match &self.frequencies {
             None => x.shallow_clone(),
             Some(f) => {

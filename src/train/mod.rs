@@ -1,6 +1,7 @@
 //! Train stage: fit f_theta to the samples with Adam (paper Sec. 4.3).
 
 mod loss;
+mod mixed;
 mod native;
 mod scheduler;
 
@@ -18,6 +19,7 @@ use tch::{Device, Kind, Tensor};
 use crate::mesh::Normalisation;
 use crate::model::{NetworkConfig, SdfNetwork, TrainedModel, TrainingMetadata};
 use crate::sampling::Samples;
+use mixed::MixedStep;
 
 /// Where to train. `Auto` takes CUDA when libtorch sees a GPU.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -65,7 +67,8 @@ pub struct TrainConfig {
     /// Report progress (and read the loss back from the device) every this
     /// many iterations; between reports nothing waits for the device.
     pub progress_every: usize,
-    /// Float32 everywhere, or TF32 tensor-core matmuls on CUDA.
+    /// Float32 everywhere, TF32 tensor-core matmuls, or bf16 hidden layers
+    /// (CUDA only: the CPU always trains in float32).
     #[serde(default)]
     pub precision: Precision,
     /// Capture the training step as a CUDA graph and replay it (CUDA only):
@@ -87,6 +90,10 @@ pub enum Precision {
     #[default]
     Fp32,
     Tf32,
+    /// Mixed precision for training (src/train/mixed.rs): bf16 hidden
+    /// layers with float32 accumulation, a float32 input layer, output,
+    /// loss, master weights and Adam. The plain ReLU network only.
+    Bf16,
 }
 
 impl std::str::FromStr for Precision {
@@ -95,7 +102,10 @@ impl std::str::FromStr for Precision {
         match s {
             "fp32" => Ok(Precision::Fp32),
             "tf32" => Ok(Precision::Tf32),
-            _ => Err(format!("unknown precision {s:?} (expected fp32 or tf32)")),
+            "bf16" => Ok(Precision::Bf16),
+            _ => Err(format!(
+                "unknown precision {s:?} (expected fp32, tf32 or bf16)"
+            )),
         }
     }
 }
@@ -185,8 +195,26 @@ pub fn train(
     let device = config.device.resolve()?;
     let network =
         SdfNetwork::new(network_config, device, config.seed).map_err(TrainError::InvalidConfig)?;
-    let params: Vec<Tensor> = network.parameters().into_iter().map(|(_, t)| t).collect();
-    let mut adam = FusedAdam::new(params, config.learning_rate);
+    // bf16 applies on CUDA; the CPU trains in float32 whatever is asked,
+    // as it does for TF32. A network the mixed step cannot train is refused
+    // on every device, so a recipe means the same wherever it runs.
+    if config.precision == Precision::Bf16 {
+        if let Some(why) = MixedStep::unsupported(&network) {
+            return Err(TrainError::InvalidConfig(why));
+        }
+    }
+    let mixed = if device.is_cuda() && config.precision == Precision::Bf16 {
+        Some(MixedStep::new(&network, Kind::BFloat16).map_err(TrainError::InvalidConfig)?)
+    } else {
+        None
+    };
+    let mut adam = match &mixed {
+        Some(m) => m.optimizer(config.learning_rate),
+        None => {
+            let params = network.parameters().into_iter().map(|(_, t)| t).collect();
+            FusedAdam::new(params, config.learning_rate)
+        }
+    };
     let tf32 = device.is_cuda() && config.precision == Precision::Tf32;
     if tf32 {
         native::set_tf32(true);
@@ -208,6 +236,7 @@ pub fn train(
         last_loss: Tensor::zeros([], (Kind::Float, device)),
         network: &network,
         loss: &config.loss,
+        mixed,
     };
     let mut loss_state = config.loss.state_with(device, config.prediction_clamp);
     // Dropout draws from libtorch's generator, whose state a replayed graph
@@ -289,6 +318,9 @@ pub fn train(
         native::set_tf32(false);
     }
     result?;
+    if let Some(m) = &step.mixed {
+        m.write_back(&network);
+    }
     let metadata = TrainingMetadata {
         iterations: completed,
         final_loss: last_loss,
@@ -319,17 +351,25 @@ struct Step<'a> {
     last_loss: Tensor,
     network: &'a SdfNetwork,
     loss: &'a Loss,
+    /// The hand-written mixed-precision step, when training in bf16.
+    mixed: Option<MixedStep>,
 }
 
 impl Step<'_> {
     fn run(&self, adam: &mut FusedAdam, loss_state: &LossState) -> Result<(), String> {
-        adam.zero_grad();
         let x = self.points.index_select(0, &self.batch);
         let s = self.targets.index_select(0, &self.batch);
-        let f = self.network.forward_t(&x, true);
-        let loss = self.loss.evaluate_with(&f, &s, loss_state);
-        loss.backward();
-        adam.step()?;
+        let loss = match &self.mixed {
+            Some(m) => m.run(self.network, &x, &s, self.loss, loss_state, adam)?,
+            None => {
+                adam.zero_grad();
+                let f = self.network.forward_t(&x, true);
+                let loss = self.loss.evaluate_with(&f, &s, loss_state);
+                loss.backward();
+                adam.step()?;
+                loss
+            }
+        };
         let _guard = tch::no_grad_guard();
         let _ = self.loss_sum.shallow_clone().g_add_(&loss);
         self.last_loss.shallow_clone().copy_(&loss);
@@ -473,11 +513,18 @@ mod tests {
             return;
         }
         let samples = cube_samples(20_000);
-        for graph in [false, true] {
+        let variants = [
+            (false, Precision::Tf32),
+            (true, Precision::Tf32),
+            (false, Precision::Bf16),
+            (true, Precision::Bf16),
+        ];
+        for (graph, precision) in variants {
             let mut losses = Vec::new();
             let mut config = small_config(300);
             config.device = DeviceChoice::Cuda;
             config.cuda_graph = graph;
+            config.precision = precision;
             config.scheduler = Scheduler::None;
             let model = train(
                 &samples,
@@ -491,10 +538,50 @@ mod tests {
             )
             .unwrap();
             let (first, last) = (losses[0], *losses.last().unwrap());
-            assert!(last < 0.5 * first, "graph {graph}: {losses:?}");
+            assert!(
+                last < 0.5 * first,
+                "graph {graph} {precision:?}: {losses:?}"
+            );
             let q = model.query(&[[0.0, 0.0, 0.0], [0.0, 0.0, 0.95]]);
-            assert!(q[0] < 0.0 && q[1] > 0.0, "graph {graph}: {q:?}");
+            assert!(
+                q[0] < 0.0 && q[1] > 0.0,
+                "graph {graph} {precision:?}: {q:?}"
+            );
         }
+    }
+
+    /// bf16 on the CPU trains in float32 (as TF32 does), and a network the
+    /// mixed step cannot train is refused there as on CUDA.
+    #[test]
+    fn bf16_trains_on_the_cpu_and_refuses_what_it_cannot_train() {
+        let samples = cube_samples(5000);
+        let mut config = small_config(20);
+        config.precision = Precision::Bf16;
+        let m = train(
+            &samples,
+            Normalisation::identity(),
+            &small_net(),
+            &config,
+            &mut |_| true,
+        )
+        .unwrap();
+        assert_eq!(m.metadata.iterations, 20);
+        let skip = NetworkConfig {
+            skip: Some(2),
+            ..small_net()
+        };
+        let err = train(
+            &samples,
+            Normalisation::identity(),
+            &skip,
+            &config,
+            &mut |_| true,
+        )
+        .unwrap_err();
+        assert!(
+            matches!(err, TrainError::InvalidConfig(ref m) if m.contains("skip")),
+            "{err}"
+        );
     }
 
     #[test]

@@ -62,6 +62,9 @@ pub fn cuda_graphs_available() -> bool {
 /// because the step counts and the learning rate live on the device.
 pub struct FusedAdam {
     params: Vec<Tensor>,
+    /// Gradient tensors given at construction (a hand-written backward pass
+    /// writes them); `None` reads each parameter's autograd `.grad()`.
+    grads: Option<Vec<Tensor>>,
     exp_avgs: Vec<Tensor>,
     exp_avg_sqs: Vec<Tensor>,
     steps: Vec<Tensor>,
@@ -83,6 +86,17 @@ impl FusedAdam {
             lr: Tensor::from(lr as f32).to_device(device),
             lr_value: lr,
             params,
+            grads: None,
+        }
+    }
+
+    /// Adam whose gradients are always read from `grads` (one per parameter,
+    /// same shape), not from autograd.
+    pub fn with_gradients(params: Vec<Tensor>, grads: Vec<Tensor>, lr: f64) -> FusedAdam {
+        assert_eq!(params.len(), grads.len(), "one gradient per parameter");
+        FusedAdam {
+            grads: Some(grads),
+            ..FusedAdam::new(params, lr)
         }
     }
 
@@ -110,7 +124,10 @@ impl FusedAdam {
 
     pub fn step(&mut self) -> Result<(), String> {
         let _guard = tch::no_grad_guard();
-        let mut grads: Vec<Tensor> = self.params.iter().map(|p| p.grad()).collect();
+        let mut grads: Vec<Tensor> = match &self.grads {
+            Some(g) => g.iter().map(|t| t.shallow_clone()).collect(),
+            None => self.params.iter().map(|p| p.grad()).collect(),
+        };
         if grads.iter().any(|g| !g.defined()) {
             return Err("Adam step before any backward pass".into());
         }

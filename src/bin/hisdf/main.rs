@@ -88,7 +88,8 @@ struct TrainArgs {
     /// encoding with L = 1..16 frequencies 2^k pi, 3 + 6L inputs).
     #[arg(long)]
     encoding: Option<String>,
-    /// fp32, or tf32 (TF32 tensor-core matmuls on CUDA).
+    /// fp32, tf32 (TF32 tensor-core matmuls on CUDA) or bf16 (mixed
+    /// precision: bf16 hidden layers, fp32 input layer, output and Adam).
     #[arg(long)]
     precision: Option<hisdf::train::Precision>,
     /// near-surface (the preset's shells), or weighted (the paper's:
