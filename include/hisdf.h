@@ -19,9 +19,15 @@
 //   later call and may be passed between threads.
 // - Inputs come before outputs; outputs are written only on success; a
 //   buffer pointer is followed by its length in elements, which must be
-//   exactly what the call needs.
+//   exactly what the call needs. Every length is checked against the
+//   others, and against a maximum of 2^34 elements, before any buffer is
+//   read; a NULL buffer with length 0 is an empty buffer.
 // - NULL for a required pointer gives `HISDF_STATUS_NULL_ARGUMENT`; only
 //   arguments documented as optional may be NULL.
+// - Sizes that decide an allocation (sample counts, batch size, metric
+//   points) have documented maxima and are refused above them with
+//   `HISDF_STATUS_INVALID_ARGUMENT`; an allocation that fails anyway (a
+//   network too large for the device) is `HISDF_STATUS_OUT_OF_MEMORY`.
 // - Every handle has a `*_free` function that accepts NULL. A freed or
 //   foreign handle is refused with `HISDF_STATUS_INVALID_HANDLE` while its
 //   memory is still readable (a safety net, not a guarantee).
@@ -61,6 +67,9 @@ enum HisdfStatus
   // The operation cannot be done in this process, e.g. another logger
   // already owns the `log` facade of a Rust host.
   HISDF_STATUS_UNAVAILABLE = 12,
+  // Memory (host or device) ran out: use a smaller size, or the CPU
+  // for a network the GPU cannot hold.
+  HISDF_STATUS_OUT_OF_MEMORY = 13,
 };
 #ifndef __cplusplus
 #if __STDC_VERSION__ >= 202311L
@@ -262,13 +271,16 @@ const char *hisdf_status_name(uint32_t status);
 // which may differ from the header a host was compiled against.
 const char *hisdf_version(void);
 
-// The status an error carries; NULL gives `HISDF_STATUS_NULL_ARGUMENT`.
+// The status an error carries; NULL gives `HISDF_STATUS_NULL_ARGUMENT`, a
+// freed or foreign pointer `HISDF_STATUS_INVALID_HANDLE`.
 HisdfStatus hisdf_error_status(const struct HisdfError *error);
 
-// The error's message, valid until `hisdf_error_free`. NULL gives "".
+// The error's message, valid until `hisdf_error_free`. NULL (or a freed
+// error) gives "".
 const char *hisdf_error_message(const struct HisdfError *error);
 
-// Frees an error; NULL is ignored.
+// Frees an error; NULL is ignored, and so is a second free (as for every
+// handle, while the memory is still readable).
 void hisdf_error_free(struct HisdfError *error);
 
 // A new configuration holding a preset's values: "fast" (CPU-friendly),
@@ -282,7 +294,7 @@ void hisdf_config_free(struct HisdfConfig *config);
 
 // Sets one option from text, e.g. `hisdf_config_set(cfg, "iterations",
 // "500", NULL)`. Keys: preset (fast | paper-l1 | paper-curriculum: resets
-// every option), iterations, batch_size, learning_rate, seed, device (cpu |
+// every option), iterations, batch_size (1 to 2^24), learning_rate, seed, device (cpu |
 // cuda | auto), progress_every (iterations between progress callbacks and
 // cancellation checks), width, depth, tanh_output (true | false),
 // initialisation (pytorch-default | geometric | siren), geometric_radius,
@@ -290,7 +302,8 @@ void hisdf_config_free(struct HisdfConfig *config);
 // initialisation, leaving it the geometric one), encoding (none |
 // fourier:L, L = 1..16 frequencies), loss (clamped-l1 | curriculum), clamp
 // (a number or none), scheduler (plateau | none), surface_samples,
-// uniform_samples, shells ("count:variance,..."), for
+// uniform_samples, shells ("count:variance,..."; all samples together at
+// most 200,000,000), for
 // `hisdf_extract_with`: resolution (grid points per axis, default 256; 8 to
 // 1024 dense, to 2048 sparse) and sparse (true: coarse-to-fine, sampling
 // only bricks the surface can cross; default false), and for
@@ -374,7 +387,7 @@ HisdfStatus hisdf_mesh_signed_distance(const struct HisdfMesh *mesh,
                                        struct HisdfError **error);
 
 // The paper's Chamfer distance between two meshes on `points` surface
-// samples each (10000 in the paper), in the unit-sphere frame of
+// samples each (10000 in the paper; at most 10^8), in the unit-sphere frame of
 // `reference`, written to `*out`.
 HisdfStatus hisdf_chamfer(const struct HisdfMesh *reference,
                           const struct HisdfMesh *other,
@@ -390,7 +403,7 @@ HisdfStatus hisdf_chamfer(const struct HisdfMesh *reference,
 // components_other_significant and components_other_extra_area_share
 // (connected components, on welded positions), and the settings used.
 // `chamfer_points`
-// surface samples per mesh (the paper: 10000), `emd_points` for the earth
+// surface samples per mesh (the paper: 10000; at most 10^8), `emd_points` for the earth
 // mover's distance (the paper: 500; at most 5000, cubic cost),
 // `f_score_threshold` a distance in that frame (0 means the default 0.01).
 // Read the results by name with `hisdf_metrics_get`, or enumerate them with

@@ -8,7 +8,9 @@ pub use convergence::{check_convergence, ConvergenceConfig, ConvergenceReport, F
 
 use crate::mesh::{Centring, MeshError, Normalisation, TriangleMesh};
 use crate::model::{Encoding, Initialisation, NetworkConfig};
-use crate::sampling::{near_surface, weighted, GaussianShell, NearSurfaceConfig, Samples};
+use crate::sampling::{
+    near_surface, weighted, GaussianShell, NearSurfaceConfig, Samples, MAX_SAMPLES,
+};
 use crate::sdf::MeshSdf;
 use crate::train::{
     DeviceChoice, Loss, PredictionClamp, ReduceLrOnPlateau, Scheduler, TrainConfig,
@@ -291,6 +293,7 @@ impl Recipe {
 
     /// Settings that would make training fail late or meaninglessly.
     pub fn validate(&self) -> Result<(), String> {
+        self.network.validate()?;
         self.training.validate().map_err(|e| e.to_string())?;
         // Zero iterations would give an untrained network that looks like a
         // result; training itself accepts it (a cancelled run can end there).
@@ -306,9 +309,18 @@ impl Recipe {
                 ));
             }
         }
-        let total = s.surface + s.uniform + s.shells.iter().map(|g| g.count).sum::<usize>();
+        let total = s.total();
         if total == 0 {
             return Err("sampling asks for no samples at all".into());
+        }
+        // Bounded before anything is allocated: a count from a typo or a
+        // host's arithmetic would otherwise abort the process.
+        let pool = s.weighted.as_ref().map_or(0, |w| w.pool);
+        if total > MAX_SAMPLES || pool > MAX_SAMPLES {
+            return Err(format!(
+                "sampling asks for {} samples; at most {MAX_SAMPLES} (16 bytes each) are drawn",
+                total.max(pool)
+            ));
         }
         if s.shells
             .iter()

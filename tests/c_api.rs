@@ -154,6 +154,38 @@ fn c_program_runs_the_pipeline_under_asan_and_plain() {
     hisdf::mesh::load(&dir.join("extracted.obj")).expect("the saved mesh loads");
 }
 
+/// Lengths that lie, sizes too large to allocate, a double free: every case
+/// in a forked child, each must come back as a status (tests/c/misuse.c),
+/// with ASan and without, and nothing of Rust's panic machinery may reach
+/// the host's stderr.
+#[test]
+fn c_misuse_returns_statuses_and_never_kills_the_host() {
+    let dir = scratch("misuse");
+    for asan in [true, false] {
+        let exe = dir.join(if asan { "misuse_asan" } else { "misuse" });
+        build(
+            &compiler("CC", "cc"),
+            &["-std=c99", "-pedantic"],
+            &["misuse.c"],
+            &exe,
+            asan,
+        );
+        // A failing allocation returns NULL under ASan as it does in libc
+        // (ASan would otherwise abort on the 512 GiB request on purpose).
+        let out = run(Command::new(&exe)
+            .env(
+                "ASAN_OPTIONS",
+                "detect_leaks=0:verify_asan_link_order=0:allocator_may_return_null=1",
+            )
+            .env_remove("RUST_LOG"));
+        assert!(out.contains("all 22 misuse cases returned"), "{out}");
+        assert!(
+            !out.contains("panicked") && !out.contains("AddressSanitizer"),
+            "{out}"
+        );
+    }
+}
+
 #[test]
 fn cpp_program_runs_the_pipeline_under_asan() {
     let dir = scratch("cpp");

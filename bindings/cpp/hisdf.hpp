@@ -12,6 +12,7 @@
 #include "hisdf.h"
 
 #include <array>
+#include <charconv>
 #include <cstddef>
 #include <cstdint>
 #include <exception>
@@ -173,7 +174,17 @@ public:
     template <typename Number,
               typename = std::enable_if_t<std::is_arithmetic<Number>::value>>
     Config &set(const std::string &key, Number value) {
-        return set(key, std::to_string(value));
+        if constexpr (std::is_same<Number, bool>::value) {
+            return set(key, std::string(value ? "true" : "false"));
+        } else if constexpr (std::is_floating_point<Number>::value) {
+            // The shortest text that reads back as the same double:
+            // std::to_string prints six decimals (1e-7 became "0.000000").
+            char text[64];
+            auto end = std::to_chars(text, text + sizeof text, static_cast<double>(value)).ptr;
+            return set(key, std::string(text, end));
+        } else {
+            return set(key, std::to_string(value));
+        }
     }
     /// Trainings with this config publish their state to `monitor` (nullptr
     /// detaches); the config keeps a share of it, so either may die first.

@@ -185,18 +185,9 @@ fn check_settings(settings: &Settings) -> Result<(), Failure> {
     Ok(())
 }
 
+/// The library's own checks (`Recipe::validate`): one place for every rule.
 fn check(recipe: &Recipe) -> Result<(), Failure> {
-    recipe.network.validate().map_err(Failure::invalid)?;
-    recipe.training.validate()?;
-    if recipe.training.iterations == 0 {
-        return Err(Failure::invalid("iterations must be positive"));
-    }
-    if recipe.sampling.total() == 0 {
-        return Err(Failure::invalid(
-            "the sampling configuration draws no points",
-        ));
-    }
-    Ok(())
+    recipe.validate().map_err(Failure::invalid)
 }
 
 /// A new configuration holding a preset's values: "fast" (CPU-friendly),
@@ -236,7 +227,7 @@ pub extern "C" fn hisdf_config_free(config: *mut HisdfConfig) {
 
 /// Sets one option from text, e.g. `hisdf_config_set(cfg, "iterations",
 /// "500", NULL)`. Keys: preset (fast | paper-l1 | paper-curriculum: resets
-/// every option), iterations, batch_size, learning_rate, seed, device (cpu |
+/// every option), iterations, batch_size (1 to 2^24), learning_rate, seed, device (cpu |
 /// cuda | auto), progress_every (iterations between progress callbacks and
 /// cancellation checks), width, depth, tanh_output (true | false),
 /// initialisation (pytorch-default | geometric | siren), geometric_radius,
@@ -244,7 +235,8 @@ pub extern "C" fn hisdf_config_free(config: *mut HisdfConfig) {
 /// initialisation, leaving it the geometric one), encoding (none |
 /// fourier:L, L = 1..16 frequencies), loss (clamped-l1 | curriculum), clamp
 /// (a number or none), scheduler (plateau | none), surface_samples,
-/// uniform_samples, shells ("count:variance,..."), for
+/// uniform_samples, shells ("count:variance,..."; all samples together at
+/// most 200,000,000), for
 /// `hisdf_extract_with`: resolution (grid points per axis, default 256; 8 to
 /// 1024 dense, to 2048 sparse) and sparse (true: coarse-to-fine, sampling
 /// only bricks the surface can cross; default false), and for

@@ -5,13 +5,12 @@ use std::ffi::{c_char, CString};
 
 use super::handles::{HisdfMesh, HisdfMetrics, HisdfModel};
 use super::{
-    boundary, expect_len, out_arg, path_arg, points_arg, slice_arg, slice_out, Failure, HisdfError,
-    HisdfStatus,
+    boundary, expect_len, nonnull_arg, out_arg, path_arg, point_lengths, points_arg, slice_arg,
+    slice_out, Failure, HisdfError, HisdfStatus,
 };
 use crate::mesh::TriangleMesh;
 use crate::metrics::{
     chamfer_meshes, evaluate, model_sdf_error, EvalConfig, HeldOutConfig, HELD_OUT_SEED,
-    MAX_EMD_POINTS,
 };
 use crate::sdf::MeshSdf;
 
@@ -150,10 +149,12 @@ pub extern "C" fn hisdf_mesh_copy_arrays(
 ) -> HisdfStatus {
     boundary(error, || {
         let m = HisdfMesh::get(mesh)?;
-        let v = slice_out(vertices, vertices_len, "vertices")?;
-        let i = slice_out(indices, indices_len, "indices")?;
+        nonnull_arg(vertices, vertices_len, "vertices")?;
+        nonnull_arg(indices, indices_len, "indices")?;
         expect_len("vertices", vertices_len, m.vertices.len() * 3)?;
         expect_len("indices", indices_len, m.triangles.len() * 3)?;
+        let v = slice_out(vertices, vertices_len, "vertices")?;
+        let i = slice_out(indices, indices_len, "indices")?;
         v.copy_from_slice(crate::model::as_flat(&m.vertices));
         for (dst, tri) in i.chunks_exact_mut(3).zip(&m.triangles) {
             dst.copy_from_slice(tri);
@@ -200,9 +201,9 @@ pub extern "C" fn hisdf_mesh_signed_distance(
 ) -> HisdfStatus {
     boundary(error, || {
         let m = HisdfMesh::get(mesh)?;
+        point_lengths(points_len, "values", values_len, 1)?;
         let pts = points_arg(points, points_len, "points")?;
         let out = slice_out(values, values_len, "values")?;
-        expect_len("values", values_len, pts.len())?;
         let (clean, _) = m.without_degenerate();
         if clean.triangles.is_empty() {
             return Err(Failure(
@@ -216,7 +217,7 @@ pub extern "C" fn hisdf_mesh_signed_distance(
 }
 
 /// The paper's Chamfer distance between two meshes on `points` surface
-/// samples each (10000 in the paper), in the unit-sphere frame of
+/// samples each (10000 in the paper; at most 10^8), in the unit-sphere frame of
 /// `reference`, written to `*out`.
 #[no_mangle]
 pub extern "C" fn hisdf_chamfer(
@@ -231,9 +232,13 @@ pub extern "C" fn hisdf_chamfer(
         let a = HisdfMesh::get(reference)?;
         let b = HisdfMesh::get(other)?;
         out_arg(out, "out")?;
-        if points == 0 {
-            return Err(Failure::invalid("points must be positive"));
-        }
+        let config = EvalConfig {
+            chamfer_points: points,
+            ..EvalConfig::default()
+        };
+        config
+            .validate()
+            .map_err(|e| Failure::invalid(e.replace("chamfer_points", "points")))?;
         let report = chamfer_meshes(a, b, points, seed);
         unsafe { *out = report.chamfer };
         Ok(())
@@ -247,7 +252,7 @@ pub extern "C" fn hisdf_chamfer(
 /// components_other_significant and components_other_extra_area_share
 /// (connected components, on welded positions), and the settings used.
 /// `chamfer_points`
-/// surface samples per mesh (the paper: 10000), `emd_points` for the earth
+/// surface samples per mesh (the paper: 10000; at most 10^8), `emd_points` for the earth
 /// mover's distance (the paper: 500; at most 5000, cubic cost),
 /// `f_score_threshold` a distance in that frame (0 means the default 0.01).
 /// Read the results by name with `hisdf_metrics_get`, or enumerate them with
@@ -269,16 +274,6 @@ pub extern "C" fn hisdf_evaluate(
         let a = HisdfMesh::get(reference)?;
         let b = HisdfMesh::get(other)?;
         out_arg(out, "out")?;
-        if chamfer_points == 0 || emd_points == 0 {
-            return Err(Failure::invalid(
-                "chamfer_points and emd_points must be positive",
-            ));
-        }
-        if emd_points > MAX_EMD_POINTS {
-            return Err(Failure::invalid(format!(
-                "emd_points {emd_points} exceeds {MAX_EMD_POINTS} (the assignment is cubic)"
-            )));
-        }
         let mut config = EvalConfig {
             chamfer_points,
             emd_points,
@@ -286,11 +281,9 @@ pub extern "C" fn hisdf_evaluate(
             ..EvalConfig::default()
         };
         if f_score_threshold != 0.0 {
-            if !(f_score_threshold.is_finite() && f_score_threshold > 0.0) {
-                return Err(Failure::invalid("f_score_threshold must be positive"));
-            }
             config.f_score_threshold = f_score_threshold;
         }
+        config.validate().map_err(Failure::invalid)?;
         let report = evaluate(a, b, &config);
         unsafe { *out = HisdfMetrics::new(named_results(&report)?) };
         Ok(())

@@ -64,9 +64,15 @@ use crate::train::TrainError;
 ///   later call and may be passed between threads.
 /// - Inputs come before outputs; outputs are written only on success; a
 ///   buffer pointer is followed by its length in elements, which must be
-///   exactly what the call needs.
+///   exactly what the call needs. Every length is checked against the
+///   others, and against a maximum of 2^34 elements, before any buffer is
+///   read; a NULL buffer with length 0 is an empty buffer.
 /// - NULL for a required pointer gives `HISDF_STATUS_NULL_ARGUMENT`; only
 ///   arguments documented as optional may be NULL.
+/// - Sizes that decide an allocation (sample counts, batch size, metric
+///   points) have documented maxima and are refused above them with
+///   `HISDF_STATUS_INVALID_ARGUMENT`; an allocation that fails anyway (a
+///   network too large for the device) is `HISDF_STATUS_OUT_OF_MEMORY`.
 /// - Every handle has a `*_free` function that accepts NULL. A freed or
 ///   foreign handle is refused with `HISDF_STATUS_INVALID_HANDLE` while its
 ///   memory is still readable (a safety net, not a guarantee).
@@ -104,7 +110,14 @@ pub enum HisdfStatus {
     /// The operation cannot be done in this process, e.g. another logger
     /// already owns the `log` facade of a Rust host.
     Unavailable = 12,
+    /// Memory (host or device) ran out: use a smaller size, or the CPU
+    /// for a network the GPU cannot hold.
+    OutOfMemory = 13,
 }
+
+/// The longest buffer, in elements, any call takes: 2^34 (64 GiB of
+/// floats). Larger lengths are refused before the buffer is read.
+pub(crate) const HISDF_MAX_BUFFER_LEN: usize = 1 << 34;
 
 /// Returns a static, NUL-terminated name for a `HisdfStatus` value, e.g.
 /// "HISDF_STATUS_OK". Values this library does not know give
@@ -127,6 +140,7 @@ pub extern "C" fn hisdf_status_name(status: u32) -> *const c_char {
         10 => c"HISDF_STATUS_NO_SURFACE",
         11 => c"HISDF_STATUS_PANIC",
         12 => c"HISDF_STATUS_UNAVAILABLE",
+        13 => c"HISDF_STATUS_OUT_OF_MEMORY",
         _ => c"HISDF_STATUS_UNKNOWN",
     };
     s.as_ptr()
@@ -143,33 +157,53 @@ pub extern "C" fn hisdf_version() -> *const c_char {
 /// returned; free with `hisdf_error_free`. Immutable, so it may be read from
 /// any thread.
 pub struct HisdfError {
+    /// As the other handles' tags: wiped on free, so a second free (or a
+    /// read after it, while the memory is still mapped) is refused.
+    tag: u64,
     status: HisdfStatus,
     message: std::ffi::CString,
 }
 
-/// The status an error carries; NULL gives `HISDF_STATUS_NULL_ARGUMENT`.
-#[no_mangle]
-pub extern "C" fn hisdf_error_status(error: *const HisdfError) -> HisdfStatus {
-    match unsafe { error.as_ref() } {
-        Some(e) => e.status,
-        None => HisdfStatus::NullArgument,
+impl HisdfError {
+    const TAG: u64 = 0x6869_7364_6665_7272;
+
+    fn live<'a>(error: *const HisdfError) -> Option<&'a HisdfError> {
+        unsafe { error.as_ref() }.filter(|e| e.tag == Self::TAG)
     }
 }
 
-/// The error's message, valid until `hisdf_error_free`. NULL gives "".
+/// The status an error carries; NULL gives `HISDF_STATUS_NULL_ARGUMENT`, a
+/// freed or foreign pointer `HISDF_STATUS_INVALID_HANDLE`.
+#[no_mangle]
+pub extern "C" fn hisdf_error_status(error: *const HisdfError) -> HisdfStatus {
+    if error.is_null() {
+        return HisdfStatus::NullArgument;
+    }
+    match HisdfError::live(error) {
+        Some(e) => e.status,
+        None => HisdfStatus::InvalidHandle,
+    }
+}
+
+/// The error's message, valid until `hisdf_error_free`. NULL (or a freed
+/// error) gives "".
 #[no_mangle]
 pub extern "C" fn hisdf_error_message(error: *const HisdfError) -> *const c_char {
-    match unsafe { error.as_ref() } {
+    match HisdfError::live(error) {
         Some(e) => e.message.as_ptr(),
         None => c"".as_ptr(),
     }
 }
 
-/// Frees an error; NULL is ignored.
+/// Frees an error; NULL is ignored, and so is a second free (as for every
+/// handle, while the memory is still readable).
 #[no_mangle]
 pub extern "C" fn hisdf_error_free(error: *mut HisdfError) {
-    if !error.is_null() {
-        let _ = catch_unwind(|| drop(unsafe { Box::from_raw(error) }));
+    if let Some(e) = unsafe { error.as_mut() } {
+        if e.tag == HisdfError::TAG {
+            e.tag = 0;
+            let _ = catch_unwind(|| drop(unsafe { Box::from_raw(error) }));
+        }
     }
 }
 
@@ -239,21 +273,81 @@ impl From<tch::TchError> for Failure {
     }
 }
 
+thread_local! {
+    /// Set while this thread runs a C API call's body.
+    static IN_BOUNDARY: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+/// Panics inside a C API call go to the log callback, never to the host's
+/// stderr (Rust's default hook prints there). Installed on the first call;
+/// panics anywhere else (a Rust host's own, a test's assertion) still go to
+/// the hook that was there before.
+fn quiet_panics() {
+    static HOOK: std::sync::Once = std::sync::Once::new();
+    HOOK.call_once(|| {
+        let previous = std::panic::take_hook();
+        std::panic::set_hook(Box::new(move |info| {
+            if IN_BOUNDARY.with(|b| b.get()) {
+                log::error!("hisdf: caught a panic: {info}");
+            } else {
+                previous(info);
+            }
+        }))
+    });
+}
+
+/// What a caught panic becomes: libtorch's and Rust's failed allocations
+/// are the caller's too-large request or a full device, not our bug.
+fn panic_failure(what: String) -> Failure {
+    // tch's panics carry libtorch's message (and its C++ backtrace, with
+    // escaped newlines) inside `Torch("...")`: keep the message's first line.
+    let inner = what
+        .split_once("Torch(\"")
+        .map_or(what.as_str(), |(_, t)| t);
+    let first = inner
+        .split("\\n")
+        .next()
+        .and_then(|l| l.lines().next())
+        .unwrap_or("")
+        .trim_end_matches("\")")
+        .to_string();
+    let out_of_memory = [
+        "out of memory",
+        "can't allocate memory",
+        "capacity overflow",
+    ]
+    .iter()
+    .any(|m| what.contains(m));
+    if out_of_memory {
+        Failure(
+            HisdfStatus::OutOfMemory,
+            format!("out of memory: {first}; use smaller sizes (batch_size, samples, width), or the CPU for a network the GPU cannot hold"),
+        )
+    } else {
+        Failure(
+            HisdfStatus::Panic,
+            format!("internal error (please report): {first}"),
+        )
+    }
+}
+
 /// The panic boundary every exported function body runs in.
 fn boundary(
     error: *mut *mut HisdfError,
     body: impl FnOnce() -> Result<(), Failure>,
 ) -> HisdfStatus {
-    let outcome = catch_unwind(AssertUnwindSafe(body)).unwrap_or_else(|payload| {
+    quiet_panics();
+    // Calls nest (a progress callback may call back in): restore, not clear.
+    let outer = IN_BOUNDARY.with(|b| b.replace(true));
+    let outcome = catch_unwind(AssertUnwindSafe(body));
+    IN_BOUNDARY.with(|b| b.set(outer));
+    let outcome = outcome.unwrap_or_else(|payload| {
         let what = payload
             .downcast_ref::<&str>()
             .map(|s| s.to_string())
             .or_else(|| payload.downcast_ref::<String>().cloned())
             .unwrap_or_else(|| "unknown panic".into());
-        Err(Failure(
-            HisdfStatus::Panic,
-            format!("internal error (please report): {what}"),
-        ))
+        Err(panic_failure(what))
     });
     match outcome {
         Ok(()) => HisdfStatus::Ok,
@@ -262,7 +356,11 @@ fn boundary(
             if !error.is_null() {
                 let message =
                     std::ffi::CString::new(message.replace('\0', " ")).unwrap_or_default();
-                let boxed = Box::new(HisdfError { status, message });
+                let boxed = Box::new(HisdfError {
+                    tag: HisdfError::TAG,
+                    status,
+                    message,
+                });
                 unsafe { *error = Box::into_raw(boxed) };
             }
             status
@@ -299,8 +397,35 @@ fn out_arg<T>(out: *mut T, what: &str) -> Result<(), Failure> {
     }
 }
 
-/// A caller's buffer of `len` elements as a slice; NULL is refused.
+/// Refuses a length above `HISDF_MAX_BUFFER_LEN` (a caller's lie or a
+/// negative number cast to size_t), before the buffer is touched.
+fn len_arg(len: usize, what: &str) -> Result<(), Failure> {
+    if len > HISDF_MAX_BUFFER_LEN {
+        Err(Failure::invalid(format!(
+            "{what} length {len} exceeds the maximum {HISDF_MAX_BUFFER_LEN} elements (a length computed from a negative number?)"
+        )))
+    } else {
+        Ok(())
+    }
+}
+
+/// Refuses a NULL buffer that claims elements, before lengths are compared
+/// (so a NULL is reported as NULL whatever the lengths say).
+fn nonnull_arg<T>(ptr: *const T, len: usize, what: &str) -> Result<(), Failure> {
+    if ptr.is_null() && len > 0 {
+        Err(Failure::null(what))
+    } else {
+        Ok(())
+    }
+}
+
+/// A caller's buffer of `len` elements as a slice; NULL is refused unless
+/// `len` is 0 (what an empty C++ vector's `data()` gives).
 fn slice_arg<'a, T>(ptr: *const T, len: usize, what: &str) -> Result<&'a [T], Failure> {
+    len_arg(len, what)?;
+    if len == 0 {
+        return Ok(&[]);
+    }
     if ptr.is_null() {
         return Err(Failure::null(what));
     }
@@ -308,23 +433,50 @@ fn slice_arg<'a, T>(ptr: *const T, len: usize, what: &str) -> Result<&'a [T], Fa
 }
 
 fn slice_out<'a, T>(ptr: *mut T, len: usize, what: &str) -> Result<&'a mut [T], Failure> {
+    len_arg(len, what)?;
+    if len == 0 {
+        return Ok(&mut []);
+    }
     if ptr.is_null() {
         return Err(Failure::null(what));
     }
     Ok(unsafe { std::slice::from_raw_parts_mut(ptr, len) })
 }
 
+/// Checks a flat xyz buffer's length against its output's before either is
+/// read: `points_len` a multiple of 3 and within the maximum, and
+/// `out_len` exactly `per_point` elements per point.
+fn point_lengths(
+    points_len: usize,
+    out_what: &str,
+    out_len: usize,
+    per_point: usize,
+) -> Result<(), Failure> {
+    len_arg(points_len, "points")?;
+    if points_len % 3 != 0 {
+        return Err(Failure::invalid(format!(
+            "points holds {points_len} floats, not a multiple of 3 (x, y, z per point)"
+        )));
+    }
+    expect_len(out_what, out_len, points_len / 3 * per_point)
+}
+
 /// Flat xyz floats as points; the length must be a multiple of 3 and every
 /// coordinate finite.
 fn points_arg(ptr: *const f32, len: usize, what: &str) -> Result<Vec<[f32; 3]>, Failure> {
-    let flat = slice_arg(ptr, len, what)?;
+    len_arg(len, what)?;
     if len % 3 != 0 {
         return Err(Failure::invalid(format!(
             "{what} holds {len} floats, not a multiple of 3 (x, y, z per point)"
         )));
     }
-    if flat.iter().any(|v| !v.is_finite()) {
-        return Err(Failure::invalid(format!("{what} contains NaN or infinity")));
+    let flat = slice_arg(ptr, len, what)?;
+    if let Some(k) = flat.iter().position(|v| !v.is_finite()) {
+        return Err(Failure::invalid(format!(
+            "{what}: point {} has a NaN or infinite coordinate ({})",
+            k / 3,
+            flat[k]
+        )));
     }
     Ok(flat.chunks_exact(3).map(|c| [c[0], c[1], c[2]]).collect())
 }
@@ -336,5 +488,47 @@ fn expect_len(what: &str, got: usize, want: usize) -> Result<(), Failure> {
         Err(Failure::invalid(format!(
             "{what} holds {got} elements; this call needs exactly {want}"
         )))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A failed libtorch allocation (as tch's panic carries it) is the
+    /// caller's size, with libtorch's first line and no C++ backtrace; any
+    /// other panic is ours.
+    #[test]
+    fn caught_panics_are_classified() {
+        let tch = "called `Result::unwrap()` on an `Err` value: Torch(\"[enforce fail at alloc_cpu.cpp:127] err == 0. DefaultCPUAllocator: can't allocate memory: you tried to allocate 549755813888 bytes.\\nframe #0: c10::ThrowEnforceNotMet\\nframe #1: ...\")";
+        let Failure(status, message) = panic_failure(tch.to_string());
+        assert_eq!(status, HisdfStatus::OutOfMemory);
+        assert!(
+            message.contains("you tried to allocate 549755813888 bytes")
+                && !message.contains("frame #")
+                && message.contains("smaller"),
+            "{message}"
+        );
+        let Failure(status, message) = panic_failure("index out of bounds".into());
+        assert_eq!(status, HisdfStatus::Panic);
+        assert!(message.contains("please report"), "{message}");
+    }
+
+    /// Lengths are checked before any buffer is read: a lying length with a
+    /// NULL pointer is refused for the length, not dereferenced.
+    #[test]
+    fn lengths_are_checked_before_buffers() {
+        let err = slice_arg::<f32>(std::ptr::null(), usize::MAX, "points").unwrap_err();
+        assert_eq!(err.0, HisdfStatus::InvalidArgument);
+        assert!(err.1.contains("exceeds the maximum"), "{}", err.1);
+        assert!(slice_arg::<f32>(std::ptr::null(), 0, "points")
+            .unwrap()
+            .is_empty());
+        let err = point_lengths(usize::MAX, "values", 2, 1).unwrap_err();
+        assert_eq!(err.0, HisdfStatus::InvalidArgument);
+        point_lengths(9, "values", 3, 1).unwrap();
+        point_lengths(9, "gradients", 9, 3).unwrap();
+        assert!(point_lengths(9, "values", 2, 1).is_err());
+        assert!(point_lengths(10, "values", 3, 1).is_err());
     }
 }

@@ -9,8 +9,8 @@ use super::handles::{
 };
 use super::monitor::{Running, TrainMonitor};
 use super::{
-    boundary, expect_len, out_arg, path_arg, points_arg, slice_arg, slice_out, Failure, HisdfError,
-    HisdfStatus,
+    boundary, expect_len, nonnull_arg, out_arg, path_arg, point_lengths, points_arg, slice_arg,
+    slice_out, Failure, HisdfError, HisdfStatus,
 };
 use crate::extract::{extract_mesh, extract_mesh_with};
 use crate::mesh::{Centring, Normalisation, TriangleMesh};
@@ -151,10 +151,10 @@ pub extern "C" fn hisdf_samples_from_arrays(
     error: *mut *mut HisdfError,
 ) -> HisdfStatus {
     boundary(error, || {
+        point_lengths(points_len, "sdf", sdf_len, 1)?;
         let pts = points_arg(points, points_len, "points")?;
         let values = slice_arg(sdf, sdf_len, "sdf")?;
         out_arg(out, "out")?;
-        expect_len("sdf", sdf_len, pts.len())?;
         if pts.is_empty() {
             return Err(Failure::invalid("no samples"));
         }
@@ -216,11 +216,13 @@ pub extern "C" fn hisdf_samples_copy_arrays(
 ) -> HisdfStatus {
     boundary(error, || {
         let set = HisdfSamples::get(samples)?;
-        let p = slice_out(points, points_len, "points")?;
-        let d = slice_out(sdf, sdf_len, "sdf")?;
+        nonnull_arg(points, points_len, "points")?;
+        nonnull_arg(sdf, sdf_len, "sdf")?;
         let n = set.samples.len();
         expect_len("points", points_len, n * 3)?;
         expect_len("sdf", sdf_len, n)?;
+        let p = slice_out(points, points_len, "points")?;
+        let d = slice_out(sdf, sdf_len, "sdf")?;
         let norm = set.normalisation;
         for (dst, q) in p.chunks_exact_mut(3).zip(&set.samples.points) {
             let o = norm.to_original(q.map(f64::from));
@@ -389,9 +391,9 @@ pub extern "C" fn hisdf_model_query(
 ) -> HisdfStatus {
     boundary(error, || {
         let model = HisdfModel::get(model)?;
+        point_lengths(points_len, "values", values_len, 1)?;
         let pts = points_arg(points, points_len, "points")?;
         let out = slice_out(values, values_len, "values")?;
-        expect_len("values", values_len, pts.len())?;
         out.copy_from_slice(&model.query(&pts));
         Ok(())
     })
@@ -416,9 +418,9 @@ pub extern "C" fn hisdf_model_gradient(
 ) -> HisdfStatus {
     boundary(error, || {
         let model = HisdfModel::get(model)?;
+        point_lengths(points_len, "gradients", gradients_len, 3)?;
         let pts = points_arg(points, points_len, "points")?;
         let out = slice_out(gradients_out, gradients_len, "gradients")?;
-        expect_len("gradients", gradients_len, points_len)?;
         out.copy_from_slice(&gradients(model, &pts)?);
         Ok(())
     })

@@ -98,6 +98,37 @@ pub struct EvalConfig {
 /// Beyond this the EMD's cost matrix alone passes 200 MB.
 pub const MAX_EMD_POINTS: usize = 5000;
 
+/// The most surface samples per mesh for the point metrics (a few GB of
+/// points, trees and distances; 10,000 times the paper's count).
+pub const MAX_CHAMFER_POINTS: usize = 100_000_000;
+
+impl EvalConfig {
+    /// Refuses sample counts that are zero or would exhaust memory, and a
+    /// threshold that is not a positive number. Messages name the setting
+    /// as `evaluate`'s fields do.
+    pub fn validate(&self) -> Result<(), String> {
+        if !(1..=MAX_CHAMFER_POINTS).contains(&self.chamfer_points) {
+            return Err(format!(
+                "chamfer_points must be 1..={MAX_CHAMFER_POINTS}, got {}",
+                self.chamfer_points
+            ));
+        }
+        if !(1..=MAX_EMD_POINTS).contains(&self.emd_points) {
+            return Err(format!(
+                "emd_points must be 1..={MAX_EMD_POINTS} (the assignment is cubic), got {}",
+                self.emd_points
+            ));
+        }
+        if !(self.f_score_threshold.is_finite() && self.f_score_threshold > 0.0) {
+            return Err(format!(
+                "f_score_threshold must be a positive number, got {}",
+                self.f_score_threshold
+            ));
+        }
+        Ok(())
+    }
+}
+
 impl Default for EvalConfig {
     fn default() -> Self {
         EvalConfig {

@@ -84,6 +84,10 @@ pub struct NearSurfaceConfig {
     pub weighted: Option<WeightedConfig>,
 }
 
+/// The most samples one training set may hold (3.2 GB of points and
+/// values, 400 times the paper's near-surface set).
+pub const MAX_SAMPLES: usize = 200_000_000;
+
 impl NearSurfaceConfig {
     /// The paper's near-surface set: 25,000 on the surface, 250,000 at
     /// variance 1e-4 and 250,000 at variance 1e-5.
@@ -105,8 +109,14 @@ impl NearSurfaceConfig {
         }
     }
 
+    /// Samples of the near-surface set (saturating: counts near usize::MAX
+    /// give usize::MAX, which validation refuses).
     pub fn total(&self) -> usize {
-        self.surface + self.shells.iter().map(|s| s.count).sum::<usize>() + self.uniform
+        self.shells
+            .iter()
+            .fold(self.surface.saturating_add(self.uniform), |t, s| {
+                t.saturating_add(s.count)
+            })
     }
 }
 

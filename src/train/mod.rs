@@ -132,6 +132,10 @@ impl Default for TrainConfig {
     }
 }
 
+/// The largest batch: 2^24 samples (an 8 x 512 network's activations for it
+/// alone take 150 GB).
+pub const MAX_BATCH_SIZE: usize = 1 << 24;
+
 /// What the progress callback sees.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct Progress {
@@ -161,8 +165,11 @@ pub enum TrainError {
 impl TrainConfig {
     pub fn validate(&self) -> Result<(), TrainError> {
         let bad = |m: String| Err(TrainError::InvalidConfig(m));
-        if self.batch_size == 0 {
-            return bad("batch size must be positive".into());
+        if self.batch_size == 0 || self.batch_size > MAX_BATCH_SIZE {
+            return bad(format!(
+                "batch size must be 1..={MAX_BATCH_SIZE}, got {}",
+                self.batch_size
+            ));
         }
         if !(self.learning_rate.is_finite() && self.learning_rate > 0.0) {
             return bad(format!(

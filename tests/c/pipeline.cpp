@@ -108,6 +108,15 @@ int main(int argc, char **argv) {
         auto grads = model.gradient(points);
         CHECK(grads.size() == 6 && std::isfinite(grads[0]));
         EXPECT_STATUS(HISDF_STATUS_INVALID_ARGUMENT, model.query({1.f, 2.f}));
+        // Empty containers (data() may be nullptr) are empty inputs, not NULL.
+        CHECK(model.query(std::vector<float>{}).empty());
+        CHECK(model.gradient(std::vector<float>{}).empty());
+        EXPECT_STATUS(HISDF_STATUS_INVALID_MESH, hisdf::Mesh::from_arrays({}, {}));
+        // Doubles keep their value: with six decimals 1e-7 would be 0, a
+        // learning rate the library refuses.
+        hisdf::Config precise("fast");
+        precise.set("learning_rate", 1e-7).set("geometric_radius", 0.123456789012345);
+        EXPECT_STATUS(HISDF_STATUS_INVALID_ARGUMENT, precise.set("learning_rate", 0.0));
 
         auto extracted = model.extract(24);
         auto sparse = model.extract_with(hisdf::Config().set("resolution", 24).set("sparse", true));

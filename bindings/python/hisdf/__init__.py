@@ -68,6 +68,7 @@ class Status(enum.IntEnum):
     NO_SURFACE = 10
     PANIC = 11
     UNAVAILABLE = 12
+    OUT_OF_MEMORY = 13
 
 
 class Device(enum.IntEnum):

@@ -57,24 +57,14 @@ impl Default for Evaluation {
 
 impl Evaluation {
     pub fn to_eval_config(&self) -> Result<EvalConfig> {
-        if self.chamfer_points == 0 {
-            return Err("evaluation.chamfer_points must be positive".into());
-        }
-        if !(1..=hisdf::metrics::MAX_EMD_POINTS).contains(&self.emd_points) {
-            return Err(format!(
-                "evaluation.emd_points must be between 1 and {}",
-                hisdf::metrics::MAX_EMD_POINTS
-            ));
-        }
-        if !(self.f_score_threshold.is_finite() && self.f_score_threshold > 0.0) {
-            return Err("evaluation.f_score_threshold must be a positive number".into());
-        }
-        Ok(EvalConfig {
+        let config = EvalConfig {
             chamfer_points: self.chamfer_points,
             emd_points: self.emd_points,
             f_score_threshold: self.f_score_threshold,
             seed: self.seed,
-        })
+        };
+        config.validate().map_err(|e| format!("evaluation.{e}"))?;
+        Ok(config)
     }
 }
 

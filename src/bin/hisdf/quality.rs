@@ -7,7 +7,7 @@ use std::time::Instant;
 use hisdf::extract::sparse::{SparseConfig, DEFAULT_BRICK_CELLS, DEFAULT_LIPSCHITZ_SAFETY};
 use hisdf::extract::{extract_mesh_with, save_with_normals, ExtractConfig};
 use hisdf::mesh;
-use hisdf::metrics::{evaluate, model_sdf_error, EvalConfig, HeldOutConfig, MAX_EMD_POINTS};
+use hisdf::metrics::{evaluate, model_sdf_error, EvalConfig, HeldOutConfig};
 use hisdf::model::load_model;
 use hisdf::train::DeviceChoice;
 
@@ -136,25 +136,17 @@ pub struct EvalArgs {
 }
 
 pub fn eval(a: EvalArgs) -> Result<()> {
-    if a.chamfer_points == 0 {
-        return Err("--chamfer-points must be positive".into());
-    }
-    if !(1..=MAX_EMD_POINTS).contains(&a.emd_points) {
-        return Err(format!(
-            "--emd-points must be between 1 and {MAX_EMD_POINTS}"
-        ));
-    }
-    if !(a.f_threshold.is_finite() && a.f_threshold > 0.0) {
-        return Err("--f-threshold must be a positive number".into());
-    }
-    let reference = load_checked(&a.reference)?;
-    let other = load_checked(&a.other)?;
     let config = EvalConfig {
         chamfer_points: a.chamfer_points,
         emd_points: a.emd_points,
         f_score_threshold: a.f_threshold,
         seed: a.seed,
     };
+    // The options are named as the settings are (--chamfer-points is
+    // chamfer_points).
+    config.validate()?;
+    let reference = load_checked(&a.reference)?;
+    let other = load_checked(&a.other)?;
     let mut r = evaluate(&reference, &other, &config);
     if let Some(path) = &a.model {
         let device = a.device.resolve().map_err(|e| e.to_string())?;
