@@ -100,9 +100,12 @@ handle!(HisdfMesh, TriangleMesh, 0x6869_7364_666d_7368, "mesh");
 
 /// A trained network with the frame it was trained in (`hisdf_train`,
 /// `hisdf_train_samples`, `hisdf_model_load`; free with
-/// `hisdf_model_free`). One thread at a time: libtorch tensors are not
-/// shareable across threads in our Rust binding, so guard a model shared
-/// between threads with a lock; different models may be used in parallel.
+/// `hisdf_model_free`). Never changed after creation: any number of
+/// threads may query one model at once (`hisdf_model_query`,
+/// `hisdf_model_gradient`), with results identical to one thread's
+/// (tests/ffi_threads.rs); only `hisdf_model_free` must not race with other
+/// uses. Inference never writes the weights, and gradients are taken with
+/// respect to the points only, so threads share nothing mutable.
 pub struct HisdfModel {
     tag: u64,
     inner: TrainedModel,
