@@ -118,6 +118,12 @@ typedef uint32_t HisdfDevice;
 #endif // __STDC_VERSION__ >= 202311L
 #endif // __cplusplus
 
+// Bytes handed back by the library: a model or mesh file held in memory
+// (`hisdf_model_save_to_buffer`, `hisdf_mesh_save_to_buffer`). Read them
+// with `hisdf_bytes_data`, free them with `hisdf_bytes_free`. Never changed
+// after creation: any number of threads may read them at once.
+typedef struct HisdfBytes HisdfBytes;
+
 // A flag that stops a running `hisdf_train`, `hisdf_train_samples` or
 // `hisdf_extract` (`hisdf_cancel_token_new`; free with
 // `hisdf_cancel_token_free` once no call uses it). Any thread may call
@@ -286,6 +292,16 @@ const char *hisdf_error_message(const struct HisdfError *error);
 // handle, while the memory is still readable).
 void hisdf_error_free(struct HisdfError *error);
 
+// Bytes from the library: where they start and how many (valid until
+// `hisdf_bytes_free`).
+HisdfStatus hisdf_bytes_data(const struct HisdfBytes *bytes,
+                             const uint8_t **data,
+                             size_t *len,
+                             struct HisdfError **error);
+
+// Frees bytes; NULL is ignored.
+void hisdf_bytes_free(struct HisdfBytes *bytes);
+
 // A new configuration holding a preset's values: "fast" (CPU-friendly),
 // "paper-l1" or "paper-curriculum"; NULL means "fast".
 HisdfStatus hisdf_config_new(const char *preset,
@@ -373,6 +389,34 @@ HisdfStatus hisdf_mesh_copy_arrays(const struct HisdfMesh *mesh,
 HisdfStatus hisdf_mesh_save(const struct HisdfMesh *mesh,
                             const char *path,
                             struct HisdfError **error);
+
+// A mesh file's bytes in memory, in `format` ("obj", "ply" or "stl", as
+// `hisdf_mesh_save` writes them), for hosts that store meshes inside
+// their own documents. Free the result with `hisdf_bytes_free`.
+HisdfStatus hisdf_mesh_save_to_buffer(const struct HisdfMesh *mesh,
+                                      const char *format,
+                                      struct HisdfBytes **out,
+                                      struct HisdfError **error);
+
+// Reads a mesh from a mesh file's `len` bytes at `data` (copied).
+// `format_hint` ("obj", "ply", "stl", "off") is optional: NULL or an
+// unknown hint means the format is told from the content.
+HisdfStatus hisdf_mesh_load_from_buffer(const uint8_t *data,
+                                        size_t len,
+                                        const char *format_hint,
+                                        struct HisdfMesh **out,
+                                        struct HisdfError **error);
+
+// The unit-sphere frame of a mesh: the one `hisdf_train` trains in and
+// `hisdf_evaluate` reports in (centre at the vertex mean, farthest vertex
+// at radius 1). A point p of the mesh's coordinates is (p - centre) *
+// scale there; a distance d there is d / scale in the mesh's units.
+// `centre` receives 3 doubles (`centre_len` must be 3).
+HisdfStatus hisdf_mesh_normalisation(const struct HisdfMesh *mesh,
+                                     double *centre,
+                                     size_t centre_len,
+                                     double *scale,
+                                     struct HisdfError **error);
 
 // Frees a mesh; NULL is ignored.
 void hisdf_mesh_free(struct HisdfMesh *mesh);
@@ -602,6 +646,32 @@ HisdfStatus hisdf_model_load(const char *path,
                              uint32_t device,
                              struct HisdfModel **out,
                              struct HisdfError **error);
+
+// The model file's bytes in memory, for hosts that store models inside
+// their own documents: the same bytes `hisdf_model_save` writes, read back
+// by `hisdf_model_load_from_buffer` (or by `hisdf_model_load` once
+// written to a file).
+HisdfStatus hisdf_model_save_to_buffer(const struct HisdfModel *model,
+                                       struct HisdfBytes **out,
+                                       struct HisdfError **error);
+
+// Loads a model from a model file's `len` bytes at `data` (copied; the
+// buffer may be freed afterwards) onto `device`, as `hisdf_model_load`.
+HisdfStatus hisdf_model_load_from_buffer(const uint8_t *data,
+                                         size_t len,
+                                         uint32_t device,
+                                         struct HisdfModel **out,
+                                         struct HisdfError **error);
+
+// The frame the model was trained in: a point p in the caller's
+// coordinates is (p - centre) * scale in the network's unit-sphere frame,
+// and an SDF value d there is d / scale in the caller's units. `centre`
+// receives 3 doubles (`centre_len` must be 3).
+HisdfStatus hisdf_model_normalisation(const struct HisdfModel *model,
+                                      double *centre,
+                                      size_t centre_len,
+                                      double *scale,
+                                      struct HisdfError **error);
 
 // Frees a model; NULL is ignored.
 void hisdf_model_free(struct HisdfModel *model);

@@ -139,6 +139,28 @@ fn every_function_refuses_null_for_every_required_pointer() {
         &mut mesh_info as *mut HisdfMeshInfo,
         &mut model_info as *mut HisdfModelInfo,
     );
+    // The in-memory model file, and outputs for the buffer calls.
+    let mut model_bytes: *mut HisdfBytes = null_mut();
+    ok(hisdf_model_save_to_buffer(
+        model,
+        &mut model_bytes,
+        null_mut(),
+    ));
+    let (mut data, mut data_len) = (std::ptr::null::<u8>(), 0usize);
+    ok(hisdf_bytes_data(
+        model_bytes,
+        &mut data,
+        &mut data_len,
+        null_mut(),
+    ));
+    let mesh_bytes = hisdf::mesh::to_bytes(&hisdf::mesh::icosphere(1), "ply").unwrap();
+    let mut bytes_out: *mut HisdfBytes = null_mut();
+    let bo = &mut bytes_out as *mut _;
+    let (mut data_out, mut len_out) = (std::ptr::null::<u8>(), 0usize);
+    let (dop, lop) = (&mut data_out as *mut _, &mut len_out as *mut usize);
+    let mut centre = [0f64; 3];
+    let mut scale = 0f64;
+    let (cep, scp) = (centre.as_mut_ptr(), &mut scale as *mut f64);
     let mut metrics: *mut HisdfMetrics = null_mut();
     ok(hisdf_evaluate(
         mesh,
@@ -493,6 +515,89 @@ fn every_function_refuses_null_for_every_required_pointer() {
                     or_null(path, k, 0),
                     HisdfDevice::Cpu as u32,
                     or_null_mut(mdo, k, 1),
+                    e,
+                )
+            }),
+        ),
+        (
+            "hisdf_bytes_data",
+            3,
+            Box::new(move |k, e| {
+                hisdf_bytes_data(
+                    or_null(model_bytes, k, 0),
+                    or_null_mut(dop, k, 1),
+                    or_null_mut(lop, k, 2),
+                    e,
+                )
+            }),
+        ),
+        (
+            "hisdf_model_save_to_buffer",
+            2,
+            Box::new(move |k, e| {
+                hisdf_model_save_to_buffer(or_null(model, k, 0), or_null_mut(bo, k, 1), e)
+            }),
+        ),
+        (
+            "hisdf_model_load_from_buffer",
+            2,
+            Box::new(move |k, e| {
+                hisdf_model_load_from_buffer(
+                    or_null(data, k, 0),
+                    data_len,
+                    HisdfDevice::Cpu as u32,
+                    or_null_mut(mdo, k, 1),
+                    e,
+                )
+            }),
+        ),
+        (
+            "hisdf_model_normalisation",
+            3,
+            Box::new(move |k, e| {
+                hisdf_model_normalisation(
+                    or_null(model, k, 0),
+                    or_null_mut(cep, k, 1),
+                    3,
+                    or_null_mut(scp, k, 2),
+                    e,
+                )
+            }),
+        ),
+        (
+            "hisdf_mesh_save_to_buffer",
+            3,
+            Box::new(move |k, e| {
+                hisdf_mesh_save_to_buffer(
+                    or_null(mesh, k, 0),
+                    or_null(c"ply".as_ptr(), k, 1),
+                    or_null_mut(bo, k, 2),
+                    e,
+                )
+            }),
+        ),
+        (
+            "hisdf_mesh_load_from_buffer",
+            2,
+            Box::new(move |k, e| {
+                hisdf_mesh_load_from_buffer(
+                    or_null(mesh_bytes.as_ptr(), k, 0),
+                    mesh_bytes.len(),
+                    null(),
+                    or_null_mut(mo, k, 1),
+                    e,
+                )
+            }),
+        ),
+        (
+            "hisdf_mesh_normalisation",
+            3,
+            Box::new(move |k, e| {
+                hisdf_mesh_normalisation(
+                    or_null(mesh, k, 0),
+                    or_null_mut(cep, k, 1),
+                    3,
+                    or_null_mut(scp, k, 2),
                     e,
                 )
             }),

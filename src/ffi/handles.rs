@@ -177,3 +177,13 @@ handle!(
     0x6869_7364_6674_6d6e,
     "train monitor"
 );
+
+/// Bytes handed back by the library: a model or mesh file held in memory
+/// (`hisdf_model_save_to_buffer`, `hisdf_mesh_save_to_buffer`). Read them
+/// with `hisdf_bytes_data`, free them with `hisdf_bytes_free`. Never changed
+/// after creation: any number of threads may read them at once.
+pub struct HisdfBytes {
+    tag: u64,
+    inner: Vec<u8>,
+}
+handle!(HisdfBytes, Vec<u8>, 0x6869_7364_6662_7974, "bytes");

@@ -3,10 +3,10 @@
 
 use std::ffi::{c_char, CString};
 
-use super::handles::{HisdfMesh, HisdfMetrics, HisdfModel};
+use super::handles::{HisdfBytes, HisdfMesh, HisdfMetrics, HisdfModel};
 use super::{
-    boundary, expect_len, nonnull_arg, out_arg, path_arg, point_lengths, points_arg, slice_arg,
-    slice_out, Failure, HisdfError, HisdfStatus,
+    boundary, expect_len, nonnull_arg, normalisation_out, out_arg, path_arg, point_lengths,
+    points_arg, slice_arg, slice_out, str_arg, Failure, HisdfError, HisdfStatus,
 };
 use crate::mesh::TriangleMesh;
 use crate::metrics::{
@@ -176,6 +176,72 @@ pub extern "C" fn hisdf_mesh_save(
         let path = path_arg(path)?;
         crate::mesh::save(m, &path)?;
         Ok(())
+    })
+}
+
+/// A mesh file's bytes in memory, in `format` ("obj", "ply" or "stl", as
+/// `hisdf_mesh_save` writes them), for hosts that store meshes inside
+/// their own documents. Free the result with `hisdf_bytes_free`.
+#[no_mangle]
+pub extern "C" fn hisdf_mesh_save_to_buffer(
+    mesh: *const HisdfMesh,
+    format: *const c_char,
+    out: *mut *mut HisdfBytes,
+    error: *mut *mut HisdfError,
+) -> HisdfStatus {
+    boundary(error, || {
+        let m = HisdfMesh::get(mesh)?;
+        let format = str_arg(format, "format")?;
+        out_arg(out, "out")?;
+        let bytes = crate::mesh::to_bytes(m, format)?;
+        unsafe { *out = HisdfBytes::new(bytes) };
+        Ok(())
+    })
+}
+
+/// Reads a mesh from a mesh file's `len` bytes at `data` (copied).
+/// `format_hint` ("obj", "ply", "stl", "off") is optional: NULL or an
+/// unknown hint means the format is told from the content.
+#[no_mangle]
+pub extern "C" fn hisdf_mesh_load_from_buffer(
+    data: *const u8,
+    len: usize,
+    format_hint: *const c_char,
+    out: *mut *mut HisdfMesh,
+    error: *mut *mut HisdfError,
+) -> HisdfStatus {
+    boundary(error, || {
+        let bytes = slice_arg(data, len, "data")?;
+        let hint = if format_hint.is_null() {
+            None
+        } else {
+            Some(str_arg(format_hint, "format_hint")?)
+        };
+        out_arg(out, "out")?;
+        let mesh = crate::mesh::load_from_bytes(bytes, hint)?;
+        mesh.validate()?;
+        unsafe { *out = HisdfMesh::new(mesh) };
+        Ok(())
+    })
+}
+
+/// The unit-sphere frame of a mesh: the one `hisdf_train` trains in and
+/// `hisdf_evaluate` reports in (centre at the vertex mean, farthest vertex
+/// at radius 1). A point p of the mesh's coordinates is (p - centre) *
+/// scale there; a distance d there is d / scale in the mesh's units.
+/// `centre` receives 3 doubles (`centre_len` must be 3).
+#[no_mangle]
+pub extern "C" fn hisdf_mesh_normalisation(
+    mesh: *const HisdfMesh,
+    centre: *mut f64,
+    centre_len: usize,
+    scale: *mut f64,
+    error: *mut *mut HisdfError,
+) -> HisdfStatus {
+    boundary(error, || {
+        let m = HisdfMesh::get(mesh)?;
+        let frame = crate::metrics::metric_frame(m);
+        normalisation_out(frame, centre, centre_len, scale)
     })
 }
 

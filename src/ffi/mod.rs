@@ -36,7 +36,7 @@ use std::path::PathBuf;
 
 pub use config::*;
 pub use handles::{
-    HisdfCancelToken, HisdfConfig, HisdfMesh, HisdfMetrics, HisdfModel, HisdfSamples,
+    HisdfBytes, HisdfCancelToken, HisdfConfig, HisdfMesh, HisdfMetrics, HisdfModel, HisdfSamples,
     HisdfTrainMonitor,
 };
 pub use logging::*;
@@ -479,6 +479,50 @@ fn points_arg(ptr: *const f32, len: usize, what: &str) -> Result<Vec<[f32; 3]>, 
         )));
     }
     Ok(flat.chunks_exact(3).map(|c| [c[0], c[1], c[2]]).collect())
+}
+
+/// Bytes from the library: where they start and how many (valid until
+/// `hisdf_bytes_free`).
+#[no_mangle]
+pub extern "C" fn hisdf_bytes_data(
+    bytes: *const HisdfBytes,
+    data: *mut *const u8,
+    len: *mut usize,
+    error: *mut *mut HisdfError,
+) -> HisdfStatus {
+    boundary(error, || {
+        let b = HisdfBytes::get(bytes)?;
+        out_arg(data, "data")?;
+        out_arg(len, "len")?;
+        unsafe {
+            *data = b.as_ptr();
+            *len = b.len();
+        }
+        Ok(())
+    })
+}
+
+/// Frees bytes; NULL is ignored.
+#[no_mangle]
+pub extern "C" fn hisdf_bytes_free(bytes: *mut HisdfBytes) {
+    let _ = catch_unwind(|| HisdfBytes::free(bytes));
+}
+
+/// A frame's centre and scale to the caller: a point p of the caller's maps
+/// to (p - centre) * scale in the unit-sphere frame.
+fn normalisation_out(
+    n: crate::mesh::Normalisation,
+    centre: *mut f64,
+    centre_len: usize,
+    scale: *mut f64,
+) -> Result<(), Failure> {
+    out_arg(scale, "scale")?;
+    nonnull_arg(centre, centre_len, "centre")?;
+    expect_len("centre", centre_len, 3)?;
+    let c = slice_out(centre, centre_len, "centre")?;
+    c.copy_from_slice(&n.centre);
+    unsafe { *scale = n.scale };
+    Ok(())
 }
 
 fn expect_len(what: &str, got: usize, want: usize) -> Result<(), Failure> {

@@ -5,16 +5,16 @@ use std::ffi::{c_char, c_void};
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use super::handles::{
-    HisdfCancelToken, HisdfConfig, HisdfMesh, HisdfModel, HisdfSamples, SampleSet,
+    HisdfBytes, HisdfCancelToken, HisdfConfig, HisdfMesh, HisdfModel, HisdfSamples, SampleSet,
 };
 use super::monitor::{Running, TrainMonitor};
 use super::{
-    boundary, expect_len, nonnull_arg, out_arg, path_arg, point_lengths, points_arg, slice_arg,
-    slice_out, Failure, HisdfError, HisdfStatus,
+    boundary, expect_len, nonnull_arg, normalisation_out, out_arg, path_arg, point_lengths,
+    points_arg, slice_arg, slice_out, Failure, HisdfError, HisdfStatus,
 };
 use crate::extract::{extract_mesh, extract_mesh_with};
 use crate::mesh::{Centring, Normalisation, TriangleMesh};
-use crate::model::{load_model, save_model, TrainedModel};
+use crate::model::{load_model, model_from_bytes, model_to_bytes, save_model, TrainedModel};
 use crate::pipeline::{check_convergence, prepare_mesh, ConvergenceConfig, PreparedMesh, Recipe};
 use crate::sampling::Samples;
 use crate::train::{train, DeviceChoice};
@@ -528,15 +528,77 @@ pub extern "C" fn hisdf_model_load(
     boundary(error, || {
         let path = path_arg(path)?;
         out_arg(out, "out")?;
-        let choice = match device {
-            d if d == HisdfDevice::Auto as u32 => DeviceChoice::Auto,
-            d if d == HisdfDevice::Cpu as u32 => DeviceChoice::Cpu,
-            d if d == HisdfDevice::Cuda as u32 => DeviceChoice::Cuda,
-            d => return Err(Failure::invalid(format!("unknown device {d}"))),
-        };
-        let model = load_model(&path, choice.resolve()?)?;
+        let model = load_model(&path, device_arg(device)?)?;
         unsafe { *out = HisdfModel::new(model) };
         Ok(())
+    })
+}
+
+/// A `HisdfDevice` value, resolved (CUDA refused where there is none).
+fn device_arg(device: u32) -> Result<tch::Device, Failure> {
+    let choice = match device {
+        d if d == HisdfDevice::Auto as u32 => DeviceChoice::Auto,
+        d if d == HisdfDevice::Cpu as u32 => DeviceChoice::Cpu,
+        d if d == HisdfDevice::Cuda as u32 => DeviceChoice::Cuda,
+        d => return Err(Failure::invalid(format!("unknown device {d}"))),
+    };
+    Ok(choice.resolve()?)
+}
+
+/// The model file's bytes in memory, for hosts that store models inside
+/// their own documents: the same bytes `hisdf_model_save` writes, read back
+/// by `hisdf_model_load_from_buffer` (or by `hisdf_model_load` once
+/// written to a file).
+#[no_mangle]
+pub extern "C" fn hisdf_model_save_to_buffer(
+    model: *const HisdfModel,
+    out: *mut *mut HisdfBytes,
+    error: *mut *mut HisdfError,
+) -> HisdfStatus {
+    boundary(error, || {
+        let model = HisdfModel::get(model)?;
+        out_arg(out, "out")?;
+        let bytes = model_to_bytes(model)
+            .map_err(|e| Failure(HisdfStatus::Io, format!("cannot serialise the model: {e}")))?;
+        unsafe { *out = HisdfBytes::new(bytes) };
+        Ok(())
+    })
+}
+
+/// Loads a model from a model file's `len` bytes at `data` (copied; the
+/// buffer may be freed afterwards) onto `device`, as `hisdf_model_load`.
+#[no_mangle]
+pub extern "C" fn hisdf_model_load_from_buffer(
+    data: *const u8,
+    len: usize,
+    device: u32,
+    out: *mut *mut HisdfModel,
+    error: *mut *mut HisdfError,
+) -> HisdfStatus {
+    boundary(error, || {
+        let bytes = slice_arg(data, len, "data")?;
+        out_arg(out, "out")?;
+        let model = model_from_bytes(bytes, device_arg(device)?)?;
+        unsafe { *out = HisdfModel::new(model) };
+        Ok(())
+    })
+}
+
+/// The frame the model was trained in: a point p in the caller's
+/// coordinates is (p - centre) * scale in the network's unit-sphere frame,
+/// and an SDF value d there is d / scale in the caller's units. `centre`
+/// receives 3 doubles (`centre_len` must be 3).
+#[no_mangle]
+pub extern "C" fn hisdf_model_normalisation(
+    model: *const HisdfModel,
+    centre: *mut f64,
+    centre_len: usize,
+    scale: *mut f64,
+    error: *mut *mut HisdfError,
+) -> HisdfStatus {
+    boundary(error, || {
+        let model = HisdfModel::get(model)?;
+        normalisation_out(model.normalisation, centre, centre_len, scale)
     })
 }
 

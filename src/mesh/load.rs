@@ -50,6 +50,8 @@ fn parse(bytes: &[u8], ext: Option<&str>, path: &Path) -> Result<TriangleMesh, M
                 off::parse(bytes, path)?
             } else if stl::sniff(bytes) {
                 stl::parse(bytes, path, false)?
+            } else if obj::sniff(bytes) {
+                obj::parse(bytes, path)?
             } else {
                 return Err(MeshError::UnknownFormat {
                     path: path.to_path_buf(),
@@ -304,6 +306,8 @@ mod tests {
         }
         let off = b"OFF\n3 1 0\n0 0 0\n1 0 0\n0 1 0\n3 0 1 2\n";
         assert_eq!(load_from_bytes(off, None).unwrap().triangles.len(), 1);
+        let obj = b"# a triangle\n\nv 0 0 0\nv 1 0 0\nv 0 1 0\nf 1 2 3\n";
+        assert_eq!(load_from_bytes(obj, None).unwrap().triangles.len(), 1);
         // Upper-case extensions are common on Windows exports.
         let p = dir.path("CUBE.OBJ");
         save(&cube, &p).unwrap();

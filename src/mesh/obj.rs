@@ -9,6 +9,21 @@ use super::load::{
 };
 use super::{MeshError, TriangleMesh};
 
+/// Text whose first statement (comments and blank lines aside) is one of
+/// OBJ's own: what a file without an extension needs to be read as OBJ.
+pub(super) fn sniff(bytes: &[u8]) -> bool {
+    const STATEMENTS: [&[u8]; 10] = [
+        b"v", b"vt", b"vn", b"f", b"o", b"g", b"s", b"mtllib", b"usemtl", b"vp",
+    ];
+    if bytes.iter().take(4096).any(|&b| b == 0) {
+        return false;
+    }
+    lines(strip_bom(bytes))
+        .map(|(_, _, raw)| strip_comment(raw))
+        .find_map(|line| tokens(line).next())
+        .is_some_and(|first| STATEMENTS.contains(&first))
+}
+
 pub(super) fn parse(bytes: &[u8], path: &Path) -> Result<TriangleMesh, MeshError> {
     reject_binary(bytes, path, "OBJ")?;
     let bytes = strip_bom(bytes);

@@ -13,83 +13,142 @@ use super::{MeshError, TriangleMesh};
 /// Writes by extension: `.obj`, `.stl` (binary) or `.ply` (binary), case
 /// insensitive; anything else is [`MeshError::UnknownFormat`].
 pub fn save(mesh: &TriangleMesh, path: &Path) -> Result<(), MeshError> {
-    let ext = path
-        .extension()
-        .and_then(|e| e.to_str())
-        .map(|e| e.to_ascii_lowercase());
-    match ext.as_deref() {
-        Some("obj") => write_obj(mesh, path),
-        Some("stl") => write_stl_binary(mesh, path),
-        Some("ply") => write_ply_binary(mesh, path),
-        _ => Err(MeshError::UnknownFormat {
-            path: path.to_path_buf(),
-        }),
-    }
+    let ext = path.extension().and_then(|e| e.to_str()).unwrap_or("");
+    let format = Format::from_name(ext).ok_or_else(|| MeshError::UnknownFormat {
+        path: path.to_path_buf(),
+    })?;
+    write_as(mesh, format, path)
+}
+
+/// The bytes of a mesh file in `format` ("obj", "stl" or "ply", as
+/// [`save`] writes them), for hosts that keep meshes in their own
+/// documents; `load_from_bytes` reads them back. Errors name `<memory>`.
+pub fn to_bytes(mesh: &TriangleMesh, format: &str) -> Result<Vec<u8>, MeshError> {
+    let name = Path::new("<memory>");
+    let format = Format::from_name(format).ok_or_else(|| MeshError::UnknownFormat {
+        path: name.to_path_buf(),
+    })?;
+    format.check(mesh, name)?;
+    let mut bytes = Vec::new();
+    format
+        .encode(mesh, &mut bytes)
+        .map_err(|e| MeshError::io(name, e))?;
+    Ok(bytes)
 }
 
 /// Wavefront OBJ with `v` and `f` lines. Floats are written in Rust's
 /// shortest round-trip form, so loading gives back the identical mesh.
 pub fn write_obj(mesh: &TriangleMesh, path: &Path) -> Result<(), MeshError> {
-    check_structure(mesh, false)?;
-    atomic_write(path, |w| {
-        writeln!(w, "# written by hisdf")?;
-        writeln!(
-            w,
-            "# {} vertices, {} triangles",
-            mesh.vertices.len(),
-            mesh.triangles.len()
-        )?;
-        for p in &mesh.vertices {
-            writeln!(w, "v {:?} {:?} {:?}", p[0], p[1], p[2])?;
-        }
-        for t in &mesh.triangles {
-            writeln!(
-                w,
-                "f {} {} {}",
-                u64::from(t[0]) + 1,
-                u64::from(t[1]) + 1,
-                u64::from(t[2]) + 1
-            )?;
-        }
-        Ok(())
-    })
+    write_as(mesh, Format::Obj, path)
 }
 
 /// Binary STL with per-face normals from the winding. The header avoids
 /// starting with "solid" so that naive readers do not mistake it for ASCII.
 pub fn write_stl_binary(mesh: &TriangleMesh, path: &Path) -> Result<(), MeshError> {
-    check_structure(mesh, false)?;
-    let count = u32::try_from(mesh.triangles.len()).map_err(|_| MeshError::TooLarge {
-        path: path.to_path_buf(),
-        what: "triangles for a binary STL".into(),
-        count: mesh.triangles.len() as u64,
-        limit: u32::MAX.into(),
-    })?;
-    atomic_write(path, |w| {
-        let mut header = [b' '; 80];
-        let text = b"binary STL written by hisdf";
-        header[..text.len()].copy_from_slice(text);
-        w.write_all(&header)?;
-        w.write_all(&count.to_le_bytes())?;
-        for (t, tri) in mesh.triangles.iter().enumerate() {
-            let n = mesh.triangle_normal(t).map(|c| c as f32);
-            for c in n {
-                w.write_all(&c.to_le_bytes())?;
-            }
-            for &v in tri {
-                for c in mesh.vertices[v as usize] {
-                    w.write_all(&c.to_le_bytes())?;
-                }
-            }
-            w.write_all(&[0, 0])?;
-        }
-        Ok(())
-    })
+    write_as(mesh, Format::Stl, path)
 }
 
 /// Binary little-endian PLY with float x, y, z and uchar-counted face lists.
 pub fn write_ply_binary(mesh: &TriangleMesh, path: &Path) -> Result<(), MeshError> {
-    check_structure(mesh, false)?;
+    write_as(mesh, Format::Ply, path)
+}
+
+#[derive(Clone, Copy)]
+enum Format {
+    Obj,
+    Stl,
+    Ply,
+}
+
+impl Format {
+    fn from_name(name: &str) -> Option<Format> {
+        match name
+            .trim()
+            .trim_start_matches('.')
+            .to_ascii_lowercase()
+            .as_str()
+        {
+            "obj" => Some(Format::Obj),
+            "stl" => Some(Format::Stl),
+            "ply" => Some(Format::Ply),
+            _ => None,
+        }
+    }
+
+    /// What the format cannot hold, refused before anything is written.
+    fn check(self, mesh: &TriangleMesh, name: &Path) -> Result<(), MeshError> {
+        check_structure(mesh, false)?;
+        if matches!(self, Format::Stl) && u32::try_from(mesh.triangles.len()).is_err() {
+            return Err(MeshError::TooLarge {
+                path: name.to_path_buf(),
+                what: "triangles for a binary STL".into(),
+                count: mesh.triangles.len() as u64,
+                limit: u32::MAX.into(),
+            });
+        }
+        Ok(())
+    }
+
+    fn encode(self, mesh: &TriangleMesh, w: &mut dyn Write) -> io::Result<()> {
+        match self {
+            Format::Obj => encode_obj(mesh, w),
+            Format::Stl => encode_stl(mesh, w),
+            Format::Ply => encode_ply(mesh, w),
+        }
+    }
+}
+
+fn write_as(mesh: &TriangleMesh, format: Format, path: &Path) -> Result<(), MeshError> {
+    format.check(mesh, path)?;
+    atomic_write(path, |w| format.encode(mesh, w))
+}
+
+fn encode_obj(mesh: &TriangleMesh, w: &mut dyn Write) -> io::Result<()> {
+    writeln!(w, "# written by hisdf")?;
+    writeln!(
+        w,
+        "# {} vertices, {} triangles",
+        mesh.vertices.len(),
+        mesh.triangles.len()
+    )?;
+    for p in &mesh.vertices {
+        writeln!(w, "v {:?} {:?} {:?}", p[0], p[1], p[2])?;
+    }
+    for t in &mesh.triangles {
+        writeln!(
+            w,
+            "f {} {} {}",
+            u64::from(t[0]) + 1,
+            u64::from(t[1]) + 1,
+            u64::from(t[2]) + 1
+        )?;
+    }
+    Ok(())
+}
+
+/// `Format::check` has made sure the count fits the header's u32.
+fn encode_stl(mesh: &TriangleMesh, w: &mut dyn Write) -> io::Result<()> {
+    let mut header = [b' '; 80];
+    let text = b"binary STL written by hisdf";
+    header[..text.len()].copy_from_slice(text);
+    w.write_all(&header)?;
+    w.write_all(&(mesh.triangles.len() as u32).to_le_bytes())?;
+    for (t, tri) in mesh.triangles.iter().enumerate() {
+        let n = mesh.triangle_normal(t).map(|c| c as f32);
+        for c in n {
+            w.write_all(&c.to_le_bytes())?;
+        }
+        for &v in tri {
+            for c in mesh.vertices[v as usize] {
+                w.write_all(&c.to_le_bytes())?;
+            }
+        }
+        w.write_all(&[0, 0])?;
+    }
+    Ok(())
+}
+
+fn encode_ply(mesh: &TriangleMesh, w: &mut dyn Write) -> io::Result<()> {
     // "int" is what most tools expect; only meshes beyond its range need
     // "uint", whose bit patterns agree with "int" below that.
     let index_type = if mesh.vertices.len() <= i32::MAX as usize {
@@ -97,28 +156,26 @@ pub fn write_ply_binary(mesh: &TriangleMesh, path: &Path) -> Result<(), MeshErro
     } else {
         "uint"
     };
-    atomic_write(path, |w| {
-        write!(
-            w,
-            "ply\nformat binary_little_endian 1.0\ncomment written by hisdf\n\
-             element vertex {}\nproperty float x\nproperty float y\nproperty float z\n\
-             element face {}\nproperty list uchar {index_type} vertex_indices\nend_header\n",
-            mesh.vertices.len(),
-            mesh.triangles.len()
-        )?;
-        for p in &mesh.vertices {
-            for c in p {
-                w.write_all(&c.to_le_bytes())?;
-            }
+    write!(
+        w,
+        "ply\nformat binary_little_endian 1.0\ncomment written by hisdf\n\
+         element vertex {}\nproperty float x\nproperty float y\nproperty float z\n\
+         element face {}\nproperty list uchar {index_type} vertex_indices\nend_header\n",
+        mesh.vertices.len(),
+        mesh.triangles.len()
+    )?;
+    for p in &mesh.vertices {
+        for c in p {
+            w.write_all(&c.to_le_bytes())?;
         }
-        for t in &mesh.triangles {
-            w.write_all(&[3])?;
-            for v in t {
-                w.write_all(&v.to_le_bytes())?;
-            }
+    }
+    for t in &mesh.triangles {
+        w.write_all(&[3])?;
+        for v in t {
+            w.write_all(&v.to_le_bytes())?;
         }
-        Ok(())
-    })
+    }
+    Ok(())
 }
 
 /// The shared atomic writer (temporary file beside the target, synced, then

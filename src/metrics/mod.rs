@@ -50,8 +50,9 @@ pub struct ChamferReport {
     pub seed: u64,
 }
 
-/// The frame every metric is measured in.
-fn metric_frame(reference: &TriangleMesh) -> Normalisation {
+/// The unit-sphere frame every metric is measured in: the reference's own
+/// (vertex-mean centre, farthest vertex at radius 1), as training uses.
+pub fn metric_frame(reference: &TriangleMesh) -> Normalisation {
     Normalisation::fit(reference, Centring::VertexMean, 0.0)
 }
 

@@ -66,6 +66,19 @@ fn tensor_bytes(t: &Tensor) -> Vec<u8> {
 /// Writes the model atomically: a temporary file beside the target is renamed
 /// over it only once complete, so a failure never destroys an existing file.
 pub fn save_model(model: &TrainedModel, path: &Path) -> Result<(), ModelFileError> {
+    let bytes = model_to_bytes(model).map_err(|e| ModelFileError::Write {
+        path: path.to_path_buf(),
+        source: std::io::Error::other(e),
+    })?;
+    crate::util::write_atomically(path, &bytes).map_err(|source| ModelFileError::Write {
+        path: path.to_path_buf(),
+        source,
+    })
+}
+
+/// The model file's bytes, for hosts that keep models inside their own
+/// documents; [`model_from_bytes`] reads them back.
+pub fn model_to_bytes(model: &TrainedModel) -> Result<Vec<u8>, String> {
     let params = model.network.parameters();
     let data: Vec<(String, Vec<u8>, Vec<usize>)> = params
         .iter()
@@ -105,14 +118,7 @@ pub fn save_model(model: &TrainedModel, path: &Path) -> Result<(), ModelFileErro
             (name.clone(), view)
         })
         .collect();
-    let bytes = safetensors::serialize(views, Some(meta)).map_err(|e| ModelFileError::Write {
-        path: path.to_path_buf(),
-        source: std::io::Error::other(e.to_string()),
-    })?;
-    crate::util::write_atomically(path, &bytes).map_err(|source| ModelFileError::Write {
-        path: path.to_path_buf(),
-        source,
-    })
+    safetensors::serialize(views, Some(meta)).map_err(|e| e.to_string())
 }
 
 #[derive(serde::Serialize, serde::Deserialize)]
@@ -135,6 +141,16 @@ pub fn load_model(path: &Path, device: Device) -> Result<TrainedModel, ModelFile
         path: path.to_path_buf(),
         source,
     })?;
+    read_model(&bytes, path, device)
+}
+
+/// A model from a model file's bytes (what [`model_to_bytes`] gives); errors
+/// name the source "<buffer>".
+pub fn model_from_bytes(bytes: &[u8], device: Device) -> Result<TrainedModel, ModelFileError> {
+    read_model(bytes, Path::new("<buffer>"), device)
+}
+
+fn read_model(bytes: &[u8], path: &Path, device: Device) -> Result<TrainedModel, ModelFileError> {
     let not_a_model = |reason: String| ModelFileError::NotAModel {
         path: path.to_path_buf(),
         reason,
@@ -144,7 +160,7 @@ pub fn load_model(path: &Path, device: Device) -> Result<TrainedModel, ModelFile
         reason,
     };
     let (_, header) =
-        SafeTensors::read_metadata(&bytes).map_err(|e| not_a_model(format!("{e:?}")))?;
+        SafeTensors::read_metadata(bytes).map_err(|e| not_a_model(format!("{e:?}")))?;
     let meta = header
         .metadata()
         .clone()
@@ -177,7 +193,7 @@ pub fn load_model(path: &Path, device: Device) -> Result<TrainedModel, ModelFile
     }
     let metadata: TrainingMetadata = serde_json::from_str(field("training")?)
         .map_err(|e| corrupted(format!("training metadata: {e}")))?;
-    let tensors = SafeTensors::deserialize(&bytes).map_err(|e| corrupted(format!("{e:?}")))?;
+    let tensors = SafeTensors::deserialize(bytes).map_err(|e| corrupted(format!("{e:?}")))?;
 
     let network = SdfNetwork::new(&config, device, 0).map_err(corrupted)?;
     let mut parts: Vec<&[u8]> = Vec::new();

@@ -3,7 +3,9 @@
 
 mod file;
 
-pub use file::{load_model, save_model, ModelFileError, MODEL_FORMAT_VERSION};
+pub use file::{
+    load_model, model_from_bytes, model_to_bytes, save_model, ModelFileError, MODEL_FORMAT_VERSION,
+};
 
 use rand::{RngExt, SeedableRng};
 use rand_distr::{Distribution, StandardNormal};
