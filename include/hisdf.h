@@ -177,12 +177,6 @@ typedef struct HisdfSamples HisdfSamples;
 // behind a lock, so a read never sees a half-written update.
 typedef struct HisdfTrainMonitor HisdfTrainMonitor;
 
-typedef struct Preset Preset;
-
-// A trained network together with the transform from the user's coordinates
-// into the unit-sphere frame it was trained in.
-typedef struct TrainedModel TrainedModel;
-
 // Receives one log record: `target` is the module that logged (e.g.
 // "hisdf::train"), `message` the text; both are valid only during the
 // call. May be called from any thread, including library worker threads,
@@ -219,7 +213,9 @@ typedef struct HisdfMeshInfo {
   double surface_area;
 } HisdfMeshInfo;
 
-// Progress callback: `progress` in [0, 1]; return false to cancel. Called
+// Progress callback: `progress` in [0, 1]; return false to cancel (at any
+// report, the final one included: the call then returns
+// `HISDF_STATUS_CANCELLED` and writes no output). Called
 // on the thread that made the call, between steps of the work.
 typedef bool (*HisdfProgressCallback)(void *user_data, double progress);
 
@@ -302,8 +298,10 @@ HisdfStatus hisdf_bytes_data(const struct HisdfBytes *bytes,
 // Frees bytes; NULL is ignored.
 void hisdf_bytes_free(struct HisdfBytes *bytes);
 
-// A new configuration holding a preset's values: "fast" (CPU-friendly),
-// "paper-l1" or "paper-curriculum"; NULL means "fast".
+// A new configuration holding a preset's values: "fast" (CPU-friendly, a
+// minute on two cores), "detail" (8 x 512 for a GPU: the command line's
+// default on CUDA), "paper-l1" or "paper-curriculum" (the paper's two
+// settings); NULL means "fast".
 HisdfStatus hisdf_config_new(const char *preset,
                              struct HisdfConfig **out,
                              struct HisdfError **error);
@@ -312,10 +310,12 @@ HisdfStatus hisdf_config_new(const char *preset,
 void hisdf_config_free(struct HisdfConfig *config);
 
 // Sets one option from text, e.g. `hisdf_config_set(cfg, "iterations",
-// "500", NULL)`. Keys: preset (fast | paper-l1 | paper-curriculum: resets
-// every option), iterations, batch_size (1 to 2^24), learning_rate, seed, device (cpu |
-// cuda | auto), progress_every (iterations between progress callbacks and
-// cancellation checks), width, depth, tanh_output (true | false),
+// "500", NULL)`. Booleans are true | false (also yes | no, on | off,
+// 1 | 0). Keys: preset (fast | detail | paper-l1 | paper-curriculum:
+// resets every option but the extraction's), iterations, batch_size (1 to
+// 2^24), learning_rate, seed, device (cpu | cuda | auto), progress_every
+// (iterations between progress callbacks and cancellation checks), width,
+// depth, tanh_output (a boolean),
 // initialisation (pytorch-default | geometric | siren), geometric_radius,
 // activation (relu | softplus[:beta] | sine[:omega0]; sine brings the siren
 // initialisation, leaving it the geometric one), encoding (none |
@@ -324,7 +324,8 @@ void hisdf_config_free(struct HisdfConfig *config);
 // uniform_samples, shells ("count:variance,..."; all samples together at
 // most 200,000,000), for
 // `hisdf_extract_with`: resolution (grid points per axis, default 256; 8 to
-// 1024 dense, to 2048 sparse) and sparse (true: coarse-to-fine, sampling
+// 1024 dense, to 2048 sparse; set in any order with sparse, checked
+// against it when extracting) and sparse (true: coarse-to-fine, sampling
 // only bricks the surface can cross; default false), and for
 // `hisdf_train`: check_convergence (default true: after training, a model
 // with no surface, spurious surfaces, wrong signs far from the surface or
@@ -353,7 +354,10 @@ HisdfStatus hisdf_mesh_load(const char *path, struct HisdfMesh **out, struct His
 
 // Builds a mesh from flat arrays, which are copied: `vertices` holds
 // `vertices_len` floats (x, y, z per vertex), `indices` holds `indices_len`
-// 0-based vertex indices (3 per triangle).
+// 0-based vertex indices (3 per triangle). Arrays that do not describe a
+// mesh (a length not a multiple of 3, an index out of range, a NaN) give
+// `HISDF_STATUS_INVALID_MESH`, as a malformed file does; a length above
+// the API's maximum gives `HISDF_STATUS_INVALID_ARGUMENT`.
 HisdfStatus hisdf_mesh_from_arrays(const float *vertices,
                                    size_t vertices_len,
                                    const uint32_t *indices,

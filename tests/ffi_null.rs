@@ -898,3 +898,39 @@ fn one_call_training_refuses_an_unconverged_model() {
     hisdf_metrics_free(metrics);
     hisdf_model_free(model);
 }
+
+/// Says yes to every report but the final one (progress 1.0).
+extern "C" fn stop_at_the_end(_: *mut std::ffi::c_void, progress: f64) -> bool {
+    progress < 1.0
+}
+
+/// A false at the final report cancels like any other: the caller asked to
+/// stop, and gets the same answer whenever the request lands.
+#[test]
+fn a_false_at_the_final_report_cancels() {
+    let f = fixtures();
+    let mut model = null_mut();
+    let status = hisdf_train_samples(
+        f.samples,
+        f.config,
+        null(),
+        Some(stop_at_the_end),
+        null_mut(),
+        &mut model,
+        null_mut(),
+    );
+    assert_eq!(status, HisdfStatus::Cancelled);
+    assert!(model.is_null());
+    let mut mesh = null_mut();
+    let status = hisdf_extract(
+        f.model,
+        16,
+        null(),
+        Some(stop_at_the_end),
+        null_mut(),
+        &mut mesh,
+        null_mut(),
+    );
+    assert_eq!(status, HisdfStatus::Cancelled);
+    assert!(mesh.is_null());
+}

@@ -14,7 +14,7 @@ use super::sparse::{sparse_marching_cubes, CubeGrid, SparseConfig, SparseStats};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ExtractError {
-    #[error("resolution must be between 8 and {max}, got {got}")]
+    #[error("resolution must be between 8 and {max} for this extraction (a sparse extraction goes to 2048), got {got}")]
     Resolution { got: usize, max: usize },
     #[error("extraction evaluates the network in fp32 or tf32; bf16 is a training precision only (it would move vertices by up to a voxel)")]
     Precision,
@@ -75,7 +75,8 @@ pub struct Extraction {
 /// Samples the network on a dense `resolution`^3 grid covering the unit
 /// sphere's bounding cube (plus one cell, so that a surface touching the
 /// sphere still closes), runs marching cubes, and maps the mesh back into the
-/// user's coordinates. `progress(fraction)` returning false cancels.
+/// user's coordinates. `progress(fraction)` returning false cancels, at
+/// the final report (1.0) too.
 pub fn extract_mesh(
     model: &TrainedModel,
     resolution: usize,
@@ -172,7 +173,11 @@ fn extract_on_grid(
             [p[0] as f32, p[1] as f32, p[2] as f32]
         })
         .collect();
-    progress(1.0);
+    // A false at the last report cancels too: the caller asked to stop,
+    // and gets the same answer whenever the request lands.
+    if !progress(1.0) {
+        return Err(ExtractError::Cancelled);
+    }
     Ok(Extraction {
         mesh: TriangleMesh {
             vertices,

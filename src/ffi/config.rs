@@ -170,15 +170,14 @@ fn apply_setting(settings: &mut Settings, key: &str, value: &str) -> Result<(), 
 
 fn check_settings(settings: &Settings) -> Result<(), Failure> {
     check(&settings.recipe)?;
+    // Against the larger (sparse) bound whatever `sparse` says now, so the
+    // order of two set calls never matters; the extraction itself refuses a
+    // dense grid above its own bound.
     let e = &settings.extract;
-    let max = if e.sparse.is_some() {
-        MAX_SPARSE_RESOLUTION
-    } else {
-        MAX_DENSE_RESOLUTION
-    };
-    if !(8..=max).contains(&e.resolution) {
+    if !(8..=MAX_SPARSE_RESOLUTION).contains(&e.resolution) {
         return Err(Failure::invalid(format!(
-            "resolution must be between 8 and {max} for this extraction, got {}",
+            "resolution must be between 8 and {MAX_SPARSE_RESOLUTION} \
+             (above {MAX_DENSE_RESOLUTION} with sparse=true), got {}",
             e.resolution
         )));
     }
@@ -190,8 +189,10 @@ fn check(recipe: &Recipe) -> Result<(), Failure> {
     recipe.validate().map_err(Failure::invalid)
 }
 
-/// A new configuration holding a preset's values: "fast" (CPU-friendly),
-/// "paper-l1" or "paper-curriculum"; NULL means "fast".
+/// A new configuration holding a preset's values: "fast" (CPU-friendly, a
+/// minute on two cores), "detail" (8 x 512 for a GPU: the command line's
+/// default on CUDA), "paper-l1" or "paper-curriculum" (the paper's two
+/// settings); NULL means "fast".
 #[no_mangle]
 pub extern "C" fn hisdf_config_new(
     preset: *const c_char,
@@ -226,10 +227,12 @@ pub extern "C" fn hisdf_config_free(config: *mut HisdfConfig) {
 }
 
 /// Sets one option from text, e.g. `hisdf_config_set(cfg, "iterations",
-/// "500", NULL)`. Keys: preset (fast | paper-l1 | paper-curriculum: resets
-/// every option), iterations, batch_size (1 to 2^24), learning_rate, seed, device (cpu |
-/// cuda | auto), progress_every (iterations between progress callbacks and
-/// cancellation checks), width, depth, tanh_output (true | false),
+/// "500", NULL)`. Booleans are true | false (also yes | no, on | off,
+/// 1 | 0). Keys: preset (fast | detail | paper-l1 | paper-curriculum:
+/// resets every option but the extraction's), iterations, batch_size (1 to
+/// 2^24), learning_rate, seed, device (cpu | cuda | auto), progress_every
+/// (iterations between progress callbacks and cancellation checks), width,
+/// depth, tanh_output (a boolean),
 /// initialisation (pytorch-default | geometric | siren), geometric_radius,
 /// activation (relu | softplus[:beta] | sine[:omega0]; sine brings the siren
 /// initialisation, leaving it the geometric one), encoding (none |
@@ -238,7 +241,8 @@ pub extern "C" fn hisdf_config_free(config: *mut HisdfConfig) {
 /// uniform_samples, shells ("count:variance,..."; all samples together at
 /// most 200,000,000), for
 /// `hisdf_extract_with`: resolution (grid points per axis, default 256; 8 to
-/// 1024 dense, to 2048 sparse) and sparse (true: coarse-to-fine, sampling
+/// 1024 dense, to 2048 sparse; set in any order with sparse, checked
+/// against it when extracting) and sparse (true: coarse-to-fine, sampling
 /// only bricks the surface can cross; default false), and for
 /// `hisdf_train`: check_convergence (default true: after training, a model
 /// with no surface, spurious surfaces, wrong signs far from the surface or
@@ -286,6 +290,64 @@ mod tests {
                     .contains("unknown configuration key"),
                 "{key} is listed but not handled"
             );
+        }
+    }
+
+    /// The header documents exactly what the library takes: every key and
+    /// every preset appears in the doc of the call that takes it.
+    #[test]
+    fn the_header_documents_every_key_and_preset() {
+        let header = include_str!(concat!(env!("CARGO_MANIFEST_DIR"), "/include/hisdf.h"));
+        let doc_of = |function: &str| {
+            let end = header
+                .find(&format!("HisdfStatus {function}("))
+                .unwrap_or_else(|| panic!("{function} not in the header"));
+            let start = header[..end].rfind("\n\n").unwrap_or(0);
+            header[start..end].to_string()
+        };
+        let set_doc = doc_of("hisdf_config_set");
+        for key in KEYS.split(',').map(str::trim) {
+            assert!(
+                set_doc.contains(key),
+                "hisdf_config_set does not document {key}"
+            );
+        }
+        let new_doc = doc_of("hisdf_config_new");
+        for preset in Preset::ALL {
+            let name = preset.name();
+            assert!(
+                new_doc.contains(&format!("\"{name}\"")),
+                "hisdf_config_new lacks {name}"
+            );
+            assert!(
+                set_doc.contains(name),
+                "hisdf_config_set's preset key lacks {name}"
+            );
+            // Each documented preset is one the library takes.
+            assert_eq!(name.parse::<Preset>().ok(), Some(preset));
+        }
+        for (text, value) in [("yes", true), ("on", true), ("1", true), ("no", false)] {
+            assert_eq!(parse_bool("sparse", text).unwrap(), value);
+        }
+        assert!(set_doc.contains("yes | no, on | off"));
+    }
+
+    /// resolution and sparse may be set in either order.
+    #[test]
+    fn resolution_and_sparse_set_in_any_order() {
+        for order in [["resolution", "sparse"], ["sparse", "resolution"]] {
+            let mut settings = Settings {
+                recipe: Preset::Fast.recipe(),
+                extract: crate::extract::ExtractConfig::default(),
+                monitor: None,
+                check_convergence: true,
+            };
+            for key in order {
+                let value = if key == "resolution" { "2048" } else { "true" };
+                apply_setting(&mut settings, key, value).unwrap();
+                check_settings(&settings).unwrap();
+            }
+            assert_eq!(settings.extract.resolution, 2048);
         }
     }
 

@@ -61,7 +61,10 @@ pub extern "C" fn hisdf_mesh_load(
 
 /// Builds a mesh from flat arrays, which are copied: `vertices` holds
 /// `vertices_len` floats (x, y, z per vertex), `indices` holds `indices_len`
-/// 0-based vertex indices (3 per triangle).
+/// 0-based vertex indices (3 per triangle). Arrays that do not describe a
+/// mesh (a length not a multiple of 3, an index out of range, a NaN) give
+/// `HISDF_STATUS_INVALID_MESH`, as a malformed file does; a length above
+/// the API's maximum gives `HISDF_STATUS_INVALID_ARGUMENT`.
 #[no_mangle]
 pub extern "C" fn hisdf_mesh_from_arrays(
     vertices: *const f32,

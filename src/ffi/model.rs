@@ -19,7 +19,9 @@ use crate::pipeline::{check_convergence, prepare_mesh, ConvergenceConfig, Prepar
 use crate::sampling::Samples;
 use crate::train::{train, DeviceChoice};
 
-/// Progress callback: `progress` in [0, 1]; return false to cancel. Called
+/// Progress callback: `progress` in [0, 1]; return false to cancel (at any
+/// report, the final one included: the call then returns
+/// `HISDF_STATUS_CANCELLED` and writes no output). Called
 /// on the thread that made the call, between steps of the work.
 pub type HisdfProgressCallback =
     Option<extern "C" fn(user_data: *mut c_void, progress: f64) -> bool>;
@@ -97,6 +99,9 @@ fn train_set(
     report: &mut dyn FnMut(f64) -> bool,
 ) -> Result<(TrainedModel, Vec<(usize, f64)>), Failure> {
     let mut losses = Vec::new();
+    // A false at the final report has no iteration left to stop, but the
+    // caller asked to stop: the call is cancelled whenever the answer lands.
+    let mut stopped = false;
     let model = train(
         &set.samples,
         set.normalisation,
@@ -107,10 +112,12 @@ fn train_set(
             if let Some(m) = monitor {
                 m.update(p);
             }
-            report(p.iteration as f64 / p.iterations.max(1) as f64)
+            let go = report(p.iteration as f64 / p.iterations.max(1) as f64);
+            stopped |= !go;
+            go
         },
     )?;
-    if model.metadata.cancelled {
+    if model.metadata.cancelled || stopped {
         return Err(Failure::cancelled("training"));
     }
     Ok((model, losses))
