@@ -7,6 +7,8 @@ use std::path::{Path, PathBuf};
 fn main() {
     println!("cargo:rerun-if-changed=src/ffi");
     println!("cargo:rerun-if-changed=cbindgen.toml");
+    // The header's version macros come from the package version.
+    println!("cargo:rerun-if-changed=Cargo.toml");
     println!("cargo:rerun-if-env-changed=CI");
     println!("cargo:rerun-if-env-changed=HISDF_UPDATE_HEADER");
     println!("cargo:rerun-if-changed=src/train/native/step.cpp");
@@ -20,6 +22,17 @@ fn link_libtorch() {
         return;
     };
     let lib_dir = PathBuf::from(lib_dir);
+    // An ABI-versioned SONAME, so hosts link against the ABI rather than a
+    // file and two versions can be installed side by side; before 1.0 the
+    // minor number is the ABI (bindings/cpp installs the matching links).
+    let major = std::env::var("CARGO_PKG_VERSION_MAJOR").unwrap_or_else(|_| "0".into());
+    let minor = std::env::var("CARGO_PKG_VERSION_MINOR").unwrap_or_else(|_| "0".into());
+    let soname = if major == "0" {
+        format!("libhisdf.so.0.{minor}")
+    } else {
+        format!("libhisdf.so.{major}")
+    };
+    println!("cargo:rustc-cdylib-link-arg=-Wl,-soname,{soname}");
     // $ORIGIN first: a packaged install (Blender add-on, wheel) puts libtorch
     // beside libhisdf.so and must win over the build machine's path.
     println!("cargo:rustc-link-arg=-Wl,-rpath,$ORIGIN");
@@ -64,8 +77,19 @@ fn compile_native(lib_dir: &Path, with_cuda: bool) {
 fn generate_header() {
     let crate_dir = PathBuf::from(std::env::var("CARGO_MANIFEST_DIR").unwrap());
     let out_dir = PathBuf::from(std::env::var("OUT_DIR").unwrap());
-    let config = cbindgen::Config::from_file(crate_dir.join("cbindgen.toml"))
+    let mut config = cbindgen::Config::from_file(crate_dir.join("cbindgen.toml"))
         .expect("cbindgen.toml is readable");
+    // The version the header was generated for, from Cargo.toml: a host
+    // compares it with hisdf_version() of the library it loaded.
+    let part = |name: &str| std::env::var(name).unwrap_or_else(|_| "0".into());
+    config.after_includes = Some(format!(
+        "\n// The version of hisdf this header belongs to; hisdf_version() gives the\n\
+         // loaded library's. 0.x releases change the ABI with the minor number.\n\
+         #define HISDF_VERSION_MAJOR {}\n#define HISDF_VERSION_MINOR {}\n#define HISDF_VERSION_PATCH {}",
+        part("CARGO_PKG_VERSION_MAJOR"),
+        part("CARGO_PKG_VERSION_MINOR"),
+        part("CARGO_PKG_VERSION_PATCH"),
+    ));
     let fresh = out_dir.join("hisdf.h");
     match cbindgen::generate_with_config(&crate_dir, config) {
         Ok(bindings) => {

@@ -7,6 +7,12 @@
 #include <stdint.h>
 #include <stdbool.h>
 
+// The version of hisdf this header belongs to; hisdf_version() gives the
+// loaded library's. 0.x releases change the ABI with the minor number.
+#define HISDF_VERSION_MAJOR 0
+#define HISDF_VERSION_MINOR 1
+#define HISDF_VERSION_PATCH 0
+
 // Result of every call. Values are fixed forever: new statuses get new
 // numbers, old numbers are never reused.
 //

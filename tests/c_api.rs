@@ -21,7 +21,39 @@ fn lib_dir() -> PathBuf {
         "libhisdf.so not found in {}; build the library first",
         dir.display()
     );
+    // Programs linked with -lhisdf load the library by its SONAME, which
+    // cargo does not create beside it (an install does).
+    let soname = dir.join(soname());
+    if !soname.exists() {
+        let _ = std::os::unix::fs::symlink("libhisdf.so", &soname);
+    }
     dir
+}
+
+/// The ABI-versioned SONAME build.rs gives the library.
+fn soname() -> String {
+    let (major, minor) = (
+        env!("CARGO_PKG_VERSION_MAJOR"),
+        env!("CARGO_PKG_VERSION_MINOR"),
+    );
+    if major == "0" {
+        format!("libhisdf.so.0.{minor}")
+    } else {
+        format!("libhisdf.so.{major}")
+    }
+}
+
+/// A dynamic-section entry of an ELF file, as `readelf -d` prints it.
+fn dynamic_entries(file: &Path, tag: &str) -> Vec<String> {
+    let out = run(Command::new("readelf").arg("-d").arg(file));
+    out.lines()
+        .filter(|l| l.contains(&format!("({tag})")))
+        .filter_map(|l| {
+            l.split('[')
+                .nth(1)
+                .map(|v| v.trim_end_matches(']').to_string())
+        })
+        .collect()
 }
 
 fn scratch(name: &str) -> PathBuf {
@@ -251,6 +283,11 @@ fn cmake_package_works_from_checkout_and_install() {
             vec![format!("-DCMAKE_PREFIX_PATH={}", prefix.display())],
         ),
     ];
+    let want_version = format!(
+        "-DHISDF_WANT_VERSION={}.{}",
+        env!("CARGO_PKG_VERSION_MAJOR"),
+        env!("CARGO_PKG_VERSION_MINOR")
+    );
     for (name, how) in layouts {
         let build = dir.join(name);
         run(Command::new("cmake")
@@ -258,11 +295,70 @@ fn cmake_package_works_from_checkout_and_install() {
             .arg(&consumer)
             .arg("-B")
             .arg(&build)
+            .arg(&want_version)
             .args(&how));
         run(Command::new("cmake").arg("--build").arg(&build));
         for exe in ["consumer_c", "consumer_cpp"] {
             let out = run(Command::new(build.join(exe)).arg(&mesh));
             assert!(out.contains(&expect_triangles), "{name}/{exe}: {out}");
+            // Linked against the ABI, not against a file of this machine.
+            assert_eq!(
+                dynamic_entries(&build.join(exe), "NEEDED")
+                    .iter()
+                    .filter(|n| n.starts_with("libhisdf"))
+                    .collect::<Vec<_>>(),
+                vec![&soname()],
+                "{name}/{exe}"
+            );
         }
+        // A version the package is not must be refused.
+        let refused = Command::new("cmake")
+            .arg("-S")
+            .arg(&consumer)
+            .arg("-B")
+            .arg(dir.join(format!("{name}-v99")))
+            .arg("-DHISDF_WANT_VERSION=99.0")
+            .args(&how)
+            .output()
+            .unwrap();
+        assert!(
+            !refused.status.success(),
+            "{name}: find_package(hisdf 99.0) succeeded"
+        );
+    }
+    // The installed library: SONAME, the versioned file and its links.
+    let libdir = ["lib", "lib64"]
+        .iter()
+        .map(|d| prefix.join(d))
+        .find(|d| d.join("libhisdf.so").exists())
+        .expect("libhisdf.so installed");
+    assert_eq!(
+        dynamic_entries(&libdir.join("libhisdf.so"), "SONAME"),
+        vec![soname()]
+    );
+    assert!(libdir.join(soname()).exists());
+    assert!(libdir
+        .join(format!("libhisdf.so.{}", env!("CARGO_PKG_VERSION")))
+        .is_file());
+    // pkg-config: a C host built without CMake.
+    let pc = libdir.join("pkgconfig");
+    if Command::new("pkg-config").arg("--version").output().is_ok() {
+        let flags = run(Command::new("pkg-config")
+            .args(["--cflags", "--libs", "hisdf"])
+            .env("PKG_CONFIG_PATH", &pc));
+        let exe = dir.join("consumer_pkgconfig");
+        run(Command::new(compiler("CC", "cc"))
+            .arg(consumer.join("consumer.c"))
+            .arg("-o")
+            .arg(&exe)
+            .args(flags.split_whitespace()));
+        let out = run(Command::new(&exe).arg(&mesh));
+        assert!(out.contains(&expect_triangles), "pkg-config: {out}");
+        let version = run(Command::new("pkg-config")
+            .args(["--modversion", "hisdf"])
+            .env("PKG_CONFIG_PATH", &pc));
+        assert_eq!(version.trim(), env!("CARGO_PKG_VERSION"));
+    } else {
+        assert!(pc.join("hisdf.pc").is_file());
     }
 }

@@ -15,6 +15,7 @@
 #include <charconv>
 #include <cstddef>
 #include <cstdint>
+#include <cstdlib>
 #include <exception>
 #include <functional>
 #include <map>
@@ -61,9 +62,35 @@ inline void check(HisdfStatus status, HisdfError *error) {
     throw Error(status, message);
 }
 
+// "major.minor" of a version text such as "0.1.0".
+inline std::pair<long, long> major_minor(const char *text) {
+    char *end = nullptr;
+    long major = std::strtol(text, &end, 10);
+    long minor = (end && *end == '.') ? std::strtol(end + 1, nullptr, 10) : -1;
+    return {major, minor};
+}
+
+// The loaded library must speak this header's ABI: the same major version
+// and, before 1.0, the same minor. Checked once, on the first call.
+inline void check_version() {
+    static const bool matches = [] {
+        auto loaded = major_minor(hisdf_version());
+        return loaded.first == HISDF_VERSION_MAJOR &&
+               (HISDF_VERSION_MAJOR > 0 || loaded.second == HISDF_VERSION_MINOR);
+    }();
+    if (!matches) {
+        throw std::runtime_error(std::string("hisdf: this program was built against hisdf ") +
+                                 std::to_string(HISDF_VERSION_MAJOR) + "." +
+                                 std::to_string(HISDF_VERSION_MINOR) +
+                                 " but loaded libhisdf " + hisdf_version() +
+                                 "; install the matching library");
+    }
+}
+
 // Runs a C call whose last argument is HisdfError **, and checks it.
 template <typename F>
 void call(F &&f) {
+    check_version();
     HisdfError *error = nullptr;
     HisdfStatus status = f(&error);
     check(status, error);
@@ -111,6 +138,17 @@ using ProgressFn = std::function<bool(double)>;
 
 /// The version of the library actually loaded.
 inline std::string version() { return hisdf_version(); }
+
+/// Whether the loaded library speaks this header's ABI (every call checks
+/// it and throws std::runtime_error when it does not).
+inline bool library_matches_header() {
+    try {
+        detail::check_version();
+        return true;
+    } catch (const std::runtime_error &) {
+        return false;
+    }
+}
 
 /// Routes the library's logs to `fn` (called from any thread, concurrently;
 /// it must be thread-safe). The callable is kept for the process' lifetime;

@@ -38,12 +38,28 @@ if(NOT EXISTS "${HISDF_LIBRARY}")
   return()
 endif()
 
+# The library's ABI-versioned SONAME (build.rs): what programs record and
+# load. find_package set hisdf_VERSION from hisdfConfigVersion.cmake.
+string(REGEX MATCHALL "[0-9]+" _hisdf_parts "${hisdf_VERSION}")
+list(GET _hisdf_parts 0 _hisdf_major)
+list(GET _hisdf_parts 1 _hisdf_minor)
+if(_hisdf_major EQUAL 0)
+  set(_hisdf_soname "libhisdf.so.0.${_hisdf_minor}")
+else()
+  set(_hisdf_soname "libhisdf.so.${_hisdf_major}")
+endif()
+# A cargo build leaves only libhisdf.so: give the loader its SONAME beside
+# it, as an install does.
+get_filename_component(_hisdf_libdir_of "${HISDF_LIBRARY}" DIRECTORY)
+get_filename_component(_hisdf_libname "${HISDF_LIBRARY}" NAME)
+if(NOT EXISTS "${_hisdf_libdir_of}/${_hisdf_soname}")
+  file(CREATE_LINK "${_hisdf_libname}" "${_hisdf_libdir_of}/${_hisdf_soname}" SYMBOLIC)
+endif()
+
 add_library(hisdf::hisdf SHARED IMPORTED)
 set_target_properties(hisdf::hisdf PROPERTIES
   IMPORTED_LOCATION "${HISDF_LIBRARY}"
-  # Rust cdylibs carry no SONAME; without this CMake would record the
-  # absolute path of the build machine in the executable.
-  IMPORTED_NO_SONAME TRUE
+  IMPORTED_SONAME "${_hisdf_soname}"
   INTERFACE_INCLUDE_DIRECTORIES "${_hisdf_includes}"
   INTERFACE_COMPILE_FEATURES cxx_std_17)
 
@@ -53,3 +69,9 @@ unset(_hisdf_root)
 unset(_hisdf_libdir)
 unset(_hisdf_prefix)
 unset(_hisdf_includes)
+unset(_hisdf_parts)
+unset(_hisdf_major)
+unset(_hisdf_minor)
+unset(_hisdf_soname)
+unset(_hisdf_libdir_of)
+unset(_hisdf_libname)

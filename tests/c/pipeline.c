@@ -141,6 +141,13 @@ int main(int argc, char **argv) {
     snprintf(mesh_path, sizeof mesh_path, "%s/extracted.obj", argv[2]);
 
     CHECK(strlen(hisdf_version()) > 0);
+    {
+        /* The header's version macros name the library it belongs to. */
+        char header_version[64];
+        snprintf(header_version, sizeof header_version, "%d.%d.%d", HISDF_VERSION_MAJOR,
+                 HISDF_VERSION_MINOR, HISDF_VERSION_PATCH);
+        CHECK(strcmp(header_version, hisdf_version()) == 0);
+    }
     CHECK(strcmp(hisdf_status_name(HISDF_STATUS_OK), "HISDF_STATUS_OK") == 0);
     CHECK(strcmp(hisdf_status_name(HISDF_STATUS_CANCELLED),
                  "HISDF_STATUS_CANCELLED") == 0);

@@ -62,6 +62,11 @@ int main(int argc, char **argv) {
         std::fprintf(stderr, "usage: %s MESH SCRATCH_DIR\n", argv[0]);
         return 2;
     }
+    if (!hisdf::library_matches_header()) {
+        std::fprintf(stderr, "header %d.%d does not match library %s\n", HISDF_VERSION_MAJOR,
+                     HISDF_VERSION_MINOR, hisdf::version().c_str());
+        return 1;
+    }
     const std::string scratch = argv[2];
     try {
         CHECK(!hisdf::version().empty());
