@@ -288,6 +288,18 @@ fn cmake_package_works_from_checkout_and_install() {
         env!("CARGO_PKG_VERSION_MAJOR"),
         env!("CARGO_PKG_VERSION_MINOR")
     );
+    // The installed library's RUNPATH is $ORIGIN alone: where this build's
+    // libtorch lives (the build tree's second run path) comes from the
+    // environment, at link and at run time, as on a host whose libtorch is
+    // neither beside libhisdf.so nor in a system folder.
+    let torch_lib = dynamic_entries(&lib_dir().join("libhisdf.so"), "RUNPATH")
+        .first()
+        .and_then(|r| {
+            r.split(':')
+                .find(|p| !p.starts_with("$ORIGIN"))
+                .map(String::from)
+        })
+        .expect("the build tree's libhisdf.so names its libtorch folder");
     for (name, how) in layouts {
         let build = dir.join(name);
         run(Command::new("cmake")
@@ -297,9 +309,14 @@ fn cmake_package_works_from_checkout_and_install() {
             .arg(&build)
             .arg(&want_version)
             .args(&how));
-        run(Command::new("cmake").arg("--build").arg(&build));
+        run(Command::new("cmake")
+            .arg("--build")
+            .arg(&build)
+            .env("LD_LIBRARY_PATH", &torch_lib));
         for exe in ["consumer_c", "consumer_cpp"] {
-            let out = run(Command::new(build.join(exe)).arg(&mesh));
+            let out = run(Command::new(build.join(exe))
+                .arg(&mesh)
+                .env("LD_LIBRARY_PATH", &torch_lib));
             assert!(out.contains(&expect_triangles), "{name}/{exe}: {out}");
             // Linked against the ABI, not against a file of this machine.
             assert_eq!(
@@ -336,6 +353,10 @@ fn cmake_package_works_from_checkout_and_install() {
         dynamic_entries(&libdir.join("libhisdf.so"), "SONAME"),
         vec![soname()]
     );
+    assert_eq!(
+        dynamic_entries(&libdir.join("libhisdf.so"), "RUNPATH"),
+        vec!["$ORIGIN".to_string()]
+    );
     assert!(libdir.join(soname()).exists());
     assert!(libdir
         .join(format!("libhisdf.so.{}", env!("CARGO_PKG_VERSION")))
@@ -351,8 +372,11 @@ fn cmake_package_works_from_checkout_and_install() {
             .arg(consumer.join("consumer.c"))
             .arg("-o")
             .arg(&exe)
-            .args(flags.split_whitespace()));
-        let out = run(Command::new(&exe).arg(&mesh));
+            .args(flags.split_whitespace())
+            .env("LD_LIBRARY_PATH", &torch_lib));
+        let out = run(Command::new(&exe)
+            .arg(&mesh)
+            .env("LD_LIBRARY_PATH", &torch_lib));
         assert!(out.contains(&expect_triangles), "pkg-config: {out}");
         let version = run(Command::new("pkg-config")
             .args(["--modversion", "hisdf"])
