@@ -126,6 +126,15 @@ fn missing_output_folders_are_made_and_files_in_the_way_refused() {
     assert_eq!(code, 1);
     assert_one_line_error(&err, "is not a folder");
     assert_eq!(std::fs::read(&file).unwrap(), b"the user's notes");
+
+    // An output that is a folder is named as one, with what to give instead.
+    let (code, _, err) = run(hisdf()
+        .arg("sample")
+        .arg(mesh_path("block-2x4.stl"))
+        .arg("-o")
+        .arg(&dir));
+    assert_eq!(code, 1);
+    assert_one_line_error(&err, "is a folder; give a file name in it");
 }
 
 #[test]

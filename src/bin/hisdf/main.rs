@@ -193,6 +193,9 @@ fn dispatch(command: Command) -> Result<()> {
             args,
         } => {
             check_output(&output, &["obj", "ply", "stl"])?;
+            if let Some(path) = &model_path {
+                check_output(path, &["safetensors", "hisdf"])?;
+            }
             let mut settings = config::resolve(&args)?;
             if let Some(r) = resolution {
                 settings.extraction.resolution = r;
@@ -253,6 +256,13 @@ struct Timings {
 
 /// Refuses an output path we could not write, before any long work starts.
 pub(crate) fn check_output(path: &Path, extensions: &[&str]) -> Result<()> {
+    if path.is_dir() {
+        return Err(format!(
+            "{}: is a folder; give a file name in it, e.g. {}",
+            path.display(),
+            path.join(format!("out.{}", extensions[0])).display()
+        ));
+    }
     let ext = path
         .extension()
         .and_then(|e| e.to_str())
@@ -282,7 +292,23 @@ pub(crate) fn check_output(path: &Path, extensions: &[&str]) -> Result<()> {
             )
         })?;
     }
-    Ok(())
+    // The outputs are written through a temporary file in the same folder:
+    // find out now, not after the training, whether that is allowed.
+    let dir = match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
+        _ => PathBuf::from("."),
+    };
+    let probe = dir.join(format!(".hisdf-write-test-{}", std::process::id()));
+    match std::fs::File::create(&probe) {
+        Ok(_) => {
+            let _ = std::fs::remove_file(&probe);
+            Ok(())
+        }
+        Err(e) => Err(format!(
+            "{}: cannot write in this folder ({e}); choose a writable output path",
+            dir.display()
+        )),
+    }
 }
 
 fn load_checked(path: &Path) -> Result<TriangleMesh> {
