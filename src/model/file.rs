@@ -188,8 +188,15 @@ fn read_model(bytes: &[u8], path: &Path, device: Device) -> Result<TrainedModel,
     config.validate().map_err(corrupted)?;
     let norm: NormalisationRecord = serde_json::from_str(field("normalisation")?)
         .map_err(|e| corrupted(format!("normalisation: {e}")))?;
-    if !(norm.scale.is_finite() && norm.scale > 0.0 && norm.centre.iter().all(|c| c.is_finite())) {
-        return Err(corrupted("normalisation is not finite".into()));
+    // Queries run in f32: a centre or scale finite in f64 but not in f32
+    // (1e308) would turn every answer into NaN, so it is refused here.
+    let in_f32 = |x: f64| x.is_finite() && x.abs() <= f32::MAX as f64;
+    let scale_ok = norm.scale > 0.0 && in_f32(norm.scale) && in_f32(1.0 / norm.scale);
+    if !(scale_ok && norm.centre.iter().all(|&c| in_f32(c))) {
+        return Err(corrupted(format!(
+            "normalisation (centre {:?}, scale {:e}) is not finite in single precision",
+            norm.centre, norm.scale
+        )));
     }
     let metadata: TrainingMetadata = serde_json::from_str(field("training")?)
         .map_err(|e| corrupted(format!("training metadata: {e}")))?;
@@ -217,6 +224,14 @@ fn read_model(bytes: &[u8], path: &Path, device: Device) -> Result<TrainedModel,
                 .chunks_exact(4)
                 .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
                 .collect();
+            // A NaN or infinite weight makes every answer NaN: refuse the
+            // file rather than answer.
+            if let Some(k) = values.iter().position(|v| !v.is_finite()) {
+                return Err(corrupted(format!(
+                    "tensor {name} holds {} at element {k}; the model cannot answer",
+                    values[k]
+                )));
+            }
             var.copy_(
                 &Tensor::from_slice(&values)
                     .view(var.size().as_slice())
@@ -259,6 +274,47 @@ mod tests {
                 hisdf_version: "test".into(),
                 cancelled: false,
             },
+        }
+    }
+
+    /// Weights or a frame that are not finite in f32 are refused at load,
+    /// even in a file whose checksum matches them.
+    #[test]
+    fn non_finite_weights_and_frames_are_refused() {
+        let config = NetworkConfig {
+            depth: 2,
+            width: 8,
+            initialisation: Initialisation::Geometric { radius: 0.5 },
+            ..NetworkConfig::default()
+        };
+        let bad_weight = model(config.clone());
+        {
+            let _guard = tch::no_grad_guard();
+            let (_, w) = &bad_weight.network.parameters()[0];
+            let _ = w.shallow_clone().view([-1]).get(3).fill_(f64::NAN);
+        }
+        let path = temp("nan-weight.safetensors");
+        save_model(&bad_weight, &path).unwrap();
+        let err = load_model(&path, Device::Cpu).unwrap_err().to_string();
+        assert!(
+            err.contains("NaN") && err.contains("hidden.0.weight"),
+            "{err}"
+        );
+
+        for (centre, scale) in [
+            ([1e308, 0.0, 0.0], 1.0),
+            ([0.0; 3], 1e-300),
+            ([0.0; 3], 1e300),
+        ] {
+            let mut far = model(config.clone());
+            far.normalisation = Normalisation { centre, scale };
+            let path = temp("far.safetensors");
+            save_model(&far, &path).unwrap();
+            let err = load_model(&path, Device::Cpu).unwrap_err().to_string();
+            assert!(
+                err.contains("single precision"),
+                "{centre:?} {scale}: {err}"
+            );
         }
     }
 
