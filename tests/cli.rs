@@ -408,3 +408,59 @@ fn weighted_sampling_trains_and_is_recorded_in_the_config() {
     assert_eq!(code, 1);
     assert_one_line_error(&err, "--sampling");
 }
+
+/// `hisdf sdf` is right across the whole range of finite coordinates: a
+/// tetrahedron at scales 1e-30 and 1e30, and one with a stray unreferenced
+/// vertex at 1e30 (which once shrank the shape to a point: every answer inf).
+#[test]
+fn exact_sdf_holds_from_1e_minus_30_to_1e30_and_ignores_stray_vertices() {
+    use hisdf::sampling::npy;
+    let dir = scratch("scales");
+    for (name, scale, stray) in [
+        ("small", 1e-30f64, false),
+        ("big", 1e30, false),
+        ("stray", 1.0, true),
+    ] {
+        let corners = [
+            [0.0, 0.0, 0.0],
+            [1.0, 0.0, 0.0],
+            [0.0, 1.0, 0.0],
+            [0.0, 0.0, 1.0],
+        ];
+        let mut obj: String = corners
+            .iter()
+            .map(|c| {
+                format!(
+                    "v {:e} {:e} {:e}\n",
+                    c[0] * scale,
+                    c[1] * scale,
+                    c[2] * scale
+                )
+            })
+            .collect();
+        if stray {
+            obj.push_str("v 1e30 1e30 1e30\n");
+        }
+        obj.push_str("f 1 3 2\nf 1 2 4\nf 1 4 3\nf 2 3 4\n");
+        let mesh = dir.join(format!("{name}.obj"));
+        std::fs::write(&mesh, obj).unwrap();
+        // Two points inside (0.1 and 0.2 from the three axis faces), one
+        // outside beyond the slanted face.
+        let unit = [0.1f64, 0.1, 0.1, 0.2, 0.2, 0.2, 2.0, 2.0, 2.0];
+        let points: Vec<f32> = unit.iter().map(|v| (v * scale) as f32).collect();
+        let pts = dir.join(format!("{name}_points.npy"));
+        npy::write(&pts, &[3, 3], &points).unwrap();
+        let out = dir.join(format!("{name}_sdf.npy"));
+        let (code, _, err) = run(hisdf().arg("sdf").arg(&mesh).arg(&pts).arg("-o").arg(&out));
+        assert_eq!(code, 0, "{name}: {err}");
+        let values = npy::read(&out).unwrap().data;
+        // The slanted face x + y + z = 1 is (6 - 1) / sqrt(3) from (2, 2, 2).
+        let want = [-0.1, -0.2, 5.0 / 3f64.sqrt()].map(|v| v * scale);
+        for (got, want) in values.iter().zip(want) {
+            assert!(
+                ((got - want) / want).abs() < 1e-5,
+                "{name}: {values:?} against {want:?}"
+            );
+        }
+    }
+}

@@ -45,11 +45,24 @@ impl Normalisation {
     /// margin counts as 0, an empty mesh gives the identity and a mesh
     /// collapsed to one point gets scale 1 about that point.
     pub fn fit(mesh: &TriangleMesh, centring: Centring, margin: f64) -> Normalisation {
+        // The surface's vertices only: a stray vertex far away (unreferenced
+        // by any triangle) would otherwise shrink the shape to a point in
+        // the unit sphere and every distance to infinity. A point cloud (no
+        // triangles) uses all its points.
+        let mut used = vec![mesh.triangles.is_empty(); mesh.vertices.len()];
+        for t in &mesh.triangles {
+            for &v in t {
+                if let Some(u) = used.get_mut(v as usize) {
+                    *u = true;
+                }
+            }
+        }
         let finite = || {
             mesh.vertices
                 .iter()
-                .filter(|p| p.iter().all(|c| c.is_finite()))
-                .map(|p| p.map(f64::from))
+                .zip(&used)
+                .filter(|(p, &u)| u && p.iter().all(|c| c.is_finite()))
+                .map(|(p, _)| p.map(f64::from))
         };
         let count = finite().count();
         if count == 0 {
@@ -221,6 +234,11 @@ mod tests {
         // Mean and box centre differ when tessellation is lopsided.
         let mut lopsided = cube.clone();
         lopsided.vertices.extend([[0.5, 0.5, 0.4], [0.5, 0.5, 0.3]]);
+        lopsided.triangles.push([7, 8, 9]);
+        // A vertex no triangle uses is not part of the surface's frame.
+        let mut stray = cube.clone();
+        stray.vertices.push([100.0, 0.0, 0.0]);
+        assert_eq!(Normalisation::fit(&stray, Centring::VertexMean, 0.0), n);
         let mean = Normalisation::fit(&lopsided, Centring::VertexMean, 0.0);
         let bbox = Normalisation::fit(&lopsided, Centring::BoundingBox, 0.0);
         assert_eq!(bbox.centre, [0.0; 3]);
