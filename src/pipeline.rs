@@ -6,7 +6,7 @@ use serde::{Deserialize, Serialize};
 mod convergence;
 pub use convergence::{check_convergence, ConvergenceConfig, ConvergenceReport, Finding};
 
-use crate::mesh::{Centring, MeshError, Normalisation, TriangleMesh};
+use crate::mesh::{Centring, MeshError, MeshInfo, Normalisation, TriangleMesh};
 use crate::model::{Encoding, Initialisation, NetworkConfig};
 use crate::sampling::{
     near_surface, weighted, GaussianShell, NearSurfaceConfig, Samples, MAX_SAMPLES,
@@ -174,16 +174,32 @@ pub struct PreparedMesh {
     pub normalised: TriangleMesh,
     pub normalisation: Normalisation,
     pub degenerate_dropped: usize,
+    /// The original's structure: open (boundary edges), non-manifold,
+    /// misoriented, as `hisdf info` reports it.
+    pub info: MeshInfo,
 }
 
+impl PreparedMesh {
+    /// Whether the surface is open or not a 2-manifold: the trained shape is
+    /// then the closed solid its winding number encloses, not the surface.
+    pub fn is_open(&self) -> bool {
+        !self.info.watertight
+    }
+}
+
+/// Validates, drops degenerate triangles and fits the unit sphere. What the
+/// user should know about the mesh (open, non-manifold, misoriented) is
+/// logged as warnings, so every front end says it: the command line on
+/// stderr, a C or Blender host through its log callback.
 pub fn prepare_mesh(mesh: TriangleMesh) -> Result<PreparedMesh, MeshError> {
-    mesh.validate()?;
+    let info = mesh.validate()?;
     let (clean, dropped) = mesh.without_degenerate();
     if clean.triangles.is_empty() {
         return Err(MeshError::Empty);
     }
-    if dropped > 0 {
-        log::warn!("skipped {dropped} degenerate triangles");
+    // Degenerate triangles are among the issues ("they are skipped").
+    for issue in info.issues() {
+        log::warn!("mesh: {issue}");
     }
     let normalisation = Normalisation::fit(&clean, Centring::VertexMean, 0.0);
     let normalised = normalisation.apply_to_mesh(&clean);
@@ -192,6 +208,7 @@ pub fn prepare_mesh(mesh: TriangleMesh) -> Result<PreparedMesh, MeshError> {
         normalised,
         normalisation,
         degenerate_dropped: dropped,
+        info,
     })
 }
 

@@ -117,6 +117,8 @@ fn batch_records_failures_resumes_and_shards() {
             "{r}"
         );
         assert_eq!(r["metrics"]["components_reference"], 1, "{r}");
+        // Every input here is closed; an open one is said (tests/cli.rs).
+        assert_eq!(r["input_open"], false, "{r}");
         assert!(r["convergence"]["findings"].is_array(), "{r}");
         for key in ["output_mesh", "model"] {
             assert!(out.join(r[key].as_str().unwrap()).is_file(), "{r}");
@@ -125,6 +127,7 @@ fn batch_records_failures_resumes_and_shards() {
     let csv = std::fs::read_to_string(out.join("results.csv")).unwrap();
     assert_eq!(csv.lines().count(), 21);
     assert!(csv.lines().next().unwrap().contains("chamfer"));
+    assert!(csv.lines().next().unwrap().contains(",input_open,"));
     assert!(csv
         .lines()
         .any(|l| l.contains("broken") && l.contains("failed")));

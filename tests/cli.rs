@@ -464,3 +464,30 @@ fn exact_sdf_holds_from_1e_minus_30_to_1e30_and_ignores_stray_vertices() {
         }
     }
 }
+
+/// An open mesh is said out loud: its holes will be closed over.
+#[test]
+fn an_open_mesh_is_reported_as_open() {
+    use hisdf::sampling::npy;
+    let dir = scratch("open");
+    let mut open = hisdf::mesh::primitives::unit_cube();
+    open.triangles.pop();
+    let mesh = dir.join("open.obj");
+    hisdf::mesh::write_obj(&open, &mesh).unwrap();
+    let pts = dir.join("p.npy");
+    npy::write(&pts, &[1, 3], &[0.0f32, 0.0, 0.0]).unwrap();
+    let (code, _, err) = run(hisdf()
+        .arg("sdf")
+        .arg(&mesh)
+        .arg(&pts)
+        .arg("-o")
+        .arg(dir.join("d.npy")));
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        err.contains("3 boundary edges: the mesh is open") && err.contains("closed over"),
+        "{err}"
+    );
+    let (code, out, _) = run(hisdf().arg("info").arg(&mesh));
+    assert_eq!(code, 0);
+    assert!(out.contains("the mesh is open"), "{out}");
+}

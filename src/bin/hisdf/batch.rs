@@ -116,6 +116,12 @@ struct Record {
     output_mesh: Option<String>,
     #[serde(default)]
     model: Option<String>,
+    /// The input is open or not a 2-manifold (its holes are closed over in
+    /// the trained shape); `input_issues` says how.
+    #[serde(default)]
+    input_open: Option<bool>,
+    #[serde(default)]
+    input_issues: Vec<String>,
     #[serde(default)]
     vertices: usize,
     #[serde(default)]
@@ -314,6 +320,8 @@ fn process(
         error: None,
         output_mesh: None,
         model: None,
+        input_open: None,
+        input_issues: Vec::new(),
         vertices: 0,
         triangles: 0,
         iterations: 0,
@@ -359,6 +367,10 @@ fn process_fallible(
         &mut timings,
         keep_unconverged,
     )?;
+    if let Ok(info) = original.validate() {
+        record.input_open = Some(!info.watertight);
+        record.input_issues = info.issues();
+    }
     record.convergence = Some(serde_json::to_value(&check).map_err(|e| e.to_string())?);
     record.iterations = model.metadata.iterations;
     record.final_loss = Some(model.metadata.final_loss).filter(|l| l.is_finite());
@@ -525,7 +537,7 @@ fn write_tables(out: &Path, stem: &str, table: &Table) -> Result<()> {
         csv.push_str(m);
     }
     csv.push_str(
-        ",vertices,triangles,iterations,final_loss,device,load_s,sample_s,train_s,extract_s,eval_s,total_s,resumed,error\n",
+        ",input_open,vertices,triangles,iterations,final_loss,device,load_s,sample_s,train_s,extract_s,eval_s,total_s,resumed,error\n",
     );
     for r in &table.results {
         let status = match r.status {
@@ -543,6 +555,7 @@ fn write_tables(out: &Path, stem: &str, table: &Table) -> Result<()> {
         }
         let s = &r.seconds;
         row.extend([
+            r.input_open.map_or(String::new(), |o| o.to_string()),
             r.vertices.to_string(),
             r.triangles.to_string(),
             r.iterations.to_string(),
