@@ -30,17 +30,13 @@ fn lib_dir() -> PathBuf {
     dir
 }
 
-/// The ABI-versioned SONAME build.rs gives the library.
+/// The SONAME build.rs gave the library, as the library itself says.
 fn soname() -> String {
-    let (major, minor) = (
-        env!("CARGO_PKG_VERSION_MAJOR"),
-        env!("CARGO_PKG_VERSION_MINOR"),
-    );
-    if major == "0" {
-        format!("libhisdf.so.0.{minor}")
-    } else {
-        format!("libhisdf.so.{major}")
-    }
+    let exe = std::env::current_exe().unwrap();
+    let lib = exe.parent().unwrap().join("libhisdf.so");
+    dynamic_entries(&lib, "SONAME")
+        .pop()
+        .expect("libhisdf.so has a SONAME")
 }
 
 /// A dynamic-section entry of an ELF file, as `readelf -d` prints it.

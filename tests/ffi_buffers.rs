@@ -1,40 +1,18 @@
 //! Models and meshes to and from memory, for hosts that keep them inside
 //! their own documents, and the unit-sphere frame they are measured in.
 
+mod common;
+
 use std::ffi::CString;
 use std::ptr::{null, null_mut};
 
+use common::{ok, sphere_mesh, train_tiny};
 use hisdf::ffi::*;
-
-fn ok(status: HisdfStatus) {
-    assert_eq!(status, HisdfStatus::Ok);
-}
 
 fn bytes_of(b: *const HisdfBytes) -> Vec<u8> {
     let (mut data, mut len) = (null::<u8>(), 0usize);
     ok(hisdf_bytes_data(b, &mut data, &mut len, null_mut()));
     unsafe { std::slice::from_raw_parts(data, len) }.to_vec()
-}
-
-/// A shifted, scaled icosphere: its frame is not the identity.
-fn mesh() -> *mut HisdfMesh {
-    let m = hisdf::mesh::icosphere(2);
-    let flat: Vec<f32> = m
-        .vertices
-        .iter()
-        .flat_map(|v| [v[0] * 3.0 + 5.0, v[1] * 3.0 - 1.0, v[2] * 3.0])
-        .collect();
-    let idx: Vec<u32> = m.triangles.iter().flatten().copied().collect();
-    let mut out = null_mut();
-    ok(hisdf_mesh_from_arrays(
-        flat.as_ptr(),
-        flat.len(),
-        idx.as_ptr(),
-        idx.len(),
-        &mut out,
-        null_mut(),
-    ));
-    out
 }
 
 fn arrays(m: *const HisdfMesh) -> (Vec<f32>, Vec<u32>) {
@@ -54,33 +32,20 @@ fn arrays(m: *const HisdfMesh) -> (Vec<f32>, Vec<u32>) {
 
 #[test]
 fn a_model_round_trips_through_memory_and_says_its_frame() {
-    let m = mesh();
-    let mut config = null_mut();
-    ok(hisdf_config_new(null(), &mut config, null_mut()));
-    for (k, v) in [
-        ("iterations", "10"),
-        ("width", "16"),
-        ("depth", "2"),
-        ("device", "cpu"),
-        ("batch_size", "128"),
-        ("surface_samples", "300"),
-        ("shells", "300:1e-3"),
-        ("uniform_samples", "100"),
-        ("check_convergence", "false"),
-    ] {
-        let (k, v) = (CString::new(k).unwrap(), CString::new(v).unwrap());
-        ok(hisdf_config_set(config, k.as_ptr(), v.as_ptr(), null_mut()));
-    }
-    let mut model = null_mut();
-    ok(hisdf_train(
+    let m = sphere_mesh();
+    let model = train_tiny(
         m,
-        config,
-        null(),
-        None,
-        null_mut(),
-        &mut model,
-        null_mut(),
-    ));
+        &[
+            ("iterations", "10"),
+            ("width", "16"),
+            ("depth", "2"),
+            ("device", "cpu"),
+            ("batch_size", "128"),
+            ("surface_samples", "300"),
+            ("shells", "300:1e-3"),
+            ("uniform_samples", "100"),
+        ],
+    );
     let mut buffer = null_mut();
     ok(hisdf_model_save_to_buffer(model, &mut buffer, null_mut()));
     let bytes = bytes_of(buffer);
@@ -152,13 +117,12 @@ fn a_model_round_trips_through_memory_and_says_its_frame() {
 
     hisdf_model_free(again);
     hisdf_model_free(model);
-    hisdf_config_free(config);
     hisdf_mesh_free(m);
 }
 
 #[test]
 fn a_mesh_round_trips_through_memory_in_every_format() {
-    let m = mesh();
+    let m = sphere_mesh();
     let (v0, t0) = arrays(m);
     for format in ["obj", "ply", "stl", "OBJ", ".ply"] {
         let mut buffer = null_mut();

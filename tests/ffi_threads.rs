@@ -2,9 +2,11 @@
 //! host lock, as an engineering host's worker threads do: every thread's
 //! values and gradients must be bit-identical to one thread's.
 
-use std::ffi::CString;
-use std::ptr::{null, null_mut};
+mod common;
 
+use std::ptr::null_mut;
+
+use common::{ok, sphere_mesh, train_tiny};
 use hisdf::ffi::*;
 
 /// A model handle shared by threads, as a C host shares the pointer.
@@ -13,51 +15,22 @@ struct Shared(*const HisdfModel);
 unsafe impl Send for Shared {}
 unsafe impl Sync for Shared {}
 
-fn ok(status: HisdfStatus) {
-    assert_eq!(status, HisdfStatus::Ok);
-}
-
 fn trained_model(device: &str) -> *mut HisdfModel {
-    let mesh = hisdf::mesh::icosphere(2);
-    let flat: Vec<f32> = mesh.vertices.iter().flatten().copied().collect();
-    let idx: Vec<u32> = mesh.triangles.iter().flatten().copied().collect();
-    let mut m = null_mut();
-    ok(hisdf_mesh_from_arrays(
-        flat.as_ptr(),
-        flat.len(),
-        idx.as_ptr(),
-        idx.len(),
-        &mut m,
-        null_mut(),
-    ));
-    let mut config = null_mut();
-    ok(hisdf_config_new(null(), &mut config, null_mut()));
-    for (k, v) in [
-        ("iterations", "20"),
-        ("width", "64"),
-        ("depth", "3"),
-        ("device", device),
-        ("batch_size", "256"),
-        ("surface_samples", "500"),
-        ("shells", "500:1e-3"),
-        ("uniform_samples", "200"),
-        ("check_convergence", "false"),
-    ] {
-        let (k, v) = (CString::new(k).unwrap(), CString::new(v).unwrap());
-        ok(hisdf_config_set(config, k.as_ptr(), v.as_ptr(), null_mut()));
-    }
-    let mut model = null_mut();
-    ok(hisdf_train(
-        m,
-        config,
-        null(),
-        None,
-        null_mut(),
-        &mut model,
-        null_mut(),
-    ));
-    hisdf_config_free(config);
-    hisdf_mesh_free(m);
+    let mesh = sphere_mesh();
+    let model = train_tiny(
+        mesh,
+        &[
+            ("iterations", "20"),
+            ("width", "64"),
+            ("depth", "3"),
+            ("device", device),
+            ("batch_size", "256"),
+            ("surface_samples", "500"),
+            ("shells", "500:1e-3"),
+            ("uniform_samples", "200"),
+        ],
+    );
+    hisdf_mesh_free(mesh);
     model
 }
 

@@ -40,14 +40,8 @@ endif()
 
 # The library's ABI-versioned SONAME (build.rs): what programs record and
 # load. find_package set hisdf_VERSION from hisdfConfigVersion.cmake.
-string(REGEX MATCHALL "[0-9]+" _hisdf_parts "${hisdf_VERSION}")
-list(GET _hisdf_parts 0 _hisdf_major)
-list(GET _hisdf_parts 1 _hisdf_minor)
-if(_hisdf_major EQUAL 0)
-  set(_hisdf_soname "libhisdf.so.0.${_hisdf_minor}")
-else()
-  set(_hisdf_soname "libhisdf.so.${_hisdf_major}")
-endif()
+include("${CMAKE_CURRENT_LIST_DIR}/hisdfSoname.cmake")
+hisdf_soname("${hisdf_VERSION}" _hisdf_soname)
 # A cargo build leaves only libhisdf.so: give the loader its SONAME beside
 # it, as an install does.
 get_filename_component(_hisdf_libdir_of "${HISDF_LIBRARY}" DIRECTORY)
@@ -69,9 +63,6 @@ unset(_hisdf_root)
 unset(_hisdf_libdir)
 unset(_hisdf_prefix)
 unset(_hisdf_includes)
-unset(_hisdf_parts)
-unset(_hisdf_major)
-unset(_hisdf_minor)
 unset(_hisdf_soname)
 unset(_hisdf_libdir_of)
 unset(_hisdf_libname)

@@ -1,0 +1,55 @@
+//! What the C API tests share: a tiny model trained through the C API.
+
+use std::ffi::CString;
+use std::ptr::{null, null_mut};
+
+use hisdf::ffi::*;
+
+pub fn ok(status: HisdfStatus) {
+    assert_eq!(status, HisdfStatus::Ok);
+}
+
+/// A shifted, scaled icosphere (its frame is not the identity) as a C API
+/// mesh: centre (5, -1, 0), radius 3.
+pub fn sphere_mesh() -> *mut HisdfMesh {
+    let m = hisdf::mesh::icosphere(2);
+    let flat: Vec<f32> = m
+        .vertices
+        .iter()
+        .flat_map(|v| [v[0] * 3.0 + 5.0, v[1] * 3.0 - 1.0, v[2] * 3.0])
+        .collect();
+    let idx: Vec<u32> = m.triangles.iter().flatten().copied().collect();
+    let mut out = null_mut();
+    ok(hisdf_mesh_from_arrays(
+        flat.as_ptr(),
+        flat.len(),
+        idx.as_ptr(),
+        idx.len(),
+        &mut out,
+        null_mut(),
+    ));
+    out
+}
+
+/// Trains on `mesh` with the fast preset and these settings (no
+/// convergence check: a few iterations never converge).
+pub fn train_tiny(mesh: *const HisdfMesh, settings: &[(&str, &str)]) -> *mut HisdfModel {
+    let mut config = null_mut();
+    ok(hisdf_config_new(null(), &mut config, null_mut()));
+    for (k, v) in settings.iter().chain(&[("check_convergence", "false")]) {
+        let (k, v) = (CString::new(*k).unwrap(), CString::new(*v).unwrap());
+        ok(hisdf_config_set(config, k.as_ptr(), v.as_ptr(), null_mut()));
+    }
+    let mut model = null_mut();
+    ok(hisdf_train(
+        mesh,
+        config,
+        null(),
+        None,
+        null_mut(),
+        &mut model,
+        null_mut(),
+    ));
+    hisdf_config_free(config);
+    model
+}
