@@ -5,8 +5,6 @@ pub mod marching_cubes;
 pub use marching_cubes::*;
 
 pub mod sparse;
-mod with_normals;
-pub use with_normals::save_with_normals;
 
 mod from_model;
 pub(crate) use from_model::dense_grid_values;

@@ -23,7 +23,7 @@ pub use load::{load, load_from_bytes};
 pub use normalise::{Centring, Normalisation};
 pub use primitives::{icosphere, torus, unit_cube};
 pub use validate::{Components, MeshInfo};
-pub use write::{save, to_bytes, write_obj, write_ply_binary, write_stl_binary};
+pub use write::{save, save_with_normals, to_bytes, write_obj, write_ply_binary, write_stl_binary};
 
 /// An indexed triangle mesh. Vertices are f32 because that is what mesh files
 /// and hosts hand over; geometry that needs more precision converts per use.

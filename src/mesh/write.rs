@@ -20,6 +20,32 @@ pub fn save(mesh: &TriangleMesh, path: &Path) -> Result<(), MeshError> {
     write_as(mesh, format, path)
 }
 
+/// Saves by extension like [`save`], adding `normals` (one per vertex) to
+/// OBJ (`vn`) and PLY (`nx ny nz`). STL stores only face normals, which its
+/// writer derives from the winding, so `.stl` ignores them.
+pub fn save_with_normals(
+    mesh: &TriangleMesh,
+    normals: &[[f32; 3]],
+    path: &Path,
+) -> Result<(), MeshError> {
+    if normals.len() != mesh.vertices.len() {
+        return Err(MeshError::io(
+            path,
+            io::Error::other(format!(
+                "{} normals for {} vertices",
+                normals.len(),
+                mesh.vertices.len()
+            )),
+        ));
+    }
+    let ext = path.extension().and_then(|e| e.to_str()).unwrap_or("");
+    let format = Format::from_name(ext).ok_or_else(|| MeshError::UnknownFormat {
+        path: path.to_path_buf(),
+    })?;
+    format.check(mesh, path)?;
+    atomic_write(path, |w| format.encode(mesh, Some(normals), w))
+}
+
 /// The bytes of a mesh file in `format` ("obj", "stl" or "ply", as
 /// [`save`] writes them), for hosts that keep meshes in their own
 /// documents; `load_from_bytes` reads them back. Errors name `<memory>`.
@@ -31,7 +57,7 @@ pub fn to_bytes(mesh: &TriangleMesh, format: &str) -> Result<Vec<u8>, MeshError>
     format.check(mesh, name)?;
     let mut bytes = Vec::new();
     format
-        .encode(mesh, &mut bytes)
+        .encode(mesh, None, &mut bytes)
         .map_err(|e| MeshError::io(name, e))?;
     Ok(bytes)
 }
@@ -89,21 +115,31 @@ impl Format {
         Ok(())
     }
 
-    fn encode(self, mesh: &TriangleMesh, w: &mut dyn Write) -> io::Result<()> {
+    /// `normals`, one per vertex, go into OBJ and PLY; STL has none.
+    fn encode(
+        self,
+        mesh: &TriangleMesh,
+        normals: Option<&[[f32; 3]]>,
+        w: &mut dyn Write,
+    ) -> io::Result<()> {
         match self {
-            Format::Obj => encode_obj(mesh, w),
+            Format::Obj => encode_obj(mesh, normals, w),
             Format::Stl => encode_stl(mesh, w),
-            Format::Ply => encode_ply(mesh, w),
+            Format::Ply => encode_ply(mesh, normals, w),
         }
     }
 }
 
 fn write_as(mesh: &TriangleMesh, format: Format, path: &Path) -> Result<(), MeshError> {
     format.check(mesh, path)?;
-    atomic_write(path, |w| format.encode(mesh, w))
+    atomic_write(path, |w| format.encode(mesh, None, w))
 }
 
-fn encode_obj(mesh: &TriangleMesh, w: &mut dyn Write) -> io::Result<()> {
+fn encode_obj(
+    mesh: &TriangleMesh,
+    normals: Option<&[[f32; 3]]>,
+    w: &mut dyn Write,
+) -> io::Result<()> {
     writeln!(w, "# written by hisdf")?;
     writeln!(
         w,
@@ -114,14 +150,16 @@ fn encode_obj(mesh: &TriangleMesh, w: &mut dyn Write) -> io::Result<()> {
     for p in &mesh.vertices {
         writeln!(w, "v {:?} {:?} {:?}", p[0], p[1], p[2])?;
     }
+    for q in normals.unwrap_or(&[]) {
+        writeln!(w, "vn {:?} {:?} {:?}", q[0], q[1], q[2])?;
+    }
     for t in &mesh.triangles {
-        writeln!(
-            w,
-            "f {} {} {}",
-            u64::from(t[0]) + 1,
-            u64::from(t[1]) + 1,
-            u64::from(t[2]) + 1
-        )?;
+        let [a, b, c] = t.map(|i| u64::from(i) + 1);
+        if normals.is_some() {
+            writeln!(w, "f {a}//{a} {b}//{b} {c}//{c}")?;
+        } else {
+            writeln!(w, "f {a} {b} {c}")?;
+        }
     }
     Ok(())
 }
@@ -148,7 +186,11 @@ fn encode_stl(mesh: &TriangleMesh, w: &mut dyn Write) -> io::Result<()> {
     Ok(())
 }
 
-fn encode_ply(mesh: &TriangleMesh, w: &mut dyn Write) -> io::Result<()> {
+fn encode_ply(
+    mesh: &TriangleMesh,
+    normals: Option<&[[f32; 3]]>,
+    w: &mut dyn Write,
+) -> io::Result<()> {
     // "int" is what most tools expect; only meshes beyond its range need
     // "uint", whose bit patterns agree with "int" below that.
     let index_type = if mesh.vertices.len() <= i32::MAX as usize {
@@ -156,16 +198,23 @@ fn encode_ply(mesh: &TriangleMesh, w: &mut dyn Write) -> io::Result<()> {
     } else {
         "uint"
     };
+    let normal_properties = if normals.is_some() {
+        "property float nx\nproperty float ny\nproperty float nz\n"
+    } else {
+        ""
+    };
     write!(
         w,
         "ply\nformat binary_little_endian 1.0\ncomment written by hisdf\n\
          element vertex {}\nproperty float x\nproperty float y\nproperty float z\n\
-         element face {}\nproperty list uchar {index_type} vertex_indices\nend_header\n",
+         {normal_properties}element face {}\nproperty list uchar {index_type} vertex_indices\n\
+         end_header\n",
         mesh.vertices.len(),
         mesh.triangles.len()
     )?;
-    for p in &mesh.vertices {
-        for c in p {
+    for (k, p) in mesh.vertices.iter().enumerate() {
+        let normal = normals.map(|n| n[k]);
+        for c in p.iter().chain(normal.iter().flatten()) {
             w.write_all(&c.to_le_bytes())?;
         }
     }
@@ -190,6 +239,33 @@ fn atomic_write(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn normals_reach_the_files_and_meshes_load_back() {
+        let dir = std::env::temp_dir().join(format!("hisdf-normals-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let mesh = crate::mesh::primitives::icosphere(2);
+        // On the unit icosphere the normal is the position.
+        let normals = mesh.vertices.clone();
+        for ext in ["obj", "ply", "stl"] {
+            let path = dir.join(format!("n.{ext}"));
+            save_with_normals(&mesh, &normals, &path).unwrap();
+            let back = crate::mesh::load(&path).unwrap();
+            assert_eq!(back.triangles.len(), mesh.triangles.len(), "{ext}");
+            assert_eq!(back.vertices.len(), mesh.vertices.len(), "{ext}");
+        }
+        let obj = std::fs::read_to_string(dir.join("n.obj")).unwrap();
+        assert_eq!(
+            obj.lines().filter(|l| l.starts_with("vn ")).count(),
+            normals.len()
+        );
+        assert!(obj.contains("f 1//1 "));
+        let ply = std::fs::read(dir.join("n.ply")).unwrap();
+        assert!(ply.windows(17).any(|w| w == b"property float nx"));
+        assert!(save_with_normals(&mesh, &normals[1..], &dir.join("bad.obj")).is_err());
+        assert!(!dir.join("bad.obj").exists());
+        let _ = std::fs::remove_dir_all(&dir);
+    }
     use crate::mesh::load;
     use crate::mesh::primitives::{icosphere, torus, unit_cube};
     use crate::mesh::test_util::TempDir;

@@ -174,3 +174,17 @@ def test_logs_reach_a_python_callable(fox):
         hisdf.set_log_callback(None)
     assert any("iterations" in msg for _, _, msg in records)
     assert all(target.startswith("hisdf") for _, target, _ in records)
+
+
+@pytest.mark.parametrize("scale, stray", [(1e-30, False), (1e30, False), (1.0, True)])
+def test_exact_sdf_across_the_range_of_finite_coordinates(scale, stray):
+    """A tetrahedron at scales 1e-30 and 1e30, and one with an unreferenced
+    vertex at 1e30: the exact SDF through the C API is right everywhere."""
+    corners = [[0, 0, 0], [1, 0, 0], [0, 1, 0], [0, 0, 1]] + ([[1e30 / scale] * 3] if stray else [])
+    vertices = np.array(corners, dtype=np.float64) * scale
+    triangles = [[0, 2, 1], [0, 1, 3], [0, 3, 2], [1, 2, 3]]
+    mesh = hisdf.Mesh.from_arrays(vertices.astype(np.float32), triangles)
+    points = np.array([[0.1] * 3, [0.2] * 3, [2.0] * 3]) * scale
+    got = mesh.signed_distance(points.astype(np.float32)).astype(np.float64)
+    want = np.array([-0.1, -0.2, 5.0 / np.sqrt(3.0)]) * scale
+    np.testing.assert_allclose(got, want, rtol=1e-5)

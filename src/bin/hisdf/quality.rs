@@ -5,8 +5,9 @@ use std::path::PathBuf;
 use std::time::Instant;
 
 use hisdf::extract::sparse::{SparseConfig, DEFAULT_BRICK_CELLS, DEFAULT_LIPSCHITZ_SAFETY};
-use hisdf::extract::{extract_mesh_with, save_with_normals, ExtractConfig};
+use hisdf::extract::{extract_mesh_with, ExtractConfig};
 use hisdf::mesh;
+use hisdf::mesh::save_with_normals;
 use hisdf::metrics::{evaluate, model_sdf_error, EvalConfig, HeldOutConfig};
 use hisdf::model::load_model;
 use hisdf::train::DeviceChoice;
