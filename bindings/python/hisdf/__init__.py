@@ -120,6 +120,34 @@ def _call(name, *args):
     raise Error(status, message)
 
 
+def _take_bytes(name, *args):
+    """Calls a C function that hands back a HisdfBytes, and returns a copy
+    of its bytes (the handle is freed)."""
+    handle = ctypes.POINTER(_capi.Bytes)()
+    _call(name, *args, ctypes.byref(handle))
+    try:
+        data, size = ctypes.POINTER(ctypes.c_uint8)(), ctypes.c_size_t()
+        _call("hisdf_bytes_data", handle, ctypes.byref(data), ctypes.byref(size))
+        return ctypes.string_at(data, size.value)
+    finally:
+        _c().hisdf_bytes_free(handle)
+
+
+def _byte_buffer(data):
+    """A bytes-like object as (uint8 pointer, length) for the C API; the
+    returned array keeps the memory alive for the call."""
+    array = np.frombuffer(bytes(data), dtype=np.uint8)
+    return array, _ptr(array, ctypes.c_uint8), array.size
+
+
+def _frame(name, handle):
+    """(centre (3,) float64, scale): p maps to (p - centre) * scale."""
+    centre = np.empty(3, dtype=np.float64)
+    scale = ctypes.c_double()
+    _call(name, handle, _ptr(centre, ctypes.c_double), 3, ctypes.byref(scale))
+    return centre, scale.value
+
+
 def _f32(array):
     """A C-contiguous float32 view of `array`, copied only if it is not one
     already. Shapes are not checked here: the library refuses a length that
@@ -343,6 +371,26 @@ class Mesh(_Handle):
     def save(self, path):
         _call("hisdf_mesh_save", self._ptr, os.fsencode(path))
 
+    def to_bytes(self, format="ply"):
+        """The mesh file's bytes ("obj", "ply" or "stl"), as save writes them."""
+        return _take_bytes("hisdf_mesh_save_to_buffer", self._ptr, format.encode())
+
+    @classmethod
+    def from_bytes(cls, data, format=None):
+        """A mesh from a mesh file's bytes; `format` ("obj", "ply", "stl",
+        "off") is a hint, told from the content when None."""
+        keep, pointer, size = _byte_buffer(data)
+        ptr = ctypes.POINTER(_capi.Mesh)()
+        _call("hisdf_mesh_load_from_buffer", pointer, size,
+              format.encode() if format else None, ctypes.byref(ptr))
+        del keep
+        return cls(ptr)
+
+    def normalisation(self):
+        """The unit-sphere frame hisdf trains and measures this mesh in:
+        (centre, scale), a point p maps to (p - centre) * scale."""
+        return _frame("hisdf_mesh_normalisation", self._ptr)
+
     def signed_distance(self, points):
         """Exact signed distances (negative inside) at points (N, 3)."""
         p = _f32(points)
@@ -418,7 +466,7 @@ class Samples(_Handle):
 
 
 class Model(_Handle):
-    """A trained network. Use from one thread at a time."""
+    """A trained network. Any number of threads may query it at once."""
 
     _free = "hisdf_model_free"
 
@@ -432,6 +480,26 @@ class Model(_Handle):
 
     def save(self, path):
         _call("hisdf_model_save", self._ptr, os.fsencode(path))
+
+    def to_bytes(self):
+        """The model file's bytes, as save writes them."""
+        return _take_bytes("hisdf_model_save_to_buffer", self._ptr)
+
+    @classmethod
+    def from_bytes(cls, data, device=Device.AUTO):
+        """A model from a model file's bytes (what to_bytes gives)."""
+        if isinstance(device, str):
+            device = Device[device.upper()]
+        keep, pointer, size = _byte_buffer(data)
+        ptr = ctypes.POINTER(_capi.Model)()
+        _call("hisdf_model_load_from_buffer", pointer, size, int(device), ctypes.byref(ptr))
+        del keep
+        return cls(ptr)
+
+    def normalisation(self):
+        """The frame the network was trained in: (centre, scale), a point p
+        maps to (p - centre) * scale."""
+        return _frame("hisdf_model_normalisation", self._ptr)
 
     def query(self, points):
         """SDF values (N,) at points (N, 3), in the caller's units."""

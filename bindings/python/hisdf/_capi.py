@@ -6,7 +6,7 @@ import ctypes
 import os
 import pathlib
 from ctypes import (CFUNCTYPE, POINTER, Structure, c_bool, c_char_p, c_double,
-                    c_float, c_size_t, c_uint32, c_uint64, c_void_p)
+                    c_float, c_size_t, c_uint8, c_uint32, c_uint64, c_void_p)
 
 LIBRARY_NAME = "libhisdf.so"
 
@@ -54,6 +54,10 @@ class Config(Structure):
 
 
 class Samples(Structure):
+    pass
+
+
+class Bytes(Structure):
     pass
 
 
@@ -189,6 +193,20 @@ PROTOTYPES = {
     "hisdf_model_save": (Status, [POINTER(Model), c_char_p, ErrorOut]),
     "hisdf_model_load": (Status, [c_char_p, c_uint32, POINTER(POINTER(Model)), ErrorOut]),
     "hisdf_model_free": (None, [POINTER(Model)]),
+    "hisdf_bytes_data": (Status, [POINTER(Bytes), POINTER(POINTER(c_uint8)), POINTER(c_size_t),
+                                  ErrorOut]),
+    "hisdf_bytes_free": (None, [POINTER(Bytes)]),
+    "hisdf_model_save_to_buffer": (Status, [POINTER(Model), POINTER(POINTER(Bytes)), ErrorOut]),
+    "hisdf_model_load_from_buffer": (
+        Status, [POINTER(c_uint8), c_size_t, c_uint32, POINTER(POINTER(Model)), ErrorOut]),
+    "hisdf_model_normalisation": (
+        Status, [POINTER(Model), POINTER(c_double), c_size_t, POINTER(c_double), ErrorOut]),
+    "hisdf_mesh_save_to_buffer": (
+        Status, [POINTER(Mesh), c_char_p, POINTER(POINTER(Bytes)), ErrorOut]),
+    "hisdf_mesh_load_from_buffer": (
+        Status, [POINTER(c_uint8), c_size_t, c_char_p, POINTER(POINTER(Mesh)), ErrorOut]),
+    "hisdf_mesh_normalisation": (
+        Status, [POINTER(Mesh), POINTER(c_double), c_size_t, POINTER(c_double), ErrorOut]),
 }
 
 

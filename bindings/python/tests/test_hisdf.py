@@ -188,3 +188,21 @@ def test_exact_sdf_across_the_range_of_finite_coordinates(scale, stray):
     got = mesh.signed_distance(points.astype(np.float32)).astype(np.float64)
     want = np.array([-0.1, -0.2, 5.0 / np.sqrt(3.0)]) * scale
     np.testing.assert_allclose(got, want, rtol=1e-5)
+
+
+def test_models_and_meshes_round_trip_through_bytes(fox, model):
+    points = np.array([[0.0, 0.0, 0.0], [10.0, -3.0, 2.0]], dtype=np.float32)
+    again = hisdf.Model.from_bytes(model.to_bytes(), device="cpu")
+    np.testing.assert_array_equal(again.query(points), model.query(points))
+    centre, scale = model.normalisation()
+    mesh_centre, mesh_scale = fox.normalisation()
+    np.testing.assert_allclose(centre, mesh_centre)
+    assert scale == pytest.approx(mesh_scale) and scale > 0
+    for fmt in ["obj", "ply", "stl"]:
+        back = hisdf.Mesh.from_bytes(fox.to_bytes(fmt))
+        assert back.info()["triangle_count"] == fox.info()["triangle_count"]
+    broken = bytearray(model.to_bytes())
+    broken[len(broken) // 2] ^= 0xFF
+    with pytest.raises(hisdf.Error) as caught:
+        hisdf.Model.from_bytes(bytes(broken))
+    assert caught.value.status == hisdf.Status.INVALID_MODEL_FILE
