@@ -49,14 +49,11 @@ impl Normalisation {
         // by any triangle) would otherwise shrink the shape to a point in
         // the unit sphere and every distance to infinity. A point cloud (no
         // triangles) uses all its points.
-        let mut used = vec![mesh.triangles.is_empty(); mesh.vertices.len()];
-        for t in &mesh.triangles {
-            for &v in t {
-                if let Some(u) = used.get_mut(v as usize) {
-                    *u = true;
-                }
-            }
-        }
+        let used = if mesh.triangles.is_empty() {
+            vec![true; mesh.vertices.len()]
+        } else {
+            mesh.referenced_vertices()
+        };
         let finite = || {
             mesh.vertices
                 .iter()

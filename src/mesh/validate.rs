@@ -135,11 +135,8 @@ impl TriangleMesh {
         let mut degenerate = 0;
         let mut surface_area = 0.0;
         let mut edges: Vec<(u64, bool)> = Vec::with_capacity(3 * self.triangles.len());
-        let mut referenced = vec![false; self.vertices.len()];
+        let referenced = self.referenced_vertices();
         for (t, tri) in self.triangles.iter().enumerate() {
-            for &v in tri {
-                referenced[v as usize] = true;
-            }
             if self.is_degenerate(t) {
                 degenerate += 1;
             }
@@ -242,6 +239,18 @@ impl TriangleMesh {
             triangle_component,
             areas,
         }
+    }
+
+    /// Per vertex, whether some triangle uses it: the surface's vertices,
+    /// as opposed to stray ones. Out-of-range indices are ignored.
+    pub fn referenced_vertices(&self) -> Vec<bool> {
+        let mut used = vec![false; self.vertices.len()];
+        for &v in self.triangles.iter().flatten() {
+            if let Some(u) = used.get_mut(v as usize) {
+                *u = true;
+            }
+        }
+        used
     }
 
     /// The mesh without degenerate triangles, and how many were removed.

@@ -379,15 +379,9 @@ fn unsigned(sdf: &MeshSdf, points: &[[f32; 3]]) -> Vec<f64> {
 /// Maximum and 99th percentile (nearest rank); +inf for no values.
 /// The vertices some triangle uses (a stray vertex is not on the surface).
 fn surface_vertices(mesh: &TriangleMesh) -> Vec<[f32; 3]> {
-    let mut used = vec![false; mesh.vertices.len()];
-    for t in &mesh.triangles {
-        for &v in t {
-            used[v as usize] = true;
-        }
-    }
     mesh.vertices
         .iter()
-        .zip(used)
+        .zip(mesh.referenced_vertices())
         .filter_map(|(v, u)| u.then_some(*v))
         .collect()
 }
