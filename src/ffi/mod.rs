@@ -452,24 +452,26 @@ fn point_lengths(
     out_len: usize,
     per_point: usize,
 ) -> Result<(), Failure> {
-    len_arg(points_len, "points")?;
-    if points_len % 3 != 0 {
-        return Err(Failure::invalid(format!(
-            "points holds {points_len} floats, not a multiple of 3 (x, y, z per point)"
-        )));
-    }
-    expect_len(out_what, out_len, points_len / 3 * per_point)
+    let points = point_count(points_len, "points")?;
+    expect_len(out_what, out_len, points * per_point)
 }
 
-/// Flat xyz floats as points; the length must be a multiple of 3 and every
-/// coordinate finite.
-fn points_arg(ptr: *const f32, len: usize, what: &str) -> Result<Vec<[f32; 3]>, Failure> {
+/// How many points `len` flat xyz floats hold: within the maximum and a
+/// multiple of 3, or refused.
+fn point_count(len: usize, what: &str) -> Result<usize, Failure> {
     len_arg(len, what)?;
     if len % 3 != 0 {
         return Err(Failure::invalid(format!(
             "{what} holds {len} floats, not a multiple of 3 (x, y, z per point)"
         )));
     }
+    Ok(len / 3)
+}
+
+/// Flat xyz floats as points; the length must be a multiple of 3 and every
+/// coordinate finite.
+fn points_arg(ptr: *const f32, len: usize, what: &str) -> Result<Vec<[f32; 3]>, Failure> {
+    point_count(len, what)?;
     let flat = slice_arg(ptr, len, what)?;
     if let Some(k) = flat.iter().position(|v| !v.is_finite()) {
         return Err(Failure::invalid(format!(
