@@ -361,16 +361,14 @@ fn process_fallible(
     record: &mut Record,
 ) -> Result<()> {
     let mut timings = Timings::default();
-    let (model, original, check) = train_mesh(
+    let (model, prepared, check) = train_mesh(
         &shape.path,
         &settings.recipe,
         &mut timings,
         keep_unconverged,
     )?;
-    if let Ok(info) = original.validate() {
-        record.input_open = Some(!info.watertight);
-        record.input_issues = info.issues();
-    }
+    record.input_open = Some(prepared.is_open());
+    record.input_issues = prepared.info.issues();
     record.convergence = Some(serde_json::to_value(&check).map_err(|e| e.to_string())?);
     record.iterations = model.metadata.iterations;
     record.final_loss = Some(model.metadata.final_loss).filter(|l| l.is_finite());
@@ -393,7 +391,7 @@ fn process_fallible(
 
     let t = Instant::now();
     let mut report = evaluate(
-        &original,
+        &prepared.original,
         &extracted,
         &settings.evaluation.to_eval_config()?,
     );

@@ -18,7 +18,8 @@ use hisdf::mesh::{self, TriangleMesh};
 use hisdf::metrics::chamfer_meshes;
 use hisdf::model::{save_model, TrainedModel};
 use hisdf::pipeline::{
-    check_convergence, prepare_mesh, ConvergenceConfig, ConvergenceReport, Preset, Recipe,
+    check_convergence, prepare_mesh, ConvergenceConfig, ConvergenceReport, PreparedMesh, Preset,
+    Recipe,
 };
 use hisdf::train::{train, DeviceChoice, Progress};
 
@@ -204,7 +205,7 @@ fn dispatch(command: Command) -> Result<()> {
             let resolution = settings.extraction.resolution;
             let total = Instant::now();
             let mut timings = Timings::default();
-            let (model, original, _) =
+            let (model, prepared, _) =
                 train_mesh(&mesh, &settings.recipe, &mut timings, args.keep_unconverged)?;
             if let Some(path) = &model_path {
                 save_model(&model, path).map_err(|e| e.to_string())?;
@@ -215,7 +216,7 @@ fn dispatch(command: Command) -> Result<()> {
             settings.write(&config::path_for(&output), config::Scope::Run)?;
             timings.extract = t.elapsed().as_secs_f64();
             let t = Instant::now();
-            let report = chamfer_meshes(&original, &extracted, 10_000, 0);
+            let report = chamfer_meshes(&prepared.original, &extracted, 10_000, 0);
             timings.eval = t.elapsed().as_secs_f64();
             println!(
                 "stages: load {:.2} s, sample {:.2} s, train {:.2} s ({} iterations on {}), extract {:.2} s ({}^3), eval {:.2} s; total {:.1} s",
@@ -320,13 +321,14 @@ fn load_checked(path: &Path) -> Result<TriangleMesh> {
 
 /// Loads, samples and trains, then checks convergence
 /// ([`check_convergence`]): an unconverged model is an error unless
-/// `keep_unconverged`. The findings go to stderr either way.
+/// `keep_unconverged`. The findings go to stderr either way. Returns the
+/// prepared mesh too: its original and what `prepare_mesh` found in it.
 fn train_mesh(
     path: &Path,
     recipe: &Recipe,
     timings: &mut Timings,
     keep_unconverged: bool,
-) -> Result<(TrainedModel, TriangleMesh, ConvergenceReport)> {
+) -> Result<(TrainedModel, PreparedMesh, ConvergenceReport)> {
     let t = Instant::now();
     let mesh = mesh::load(path).map_err(|e| e.to_string())?;
     let prepared = prepare_mesh(mesh).map_err(|e| format!("{}: {e}", path.display()))?;
@@ -386,7 +388,7 @@ fn train_mesh(
         }
         eprintln!("hisdf: warning: {message}; kept as --keep-unconverged asks");
     }
-    Ok((model, prepared.original, check))
+    Ok((model, prepared, check))
 }
 
 fn extract(model: &TrainedModel, settings: &config::Extraction) -> Result<TriangleMesh> {
