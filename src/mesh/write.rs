@@ -13,11 +13,7 @@ use super::{MeshError, TriangleMesh};
 /// Writes by extension: `.obj`, `.stl` (binary) or `.ply` (binary), case
 /// insensitive; anything else is [`MeshError::UnknownFormat`].
 pub fn save(mesh: &TriangleMesh, path: &Path) -> Result<(), MeshError> {
-    let ext = path.extension().and_then(|e| e.to_str()).unwrap_or("");
-    let format = Format::from_name(ext).ok_or_else(|| MeshError::UnknownFormat {
-        path: path.to_path_buf(),
-    })?;
-    write_as(mesh, format, path)
+    write_as(mesh, Format::of_path(path)?, None, path)
 }
 
 /// Saves by extension like [`save`], adding `normals` (one per vertex) to
@@ -38,12 +34,7 @@ pub fn save_with_normals(
             )),
         ));
     }
-    let ext = path.extension().and_then(|e| e.to_str()).unwrap_or("");
-    let format = Format::from_name(ext).ok_or_else(|| MeshError::UnknownFormat {
-        path: path.to_path_buf(),
-    })?;
-    format.check(mesh, path)?;
-    atomic_write(path, |w| format.encode(mesh, Some(normals), w))
+    write_as(mesh, Format::of_path(path)?, Some(normals), path)
 }
 
 /// The bytes of a mesh file in `format` ("obj", "stl" or "ply", as
@@ -51,9 +42,7 @@ pub fn save_with_normals(
 /// documents; `load_from_bytes` reads them back. Errors name `<memory>`.
 pub fn to_bytes(mesh: &TriangleMesh, format: &str) -> Result<Vec<u8>, MeshError> {
     let name = Path::new("<memory>");
-    let format = Format::from_name(format).ok_or_else(|| MeshError::UnknownFormat {
-        path: name.to_path_buf(),
-    })?;
+    let format = Format::named(format, name)?;
     format.check(mesh, name)?;
     let mut bytes = Vec::new();
     format
@@ -65,18 +54,18 @@ pub fn to_bytes(mesh: &TriangleMesh, format: &str) -> Result<Vec<u8>, MeshError>
 /// Wavefront OBJ with `v` and `f` lines. Floats are written in Rust's
 /// shortest round-trip form, so loading gives back the identical mesh.
 pub fn write_obj(mesh: &TriangleMesh, path: &Path) -> Result<(), MeshError> {
-    write_as(mesh, Format::Obj, path)
+    write_as(mesh, Format::Obj, None, path)
 }
 
 /// Binary STL with per-face normals from the winding. The header avoids
 /// starting with "solid" so that naive readers do not mistake it for ASCII.
 pub fn write_stl_binary(mesh: &TriangleMesh, path: &Path) -> Result<(), MeshError> {
-    write_as(mesh, Format::Stl, path)
+    write_as(mesh, Format::Stl, None, path)
 }
 
 /// Binary little-endian PLY with float x, y, z and uchar-counted face lists.
 pub fn write_ply_binary(mesh: &TriangleMesh, path: &Path) -> Result<(), MeshError> {
-    write_as(mesh, Format::Ply, path)
+    write_as(mesh, Format::Ply, None, path)
 }
 
 #[derive(Clone, Copy)]
@@ -99,6 +88,21 @@ impl Format {
             "ply" => Some(Format::Ply),
             _ => None,
         }
+    }
+
+    /// `name` as a format, or [`MeshError::UnknownFormat`] naming `source`.
+    fn named(name: &str, source: &Path) -> Result<Format, MeshError> {
+        Format::from_name(name).ok_or_else(|| MeshError::UnknownFormat {
+            path: source.to_path_buf(),
+        })
+    }
+
+    /// The format a path's extension names.
+    fn of_path(path: &Path) -> Result<Format, MeshError> {
+        Format::named(
+            path.extension().and_then(|e| e.to_str()).unwrap_or(""),
+            path,
+        )
     }
 
     /// What the format cannot hold, refused before anything is written.
@@ -130,9 +134,14 @@ impl Format {
     }
 }
 
-fn write_as(mesh: &TriangleMesh, format: Format, path: &Path) -> Result<(), MeshError> {
+fn write_as(
+    mesh: &TriangleMesh,
+    format: Format,
+    normals: Option<&[[f32; 3]]>,
+    path: &Path,
+) -> Result<(), MeshError> {
     format.check(mesh, path)?;
-    atomic_write(path, |w| format.encode(mesh, None, w))
+    atomic_write(path, |w| format.encode(mesh, normals, w))
 }
 
 fn encode_obj(
