@@ -16,6 +16,11 @@ fn main() {
     generate_header();
 }
 
+/// One number of the package version ("MAJOR", "MINOR" or "PATCH").
+fn version_part(which: &str) -> String {
+    std::env::var(format!("CARGO_PKG_VERSION_{which}")).unwrap_or_else(|_| "0".into())
+}
+
 fn link_libtorch() {
     let Ok(lib_dir) = std::env::var("DEP_TCH_LIBTORCH_LIB") else {
         println!("cargo:warning=torch-sys did not report its libtorch folder; set LD_LIBRARY_PATH at run time");
@@ -25,8 +30,7 @@ fn link_libtorch() {
     // An ABI-versioned SONAME, so hosts link against the ABI rather than a
     // file and two versions can be installed side by side; before 1.0 the
     // minor number is the ABI (bindings/cpp installs the matching links).
-    let major = std::env::var("CARGO_PKG_VERSION_MAJOR").unwrap_or_else(|_| "0".into());
-    let minor = std::env::var("CARGO_PKG_VERSION_MINOR").unwrap_or_else(|_| "0".into());
+    let (major, minor) = (version_part("MAJOR"), version_part("MINOR"));
     let soname = if major == "0" {
         format!("libhisdf.so.0.{minor}")
     } else {
@@ -81,14 +85,13 @@ fn generate_header() {
         .expect("cbindgen.toml is readable");
     // The version the header was generated for, from Cargo.toml: a host
     // compares it with hisdf_version() of the library it loaded.
-    let part = |name: &str| std::env::var(name).unwrap_or_else(|_| "0".into());
     config.after_includes = Some(format!(
         "\n// The version of hisdf this header belongs to; hisdf_version() gives the\n\
          // loaded library's. 0.x releases change the ABI with the minor number.\n\
          #define HISDF_VERSION_MAJOR {}\n#define HISDF_VERSION_MINOR {}\n#define HISDF_VERSION_PATCH {}",
-        part("CARGO_PKG_VERSION_MAJOR"),
-        part("CARGO_PKG_VERSION_MINOR"),
-        part("CARGO_PKG_VERSION_PATCH"),
+        version_part("MAJOR"),
+        version_part("MINOR"),
+        version_part("PATCH"),
     ));
     let fresh = out_dir.join("hisdf.h");
     match cbindgen::generate_with_config(&crate_dir, config) {
