@@ -7,6 +7,7 @@
 #   bench/train/run.sh MESH [ITERATIONS]
 # Needs target/release/examples/bench_train (cargo build --release --examples)
 # or BENCH_TRAIN pointing to it, and python3 with torch + numpy.
+# PRECISIONS lists hisdf's precisions to time (default "bf16 tf32 fp32").
 set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
 mesh="$1"; it="${2:-15000}"
@@ -14,7 +15,7 @@ bin="${BENCH_TRAIN:-$here/../../target/release/examples/bench_train}"
 samples="$(mktemp --suffix .npy)"
 results="$(mktemp)"
 trap 'rm -f "$samples" "$results"' EXIT
-for p in bf16 tf32 fp32; do
+for p in ${PRECISIONS:-bf16 tf32 fp32}; do
     "$bin" "$mesh" "$samples" --iterations "$it" --precision "$p" | tail -1 | tee -a "$results"
 done
 python3 "$here/torch_graph.py" "$samples" --iterations "$it" --bf16 | tail -1 | tee -a "$results"

@@ -30,7 +30,7 @@ use tch::{Kind, Tensor};
 use crate::model::{Activation, SdfNetwork};
 
 use super::loss::{Loss, LossState};
-use super::native::FusedAdam;
+use super::native::{addmm_relu, FusedAdam};
 
 /// Offsets into the flat buffers are rounded up to this many elements, so
 /// every weight matrix starts on a 128-byte boundary (what tensor-core
@@ -158,7 +158,7 @@ impl MixedStep {
         loss_state: &LossState,
         adam: &mut FusedAdam,
     ) -> Result<Tensor, String> {
-        let (input, activations, f) = tch::no_grad(|| self.forward(network, x));
+        let (input, activations, f) = tch::no_grad(|| self.forward(network, x))?;
         // The loss and its gradient with respect to f through autograd: a
         // few elementwise kernels on [B], whatever loss is configured.
         let f_leaf = f.detach().set_requires_grad(true);
@@ -173,30 +173,26 @@ impl MixedStep {
 
     /// The input (float32, encoded), every hidden layer's output (post-ReLU,
     /// compute kind) and f = f_theta(x) (float32, [B]).
-    fn forward(&self, network: &SdfNetwork, x: &Tensor) -> (Tensor, Vec<Tensor>, Tensor) {
+    fn forward(
+        &self,
+        network: &SdfNetwork,
+        x: &Tensor,
+    ) -> Result<(Tensor, Vec<Tensor>, Tensor), String> {
         let input = network.encode(x);
         let (first, rest) = self.layers.split_first().expect("a network has layers");
         let (output, hidden) = rest.split_last().expect("a network has an output layer");
         let mut activations = Vec::with_capacity(hidden.len() + 1);
-        activations.push(
-            first
-                .bias
-                .internal_addmm_activation(&input, &first.weight.tr(), false)
-                .to_kind(self.compute),
-        );
+        activations
+            .push(addmm_relu(&first.bias, &input, &first.weight.tr())?.to_kind(self.compute));
         for layer in hidden {
             let h = activations.last().expect("the first layer's output");
-            activations.push(layer.bias_low.internal_addmm_activation(
-                h,
-                &layer.weight_low.tr(),
-                false,
-            ));
+            activations.push(addmm_relu(&layer.bias_low, h, &layer.weight_low.tr())?);
         }
         let last = activations.last().expect("the first layer's output");
         let o = self.mm_f32(last, &output.weight_low.tr()) + &output.bias;
         let o = o.squeeze_dim(-1);
         let f = if self.tanh_output { o.tanh() } else { o };
-        (input, activations, f)
+        Ok((input, activations, f))
     }
 
     /// Gradients of every parameter into the flat gradient buffer, from
@@ -272,7 +268,7 @@ mod tests {
     use crate::model::{Encoding, Initialisation, NetworkConfig};
     use tch::Device;
 
-    fn net(encoding: Encoding, tanh_output: bool) -> SdfNetwork {
+    fn net(encoding: Encoding, tanh_output: bool, device: Device) -> SdfNetwork {
         let config = NetworkConfig {
             depth: 3,
             width: 16,
@@ -281,7 +277,7 @@ mod tests {
             encoding,
             ..NetworkConfig::default()
         };
-        SdfNetwork::new(&config, Device::Cpu, 3).unwrap()
+        SdfNetwork::new(&config, device, 3).unwrap()
     }
 
     /// The hand-written backward pass (in float32) gives autograd's
@@ -289,8 +285,34 @@ mod tests {
     /// tanh, for both losses.
     #[test]
     fn backward_pass_matches_autograd() {
+        backward_matches_autograd_on(Device::Cpu, Kind::Float, 1e-6, 1e-5);
+    }
+
+    /// On CUDA the same pass in float32 (TF32 off) agrees with autograd as
+    /// on the CPU, and in bf16 within bf16's rounding: the kernels CUDA
+    /// picks (cuBLASLt's bias+ReLU epilogue, float32-output products of
+    /// bf16 operands) compute what the CPU's do.
+    #[test]
+    fn cuda_backward_pass_matches_autograd() {
+        if !tch::Cuda::is_available() {
+            eprintln!("skipped: no CUDA device");
+            return;
+        }
+        crate::train::set_tf32(false);
+        backward_matches_autograd_on(Device::Cuda(0), Kind::Float, 1e-5, 1e-4);
+        backward_matches_autograd_on(Device::Cuda(0), Kind::BFloat16, 3e-2, 5e-2);
+    }
+
+    fn backward_matches_autograd_on(
+        device: Device,
+        compute: Kind,
+        forward_tol: f64,
+        grad_tol: f64,
+    ) {
         let points: Vec<[f32; 3]> = crate::sampling::uniform_ball_points(257, 9);
-        let x = Tensor::from_slice(crate::model::as_flat(&points)).view([257, 3]);
+        let x = Tensor::from_slice(crate::model::as_flat(&points))
+            .view([257, 3])
+            .to_device(device);
         let s = (x
             .square()
             .sum_dim_intlist([1i64].as_slice(), false, Kind::Float)
@@ -305,8 +327,8 @@ mod tests {
                 Loss::ClampedL1 { clamp: Some(0.1) },
                 Loss::paper_curriculum(),
             ] {
-                let network = net(encoding, tanh_output);
-                let mut state = loss.state(Device::Cpu);
+                let network = net(encoding, tanh_output, device);
+                let mut state = loss.state(device);
                 loss.advance(&mut state, 700);
                 // Autograd through the network's own forward pass.
                 for (_, p) in network.parameters() {
@@ -318,10 +340,14 @@ mod tests {
                 let f = network.forward_t(&x, true);
                 loss.evaluate_with(&f, &s, &state).backward();
                 // The hand-written pass on the same parameters.
-                let step = MixedStep::new(&network, Kind::Float).unwrap();
-                let (input, activations, f2) = tch::no_grad(|| step.forward(&network, &x));
+                let step = MixedStep::new(&network, compute).unwrap();
+                let (input, activations, f2) = tch::no_grad(|| step.forward(&network, &x)).unwrap();
+                let f_scale = f.abs().max().double_value(&[]);
                 let diff = (&f - &f2).abs().max().double_value(&[]);
-                assert!(diff < 1e-6, "forward differs by {diff}");
+                assert!(
+                    diff <= forward_tol * f_scale.max(1.0),
+                    "{device:?} {compute:?}: forward differs by {diff} (largest value {f_scale})"
+                );
                 let f_leaf = f2.detach().set_requires_grad(true);
                 loss.evaluate_with(&f_leaf, &s, &state).backward();
                 tch::no_grad(|| step.backward(&input, &activations, &f2, &f_leaf.grad()));
@@ -335,8 +361,8 @@ mod tests {
                     let err = (&reference - ours).abs().max().double_value(&[]);
                     assert!(scale > 0.0, "{name}: no gradient to compare");
                     assert!(
-                        err <= 1e-5 * scale.max(1e-3),
-                        "{name} ({encoding:?}, tanh {tanh_output}, {loss:?}): \
+                        err <= grad_tol * scale.max(1e-3),
+                        "{name} ({device:?} {compute:?}, {encoding:?}, tanh {tanh_output}, {loss:?}): \
                          error {err} against a largest gradient of {scale}"
                     );
                 }
@@ -344,11 +370,89 @@ mod tests {
         }
     }
 
+    /// Whole iterations (forward, loss, hand-written backward, Adam over
+    /// the flat buffer, the refreshed low copy) move the parameters as the
+    /// autograd step with Adam does, over enough steps that a stale copy or
+    /// a gradient written to the wrong place would show.
+    #[test]
+    fn steps_match_the_autograd_step() {
+        steps_match_the_autograd_step_on(Device::Cpu, Kind::Float, 1e-4);
+    }
+
+    #[test]
+    fn cuda_steps_match_the_autograd_step() {
+        if !tch::Cuda::is_available() {
+            eprintln!("skipped: no CUDA device");
+            return;
+        }
+        crate::train::set_tf32(false);
+        steps_match_the_autograd_step_on(Device::Cuda(0), Kind::Float, 1e-4);
+        steps_match_the_autograd_step_on(Device::Cuda(0), Kind::BFloat16, 5e-2);
+    }
+
+    fn steps_match_the_autograd_step_on(device: Device, compute: Kind, tol: f64) {
+        let points: Vec<[f32; 3]> = crate::sampling::uniform_ball_points(512, 4);
+        let x = Tensor::from_slice(crate::model::as_flat(&points))
+            .view([512, 3])
+            .to_device(device);
+        let s = (x
+            .square()
+            .sum_dim_intlist([1i64].as_slice(), false, Kind::Float)
+            .sqrt()
+            - 0.3)
+            .clamp(-0.2, 0.2);
+        let loss = Loss::ClampedL1 { clamp: Some(0.1) };
+        let state = loss.state(device);
+        let reference = net(Encoding::None, true, device);
+        let mut reference_adam = FusedAdam::new(
+            reference.parameters().into_iter().map(|(_, t)| t).collect(),
+            1e-3,
+        );
+        let ours = net(Encoding::None, true, device);
+        let step = MixedStep::new(&ours, compute).unwrap();
+        let mut adam = step.optimizer(1e-3);
+        let mut first_loss = None;
+        let mut last = (0.0, 0.0);
+        for i in 0..40 {
+            let batch = x.narrow(0, (i % 4) * 128, 128);
+            let target = s.narrow(0, (i % 4) * 128, 128);
+            reference_adam.zero_grad();
+            let f = reference.forward_t(&batch, true);
+            let l_ref = loss.evaluate_with(&f, &target, &state);
+            l_ref.backward();
+            reference_adam.step().unwrap();
+            let l_ours = step
+                .run(&ours, &batch, &target, &loss, &state, &mut adam)
+                .unwrap();
+            last = (l_ref.double_value(&[]), l_ours.double_value(&[]));
+            first_loss.get_or_insert(last.0);
+        }
+        step.write_back(&ours);
+        let first_loss = first_loss.unwrap();
+        assert!(
+            last.0 < 0.9 * first_loss,
+            "the reference did not learn: {first_loss} -> {}",
+            last.0
+        );
+        assert!(
+            (last.0 - last.1).abs() <= tol * first_loss.max(1e-3) * 10.0,
+            "{device:?} {compute:?}: losses {last:?}"
+        );
+        for ((name, a), (_, b)) in reference.parameters().iter().zip(ours.parameters()) {
+            let moved = (a - &b).abs().max().double_value(&[]);
+            let scale = a.abs().max().double_value(&[]);
+            assert!(
+                moved <= tol * scale.max(1e-2),
+                "{name} ({device:?} {compute:?}): {moved} from the autograd step's (largest {scale})"
+            );
+        }
+    }
+
     /// write_back puts the flat parameters into the network, so the model
     /// that is saved and queried is the trained one.
     #[test]
     fn write_back_restores_the_network_parameters() {
-        let network = net(Encoding::None, true);
+        let network = net(Encoding::None, true, Device::Cpu);
         let step = MixedStep::new(&network, Kind::Float).unwrap();
         let before = network.evaluate(&[[0.1, 0.2, 0.3]], 16)[0];
         let _ = step

@@ -21,6 +21,14 @@ extern "C" {
         err: *mut c_char,
         err_len: usize,
     ) -> c_int;
+    fn hisdf_native_addmm_relu(
+        bias: *const C_tensor,
+        mat1: *const C_tensor,
+        mat2: *const C_tensor,
+        out: *mut *mut C_tensor,
+        err: *mut c_char,
+        err_len: usize,
+    ) -> c_int;
     fn hisdf_native_set_tf32(enabled: c_int) -> c_int;
     fn hisdf_native_has_cuda_graphs() -> c_int;
     fn hisdf_native_graph_begin(device: c_int, err: *mut c_char, err_len: usize) -> *mut c_void;
@@ -44,6 +52,25 @@ fn checked(call: impl FnOnce(*mut c_char, usize) -> bool) -> Result<(), String> 
             .unwrap_or("native call failed")
             .to_string())
     }
+}
+
+/// relu(bias + mat1 mat2), bias broadcast over the rows: one product with
+/// the bias and ReLU fused into its epilogue on CUDA (cuBLASLt). tch's own
+/// `internal_addmm_activation` drops the bias (its flag lands in `beta`).
+pub fn addmm_relu(bias: &Tensor, mat1: &Tensor, mat2: &Tensor) -> Result<Tensor, String> {
+    let mut out: *mut C_tensor = std::ptr::null_mut();
+    checked(|err, len| unsafe {
+        hisdf_native_addmm_relu(
+            bias.as_ptr(),
+            mat1.as_ptr(),
+            mat2.as_ptr(),
+            &mut out,
+            err,
+            len,
+        ) == 0
+    })?;
+    // The native side allocated a new at::Tensor for us; tch frees it.
+    Ok(unsafe { Tensor::from_ptr(out) })
 }
 
 /// Turns TF32 tensor-core matmuls for float32 on or off, process-wide (it is

@@ -68,6 +68,26 @@ int hisdf_native_fused_adam(at::Tensor **params, at::Tensor **grads,
   return 1;
 }
 
+// relu(bias + mat1 mat2) in one product with cuBLASLt's bias+ReLU epilogue
+// where CUDA can (ATen's _addmm_activation; a product then ReLU elsewhere).
+// Called here rather than through tch: tch 0.24's binding passes its
+// `use_gelu` flag positionally into `beta`, so the bias is multiplied by
+// 0 (false) and silently dropped. On success *out holds a new tensor that
+// the caller owns (tch frees it); returns 0.
+int hisdf_native_addmm_relu(at::Tensor *bias, at::Tensor *mat1, at::Tensor *mat2,
+                            at::Tensor **out, char *err, size_t err_len) {
+  try {
+    *out = new at::Tensor(at::_addmm_activation(*bias, *mat1, *mat2, /*beta=*/1,
+                                                /*alpha=*/1, /*use_gelu=*/false));
+    return 0;
+  } catch (const std::exception &e) {
+    set_error(err, err_len, e.what());
+  } catch (...) {
+    set_error(err, err_len, "unknown C++ exception in addmm_relu");
+  }
+  return 1;
+}
+
 // TF32 tensor-core matmuls for float32 (PyTorch's "high" precision).
 int hisdf_native_set_tf32(int enabled) {
   try {
