@@ -326,7 +326,7 @@ void hisdf_config_free(struct HisdfConfig *config);
 // activation (relu | softplus[:beta] | sine[:omega0]; sine brings the siren
 // initialisation, leaving it the geometric one), encoding (none |
 // fourier:L, L = 1..16 frequencies), loss (clamped-l1 | curriculum), clamp
-// (a number or none), scheduler (plateau | none), surface_samples,
+// (a number or none), scheduler (plateau | cosine | none), surface_samples,
 // uniform_samples, shells ("count:variance,..."; all samples together at
 // most 200,000,000), for
 // `hisdf_extract_with`: resolution (grid points per axis, default 256; 8 to

@@ -10,7 +10,7 @@ use crate::extract::{ExtractConfig, MAX_DENSE_RESOLUTION, MAX_SPARSE_RESOLUTION}
 use crate::model::{Activation, Initialisation};
 use crate::pipeline::{Preset, Recipe};
 use crate::sampling::GaussianShell;
-use crate::train::{Loss, ReduceLrOnPlateau, Scheduler};
+use crate::train::Loss;
 
 /// The keys `hisdf_config_set` understands, for messages and bindings.
 const KEYS: &str = "preset, iterations, batch_size, learning_rate, seed, device, progress_every, \
@@ -116,15 +116,9 @@ fn apply(recipe: &mut Recipe, key: &str, value: &str) -> Result<(), Failure> {
             }
         }
         "scheduler" => {
-            t.scheduler = match value.trim() {
-                "none" => Scheduler::None,
-                "plateau" => Scheduler::Plateau(ReduceLrOnPlateau::paper()),
-                _ => {
-                    return Err(Failure::invalid(format!(
-                        "scheduler: expected plateau or none, got {value:?}"
-                    )))
-                }
-            }
+            t.scheduler = value
+                .parse()
+                .map_err(|e| Failure::invalid(format!("scheduler: {e}")))?
         }
         "surface_samples" => s.surface = parse(key, value)?,
         "uniform_samples" => s.uniform = parse(key, value)?,
@@ -237,7 +231,7 @@ pub extern "C" fn hisdf_config_free(config: *mut HisdfConfig) {
 /// activation (relu | softplus[:beta] | sine[:omega0]; sine brings the siren
 /// initialisation, leaving it the geometric one), encoding (none |
 /// fourier:L, L = 1..16 frequencies), loss (clamped-l1 | curriculum), clamp
-/// (a number or none), scheduler (plateau | none), surface_samples,
+/// (a number or none), scheduler (plateau | cosine | none), surface_samples,
 /// uniform_samples, shells ("count:variance,..."; all samples together at
 /// most 200,000,000), for
 /// `hisdf_extract_with`: resolution (grid points per axis, default 256; 8 to

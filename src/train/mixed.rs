@@ -376,7 +376,7 @@ mod tests {
     /// a gradient written to the wrong place would show.
     #[test]
     fn steps_match_the_autograd_step() {
-        steps_match_the_autograd_step_on(Device::Cpu, Kind::Float, 1e-4);
+        steps_match_the_autograd_step_on(Device::Cpu, Kind::Float, Some(1e-4), 1e-3);
     }
 
     #[test]
@@ -386,11 +386,20 @@ mod tests {
             return;
         }
         crate::train::set_tf32(false);
-        steps_match_the_autograd_step_on(Device::Cuda(0), Kind::Float, 1e-4);
-        steps_match_the_autograd_step_on(Device::Cuda(0), Kind::BFloat16, 5e-2);
+        steps_match_the_autograd_step_on(Device::Cuda(0), Kind::Float, Some(1e-4), 1e-3);
+        // In bf16 single weights may take other Adam steps (a gradient
+        // near zero can change sign); the loss must follow the reference.
+        steps_match_the_autograd_step_on(Device::Cuda(0), Kind::BFloat16, None, 0.1);
     }
 
-    fn steps_match_the_autograd_step_on(device: Device, compute: Kind, tol: f64) {
+    /// `weight_tol`: largest weight difference over the largest weight;
+    /// `loss_tol`: last loss difference over the first loss.
+    fn steps_match_the_autograd_step_on(
+        device: Device,
+        compute: Kind,
+        weight_tol: Option<f64>,
+        loss_tol: f64,
+    ) {
         let points: Vec<[f32; 3]> = crate::sampling::uniform_ball_points(512, 4);
         let x = Tensor::from_slice(crate::model::as_flat(&points))
             .view([512, 3])
@@ -435,9 +444,10 @@ mod tests {
             last.0
         );
         assert!(
-            (last.0 - last.1).abs() <= tol * first_loss.max(1e-3) * 10.0,
-            "{device:?} {compute:?}: losses {last:?}"
+            (last.0 - last.1).abs() <= loss_tol * first_loss,
+            "{device:?} {compute:?}: last losses {last:?}, first {first_loss}"
         );
+        let Some(tol) = weight_tol else { return };
         for ((name, a), (_, b)) in reference.parameters().iter().zip(ours.parameters()) {
             let moved = (a - &b).abs().max().double_value(&[]);
             let scale = a.abs().max().double_value(&[]);

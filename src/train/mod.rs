@@ -7,7 +7,7 @@ mod scheduler;
 
 pub use loss::{clamp_delta, CurriculumStage, Loss, LossState, PredictionClamp};
 pub use native::{cuda_graphs_available, set_tf32, CudaGraph, FusedAdam};
-pub use scheduler::{ReduceLrOnPlateau, Scheduler};
+pub use scheduler::{CosineDecay, ReduceLrOnPlateau, Scheduler};
 
 use std::time::Instant;
 
@@ -180,6 +180,9 @@ impl TrainConfig {
         if self.progress_every == 0 {
             return bad("progress_every must be positive".into());
         }
+        self.scheduler
+            .validate()
+            .map_err(TrainError::InvalidConfig)?;
         self.loss.validate().map_err(TrainError::InvalidConfig)
     }
 }
@@ -263,6 +266,13 @@ pub fn train(
     let result = (|| -> Result<(), TrainError> {
         for iteration in 0..config.iterations {
             config.loss.advance(&mut loss_state, iteration);
+            if let Some(lr) = scheduler.planned(iteration, config.iterations, config.learning_rate)
+            {
+                // A device fill before the step (or its graph) reads it.
+                if lr != adam.learning_rate() {
+                    adam.set_learning_rate(lr);
+                }
+            }
             {
                 let _guard = tch::no_grad_guard();
                 let mut batch = step.batch.shallow_clone();

@@ -7,9 +7,43 @@ use serde::{Deserialize, Serialize};
 pub enum Scheduler {
     None,
     Plateau(ReduceLrOnPlateau),
+    Cosine(CosineDecay),
+}
+
+impl std::str::FromStr for Scheduler {
+    type Err = String;
+
+    /// The names the CLI, the C API and the bindings accept.
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s.trim() {
+            "none" => Ok(Scheduler::None),
+            "plateau" => Ok(Scheduler::Plateau(ReduceLrOnPlateau::paper())),
+            "cosine" => Ok(Scheduler::Cosine(CosineDecay::default())),
+            other => Err(format!(
+                "unknown schedule {other:?} (expected none, plateau or cosine)"
+            )),
+        }
+    }
 }
 
 impl Scheduler {
+    pub fn validate(&self) -> Result<(), String> {
+        match self {
+            Scheduler::Cosine(c) => c.validate(),
+            _ => Ok(()),
+        }
+    }
+
+    /// The rate a fixed schedule sets for `iteration` (0-based) of
+    /// `iterations`, from the configured rate `base`; `None` for schedules
+    /// that follow the loss instead.
+    pub fn planned(&self, iteration: usize, iterations: usize, base: f64) -> Option<f64> {
+        match self {
+            Scheduler::Cosine(c) => Some(base * c.factor(iteration, iterations)),
+            _ => None,
+        }
+    }
+
     pub fn needs_every_loss(&self) -> bool {
         matches!(self, Scheduler::Plateau(_))
     }
@@ -20,6 +54,7 @@ impl Scheduler {
         match self {
             Scheduler::None => None,
             Scheduler::Plateau(p) => p.step(loss, lr),
+            Scheduler::Cosine(_) => None,
         }
     }
 }
@@ -78,6 +113,52 @@ impl ReduceLrOnPlateau {
     }
 }
 
+/// The rate held until a share `start` of the iterations is done, then
+/// lowered along half a cosine to `floor` times itself at the last
+/// iteration. Adam at a constant rate keeps moving the weights by about the
+/// rate at every step; the fine detail of a shape is smaller than that
+/// noise, so the last part of training settles at a lower rate.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct CosineDecay {
+    pub start: f64,
+    pub floor: f64,
+}
+
+impl Default for CosineDecay {
+    fn default() -> Self {
+        CosineDecay {
+            start: 0.5,
+            floor: 0.01,
+        }
+    }
+}
+
+impl CosineDecay {
+    fn validate(&self) -> Result<(), String> {
+        if !(0.0..1.0).contains(&self.start) {
+            return Err(format!(
+                "cosine schedule: start is the share of iterations before the decay, in [0, 1); got {}",
+                self.start
+            ));
+        }
+        if !(self.floor > 0.0 && self.floor <= 1.0) {
+            return Err(format!(
+                "cosine schedule: floor is the last rate over the first, in (0, 1]; got {}",
+                self.floor
+            ));
+        }
+        Ok(())
+    }
+
+    /// The rate at `iteration` over the configured rate.
+    pub fn factor(&self, iteration: usize, iterations: usize) -> f64 {
+        let first = (self.start * iterations as f64).floor();
+        let span = (iterations as f64 - 1.0 - first).max(1.0);
+        let t = ((iteration as f64 - first) / span).clamp(0.0, 1.0);
+        self.floor + (1.0 - self.floor) * 0.5 * (1.0 + (std::f64::consts::PI * t).cos())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -97,6 +178,36 @@ mod tests {
             lrs.push(lr);
         }
         assert_eq!(lrs, vec![1.0, 1.0, 1.0, 0.5, 0.5, 0.5, 0.5, 0.25]);
+    }
+
+    #[test]
+    fn cosine_holds_then_falls_to_its_floor() {
+        let c = CosineDecay {
+            start: 0.5,
+            floor: 0.01,
+        };
+        let f = |i| c.factor(i, 1000);
+        assert_eq!(f(0), 1.0);
+        assert_eq!(f(500), 1.0);
+        assert!((f(999) - 0.01).abs() < 1e-12, "{}", f(999));
+        // Halfway through the decay, halfway between the rate and the floor.
+        assert!((f(750) - 0.505).abs() < 2e-3, "{}", f(750));
+        assert!((501..1000).all(|i| f(i) < f(i - 1)));
+        let s: Scheduler = "cosine".parse().unwrap();
+        assert_eq!(s.planned(999, 1000, 1e-3), Some(1e-3 * c.factor(999, 1000)));
+        assert_eq!(Scheduler::None.planned(999, 1000, 1e-3), None);
+        assert!("cosin".parse::<Scheduler>().unwrap_err().contains("cosine"));
+        for (start, floor) in [
+            (1.0, 0.1),
+            (-0.1, 0.1),
+            (0.5, 0.0),
+            (0.5, 1.5),
+            (f64::NAN, 0.1),
+        ] {
+            assert!(Scheduler::Cosine(CosineDecay { start, floor })
+                .validate()
+                .is_err());
+        }
     }
 
     #[test]

@@ -150,7 +150,7 @@ pub fn resolve(args: &TrainArgs) -> Result<Settings> {
 /// The loss, schedule and network ablation options of `train`/`run`.
 fn apply_training_options(recipe: &mut Recipe, args: &TrainArgs) -> Result<()> {
     use hisdf::model::Activation;
-    use hisdf::train::{Loss, ReduceLrOnPlateau, Scheduler};
+    use hisdf::train::Loss;
     let current_clamp = match &recipe.training.loss {
         Loss::ClampedL1 { clamp } | Loss::Curriculum { clamp, .. } => *clamp,
     };
@@ -174,13 +174,8 @@ fn apply_training_options(recipe: &mut Recipe, args: &TrainArgs) -> Result<()> {
         },
         Some(v) => return Err(format!("--loss expects l1 or curriculum, got {v:?}")),
     };
-    match args.schedule.as_deref() {
-        None => {}
-        Some("none") => recipe.training.scheduler = Scheduler::None,
-        Some("plateau") => {
-            recipe.training.scheduler = Scheduler::Plateau(ReduceLrOnPlateau::paper())
-        }
-        Some(v) => return Err(format!("--schedule expects plateau or none, got {v:?}")),
+    if let Some(v) = args.schedule.as_deref() {
+        recipe.training.scheduler = v.parse().map_err(|e| format!("--schedule: {e}"))?;
     }
     if args.weight_norm {
         recipe.network.weight_norm = true;

@@ -67,7 +67,9 @@ struct TrainArgs {
     /// Clamp delta of the loss (e.g. 0.1), or "none" for unclamped.
     #[arg(long)]
     clamp: Option<String>,
-    /// Learning-rate schedule: plateau (ReduceLROnPlateau 0.5/200/1e-4) or none.
+    /// Learning-rate schedule: plateau (ReduceLROnPlateau 0.5/200/1e-4), cosine
+    /// (the rate held for half the iterations, then lowered along a cosine to
+    /// 1/100 of it) or none.
     #[arg(long)]
     schedule: Option<String>,
     /// Weight normalisation of every layer (paper Sec. 4.1.1 ablation).
