@@ -714,13 +714,6 @@ HisdfStatus hisdf_config_set_monitor(struct HisdfConfig *config,
                                      const struct HisdfTrainMonitor *monitor,
                                      struct HisdfError **error);
 
-extern int hisdf_native_addmm_relu(const C_tensor *bias,
-                                   const C_tensor *mat1,
-                                   const C_tensor *mat2,
-                                   C_tensor **out,
-                                   char *err,
-                                   size_t err_len);
-
 #ifdef __cplusplus
 }  // extern "C"
 #endif  // __cplusplus

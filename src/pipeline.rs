@@ -13,7 +13,8 @@ use crate::sampling::{
 };
 use crate::sdf::MeshSdf;
 use crate::train::{
-    DeviceChoice, Loss, PredictionClamp, ReduceLrOnPlateau, Scheduler, TrainConfig,
+    CosineDecay, DeviceChoice, Loss, Precision, PredictionClamp, ReduceLrOnPlateau, Scheduler,
+    TrainConfig,
 };
 
 /// A complete recipe: how to sample, what network, how to train.
@@ -39,9 +40,11 @@ pub enum Preset {
     PaperCurriculum,
     /// Our GPU setting: the paper's curriculum, network and near-surface
     /// shells, plus 50k uniform samples in the ball, a geometric
-    /// initialisation and the target-side prediction clamp. Converges where
-    /// the paper's setting fails (the lego brick) and is at least as
-    /// accurate where it works (docs/results.md).
+    /// initialisation and the target-side prediction clamp; trained with the
+    /// bf16 step for 25,000 iterations, the last half with a cosine decay of
+    /// the learning rate. Converges where the paper's setting fails (the lego
+    /// brick) and is 6-15x more precise where it works, in under 20 s on an
+    /// H200 (docs/results.md).
     Detail,
 }
 
@@ -127,6 +130,15 @@ impl Preset {
                     },
                     training: TrainConfig {
                         prediction_clamp: PredictionClamp::TargetSide,
+                        // The bf16 step is 1.8x faster than TF32 (0.69 vs
+                        // 1.25 ms on an H200); the time it saves buys 10,000
+                        // more iterations, and the decay lets Adam settle
+                        // below its constant-rate noise: point-to-mesh
+                        // Chamfer 11-43x lower than 15,000 constant-rate
+                        // TF32 iterations (docs/results.md, issue 15).
+                        precision: Precision::Bf16,
+                        iterations: 25_000,
+                        scheduler: Scheduler::Cosine(CosineDecay::default()),
                         ..paper.training
                     },
                 }

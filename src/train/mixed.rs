@@ -75,8 +75,7 @@ impl MixedStep {
             return None;
         };
         Some(format!(
-            "precision bf16 trains the plain ReLU network; this one has {what}: \
-             use precision tf32 or fp32"
+            "the bf16 step covers the plain ReLU network; this one has {what}"
         ))
     }
 
@@ -492,7 +491,7 @@ mod tests {
         let network = SdfNetwork::new(&config, Device::Cpu, 0).unwrap();
         let err = MixedStep::new(&network, Kind::Float).err().unwrap();
         assert!(
-            err.contains("skip connection") && err.contains("tf32"),
+            err.contains("skip connection") && err.contains("plain ReLU"),
             "{err}"
         );
     }
