@@ -4,7 +4,14 @@
 use serde::{Deserialize, Serialize};
 
 mod convergence;
-pub use convergence::{check_convergence, ConvergenceConfig, ConvergenceReport, Finding};
+mod job;
+pub use convergence::{
+    check_convergence, check_convergence_with_sdf, ConvergenceConfig, ConvergenceReport, Finding,
+};
+pub use job::{
+    train_mesh, train_observed, ConvergencePolicy, JobError, Observer, Silent, Stage, StageSeconds,
+    TrainedMesh,
+};
 
 use crate::mesh::{Centring, MeshError, MeshInfo, Normalisation, TriangleMesh};
 use crate::model::{Encoding, Initialisation, NetworkConfig};
@@ -166,12 +173,16 @@ impl Recipe {
     /// The training samples of a prepared mesh, in the unit-sphere frame:
     /// the one place that turns a recipe's sampling settings into samples.
     pub fn samples(&self, prepared: &PreparedMesh) -> Samples {
-        let sdf = MeshSdf::new(&prepared.normalised);
+        self.samples_with_sdf(prepared, &MeshSdf::new(&prepared.normalised))
+    }
+
+    /// The same with the normalised mesh's SDF already built.
+    pub fn samples_with_sdf(&self, prepared: &PreparedMesh, sdf: &MeshSdf) -> Samples {
         match &self.sampling.weighted {
-            Some(w) => weighted(&sdf, w, self.training.seed),
+            Some(w) => weighted(sdf, w, self.training.seed),
             None => near_surface(
                 &prepared.normalised,
-                &sdf,
+                sdf,
                 &self.sampling,
                 self.training.seed,
             ),

@@ -50,6 +50,7 @@ pub use monitor::{
 use crate::extract::ExtractError;
 use crate::mesh::MeshError;
 use crate::model::ModelFileError;
+use crate::pipeline::JobError;
 use crate::train::TrainError;
 
 /// Result of every call. Values are fixed forever: new statuses get new
@@ -251,6 +252,17 @@ impl From<TrainError> for Failure {
             _ => HisdfStatus::TrainingFailed,
         };
         Failure(status, e.to_string())
+    }
+}
+
+impl From<JobError> for Failure {
+    fn from(e: JobError) -> Self {
+        match e {
+            JobError::Mesh(e) => e.into(),
+            JobError::Train(e) => e.into(),
+            JobError::Cancelled => Failure::cancelled("training"),
+            e @ JobError::NotConverged(_) => Failure(HisdfStatus::TrainingFailed, e.to_string()),
+        }
     }
 }
 

@@ -15,9 +15,11 @@ use super::{
 use crate::extract::{extract_mesh, extract_mesh_with};
 use crate::mesh::{Centring, Normalisation, TriangleMesh};
 use crate::model::{load_model, model_from_bytes, model_to_bytes, save_model, TrainedModel};
-use crate::pipeline::{check_convergence, prepare_mesh, ConvergenceConfig, PreparedMesh, Recipe};
+use crate::pipeline::{
+    prepare_mesh, train_mesh, train_observed, ConvergencePolicy, Observer, PreparedMesh, Recipe,
+};
 use crate::sampling::Samples;
-use crate::train::{train, DeviceChoice};
+use crate::train::{DeviceChoice, Progress};
 
 /// Progress callback: `progress` in [0, 1]; return false to cancel (at any
 /// report, the final one included: the call then returns
@@ -91,36 +93,20 @@ fn sample_mesh(mesh: &TriangleMesh, recipe: &Recipe) -> Result<(SampleSet, Prepa
     Ok((set, prepared))
 }
 
-/// Trains; also returns the (iteration, mean loss) pairs reported.
-fn train_set(
-    set: &SampleSet,
-    recipe: &Recipe,
-    monitor: Option<&TrainMonitor>,
-    report: &mut dyn FnMut(f64) -> bool,
-) -> Result<(TrainedModel, Vec<(usize, f64)>), Failure> {
-    let mut losses = Vec::new();
-    // A false at the final report has no iteration left to stop, but the
-    // caller asked to stop: the call is cancelled whenever the answer lands.
-    let mut stopped = false;
-    let model = train(
-        &set.samples,
-        set.normalisation,
-        &recipe.network,
-        &recipe.training,
-        &mut |p| {
-            losses.push((p.iteration, p.loss));
-            if let Some(m) = monitor {
-                m.update(p);
-            }
-            let go = report(p.iteration as f64 / p.iterations.max(1) as f64);
-            stopped |= !go;
-            go
-        },
-    )?;
-    if model.metadata.cancelled || stopped {
-        return Err(Failure::cancelled("training"));
+/// The C caller's progress callback, cancel token and monitor as the
+/// pipeline's observer.
+struct CallObserver<'a, R: FnMut(f64) -> bool> {
+    report: R,
+    monitor: Option<&'a TrainMonitor>,
+}
+
+impl<R: FnMut(f64) -> bool> Observer for CallObserver<'_, R> {
+    fn progress(&mut self, p: &Progress) -> bool {
+        if let (Some(m), true) = (self.monitor, p.iteration > 0) {
+            m.update(p);
+        }
+        (self.report)(p.iteration as f64 / p.iterations.max(1) as f64)
     }
-    Ok((model, losses))
 }
 
 /// Near-surface sampling of a mesh's true SDF as the configuration says
@@ -276,38 +262,17 @@ pub extern "C" fn hisdf_train(
         out_arg(out, "out")?;
         let monitor = settings.monitor.as_deref();
         let _running = Running::start(monitor, recipe.training.iterations);
-        let mut report = reporter(cancel, progress, user_data);
-        // Sampling takes seconds on a large mesh and has no progress of its
-        // own: a cancel that arrived meanwhile is honoured before training.
-        let (set, prepared) = sample_mesh(m, recipe)?;
-        if !report(0.0) {
-            return Err(Failure::cancelled("training"));
-        }
-        let (model, losses) = train_set(&set, recipe, monitor, &mut report)?;
-        if settings.check_convergence {
-            let check = check_convergence(
-                &model,
-                &prepared,
-                &losses,
-                &ConvergenceConfig::for_training(&recipe.training),
-            );
-            log::info!(
-                "convergence check: {} in {:.2} s",
-                if check.converged() {
-                    "passed"
-                } else {
-                    "failed"
-                },
-                check.seconds
-            );
-            if !check.converged() {
-                return Err(Failure(
-                    HisdfStatus::TrainingFailed,
-                    format!("training did not converge: {}", check.failures()),
-                ));
-            }
-        }
-        unsafe { *out = HisdfModel::new(model) };
+        let mut observer = CallObserver {
+            report: reporter(cancel, progress, user_data),
+            monitor,
+        };
+        let policy = if settings.check_convergence {
+            ConvergencePolicy::Require
+        } else {
+            ConvergencePolicy::Skip
+        };
+        let job = train_mesh(m.clone(), recipe, policy, &mut observer)?;
+        unsafe { *out = HisdfModel::new(job.model) };
         Ok(())
     })
 }
@@ -332,8 +297,11 @@ pub extern "C" fn hisdf_train_samples(
         out_arg(out, "out")?;
         let monitor = settings.monitor.as_deref();
         let _running = Running::start(monitor, recipe.training.iterations);
-        let mut report = reporter(cancel, progress, user_data);
-        let (model, _) = train_set(set, recipe, monitor, &mut report)?;
+        let mut observer = CallObserver {
+            report: reporter(cancel, progress, user_data),
+            monitor,
+        };
+        let (model, _) = train_observed(&set.samples, set.normalisation, recipe, &mut observer)?;
         unsafe { *out = HisdfModel::new(model) };
         Ok(())
     })

@@ -79,12 +79,7 @@ impl TrainMonitor {
     }
 
     pub(super) fn update(&self, p: &Progress) {
-        let eta = if p.iteration == 0 {
-            f64::NAN
-        } else {
-            let left = p.iterations.saturating_sub(p.iteration);
-            p.elapsed_seconds / p.iteration as f64 * left as f64
-        };
+        let eta = p.eta_seconds();
         let mut s = self.lock();
         *s = HisdfTrainState {
             running: true,

@@ -227,10 +227,22 @@ pub fn check_convergence(
     losses: &[(usize, f64)],
     config: &ConvergenceConfig,
 ) -> ConvergenceReport {
+    let sdf = MeshSdf::new(&prepared.normalised);
+    check_convergence_with_sdf(model, prepared, &sdf, losses, config)
+}
+
+/// The same with the normalised mesh's SDF already built (the one sampling
+/// used).
+pub fn check_convergence_with_sdf(
+    model: &TrainedModel,
+    prepared: &PreparedMesh,
+    sdf: &MeshSdf,
+    losses: &[(usize, f64)],
+    config: &ConvergenceConfig,
+) -> ConvergenceReport {
     let start = Instant::now();
     let mut findings = Vec::new();
-    let sdf = MeshSdf::new(&prepared.normalised);
-    let sdf_error = model_sdf_error(model, &prepared.normalised, Some(&sdf), &config.held_out);
+    let sdf_error = model_sdf_error(model, &prepared.normalised, Some(sdf), &config.held_out);
 
     let grid = unit_cube_grid(config.grid_resolution.max(8));
     // The dense extraction's own sampling. Its one error is cancellation,
@@ -272,7 +284,7 @@ pub fn check_convergence(
             .map(|&a| a >= config.significant_share * total)
             .collect();
         components_extracted = significant.iter().filter(|&&s| s).count();
-        let (stray, farthest) = stray_components(&extracted, &parts, &sdf, config);
+        let (stray, farthest) = stray_components(&extracted, &parts, sdf, config);
         if stray > 0 {
             findings.push(Finding::SpuriousSurfaces {
                 stray,

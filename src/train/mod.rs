@@ -148,6 +148,18 @@ pub struct Progress {
     pub elapsed_seconds: f64,
 }
 
+impl Progress {
+    /// Seconds left at the mean pace so far; NaN before the first
+    /// iteration.
+    pub fn eta_seconds(&self) -> f64 {
+        if self.iteration == 0 {
+            return f64::NAN;
+        }
+        let left = self.iterations.saturating_sub(self.iteration);
+        self.elapsed_seconds / self.iteration as f64 * left as f64
+    }
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum TrainError {
     #[error("CUDA was requested but libtorch sees no CUDA device")]

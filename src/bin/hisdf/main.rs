@@ -18,10 +18,9 @@ use hisdf::mesh::{self, TriangleMesh};
 use hisdf::metrics::chamfer_meshes;
 use hisdf::model::{save_model, TrainedModel};
 use hisdf::pipeline::{
-    check_convergence, prepare_mesh, ConvergenceConfig, ConvergenceReport, PreparedMesh, Preset,
-    Recipe,
+    self, ConvergencePolicy, ConvergenceReport, JobError, PreparedMesh, Preset, Recipe,
 };
-use hisdf::train::{train, DeviceChoice, Progress};
+use hisdf::train::{DeviceChoice, Progress};
 
 #[derive(Parser)]
 #[command(
@@ -322,7 +321,7 @@ fn load_checked(path: &Path) -> Result<TriangleMesh> {
 }
 
 /// Loads, samples and trains, then checks convergence
-/// ([`check_convergence`]): an unconverged model is an error unless
+/// (`pipeline::train_mesh`): an unconverged model is an error unless
 /// `keep_unconverged`. The findings go to stderr either way. Returns the
 /// prepared mesh too: its original and what `prepare_mesh` found in it.
 fn train_mesh(
@@ -333,44 +332,68 @@ fn train_mesh(
 ) -> Result<(TrainedModel, PreparedMesh, ConvergenceReport)> {
     let t = Instant::now();
     let mesh = mesh::load(path).map_err(|e| e.to_string())?;
-    let prepared = prepare_mesh(mesh).map_err(|e| format!("{}: {e}", path.display()))?;
-    timings.load = t.elapsed().as_secs_f64();
+    let load = t.elapsed().as_secs_f64();
+    let policy = if keep_unconverged {
+        ConvergencePolicy::Report
+    } else {
+        ConvergencePolicy::Require
+    };
+    let mut observer = BarObserver {
+        bar: ProgressLine::new("train"),
+    };
+    let job = match pipeline::train_mesh(mesh, recipe, policy, &mut observer) {
+        Ok(job) => job,
+        Err(JobError::NotConverged(check)) => {
+            show_check(&check);
+            return Err(format!(
+                "training did not converge: {}; no model written (--keep-unconverged keeps it)",
+                check.failures()
+            ));
+        }
+        Err(JobError::Mesh(e)) => return Err(format!("{}: {e}", path.display())),
+        Err(e) => return Err(e.to_string()),
+    };
+    observer.bar.finish();
+    timings.load = load + job.seconds.prepare;
+    timings.sample = job.seconds.sample;
+    timings.train = job.seconds.train;
+    let check = job.check.expect("the policy checks convergence");
+    show_check(&check);
+    if !check.converged() {
+        eprintln!(
+            "hisdf: warning: training did not converge: {}; kept as --keep-unconverged asks",
+            check.failures()
+        );
+    }
+    Ok((job.model, job.prepared, check))
+}
 
-    let t = Instant::now();
-    let samples = recipe.samples(&prepared);
-    timings.sample = t.elapsed().as_secs_f64();
+/// The training progress line.
+struct BarObserver {
+    bar: ProgressLine,
+}
 
-    let t = Instant::now();
-    let bar = ProgressLine::new("train");
-    let mut losses = Vec::new();
-    let model = train(
-        &samples,
-        prepared.normalisation,
-        &recipe.network,
-        &recipe.training,
-        &mut |p: &Progress| {
-            losses.push((p.iteration, p.loss));
-            let eta = p.elapsed_seconds / p.iteration as f64 * (p.iterations - p.iteration) as f64;
-            bar.show(
+impl pipeline::Observer for BarObserver {
+    fn progress(&mut self, p: &Progress) -> bool {
+        if p.iteration > 0 {
+            self.bar.show(
                 p.iteration as f64 / p.iterations as f64,
                 &format!(
                     "it {}/{} loss {:.3e} lr {:.1e} eta {:.0} s",
-                    p.iteration, p.iterations, p.loss, p.learning_rate, eta
+                    p.iteration,
+                    p.iterations,
+                    p.loss,
+                    p.learning_rate,
+                    p.eta_seconds()
                 ),
             );
-            true
-        },
-    )
-    .map_err(|e| e.to_string())?;
-    bar.finish();
-    timings.train = t.elapsed().as_secs_f64();
+        }
+        true
+    }
+}
 
-    let check = check_convergence(
-        &model,
-        &prepared,
-        &losses,
-        &ConvergenceConfig::for_training(&recipe.training),
-    );
+/// The convergence check's findings and verdict, on stderr.
+fn show_check(check: &ConvergenceReport) {
     for finding in &check.findings {
         eprintln!("convergence check: {finding}");
     }
@@ -381,16 +404,6 @@ fn train_mesh(
         check.sdf_error.sdf_error_near,
         check.sdf_error.wrong_sign_far * 100.0
     );
-    if !check.converged() {
-        let message = format!("training did not converge: {}", check.failures());
-        if !keep_unconverged {
-            return Err(format!(
-                "{message}; no model written (--keep-unconverged keeps it)"
-            ));
-        }
-        eprintln!("hisdf: warning: {message}; kept as --keep-unconverged asks");
-    }
-    Ok((model, prepared, check))
 }
 
 fn extract(model: &TrainedModel, settings: &config::Extraction) -> Result<TriangleMesh> {
