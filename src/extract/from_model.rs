@@ -7,7 +7,7 @@ use tch::{Device, Kind, Tensor};
 
 use crate::mesh::TriangleMesh;
 use crate::model::{as_flat, SdfNetwork, TrainedModel};
-use crate::train::{set_tf32, Precision};
+use crate::train::{Precision, Tf32};
 
 use super::marching_cubes::{marching_cubes, IsoMesh};
 use super::sparse::{sparse_marching_cubes, CubeGrid, SparseConfig, SparseStats};
@@ -121,15 +121,8 @@ pub fn extract_mesh_with(
         return Err(ExtractError::Precision);
     }
     let grid = unit_cube_grid(config.resolution);
-    let tf32 = config.precision == Precision::Tf32 && model.network.device().is_cuda();
-    if tf32 {
-        set_tf32(true);
-    }
-    let result = extract_on_grid(model, config, &grid, progress);
-    if tf32 {
-        set_tf32(false);
-    }
-    result
+    let _tf32 = Tf32::when(config.precision == Precision::Tf32 && model.network.device().is_cuda());
+    extract_on_grid(model, config, &grid, progress)
 }
 
 fn extract_on_grid(

@@ -6,7 +6,7 @@ mod native;
 mod scheduler;
 
 pub use loss::{clamp_delta, CurriculumStage, Loss, LossState, PredictionClamp};
-pub use native::{cuda_graphs_available, set_tf32, CudaGraph, FusedAdam};
+pub use native::{cuda_graphs_available, set_tf32, tf32_enabled, CudaGraph, FusedAdam, Tf32};
 pub use scheduler::{CosineDecay, ReduceLrOnPlateau, Scheduler};
 
 use std::time::Instant;
@@ -242,10 +242,7 @@ pub fn train(
             FusedAdam::new(params, config.learning_rate)
         }
     };
-    let tf32 = device.is_cuda() && precision == Precision::Tf32;
-    if tf32 {
-        native::set_tf32(true);
-    }
+    let _tf32 = Tf32::when(device.is_cuda() && precision == Precision::Tf32);
 
     // The whole training set lives on the device. Batch indices come from
     // our own seeded generator (libtorch's is global, shared by every thread
@@ -348,9 +345,6 @@ pub fn train(
         Ok(())
     })();
     drop(graph);
-    if tf32 {
-        native::set_tf32(false);
-    }
     result?;
     if let Some(m) = &step.mixed {
         m.write_back(&network);

@@ -30,6 +30,7 @@ extern "C" {
         err_len: usize,
     ) -> c_int;
     fn hisdf_native_set_tf32(enabled: c_int) -> c_int;
+    fn hisdf_native_tf32_enabled() -> c_int;
     fn hisdf_native_has_cuda_graphs() -> c_int;
     fn hisdf_native_graph_begin(device: c_int, err: *mut c_char, err_len: usize) -> *mut c_void;
     fn hisdf_native_graph_end(graph: *mut c_void, err: *mut c_char, err_len: usize) -> c_int;
@@ -74,9 +75,52 @@ pub fn addmm_relu(bias: &Tensor, mat1: &Tensor, mat2: &Tensor) -> Result<Tensor,
 }
 
 /// Turns TF32 tensor-core matmuls for float32 on or off, process-wide (it is
-/// libtorch's global setting).
+/// libtorch's global setting). Work that wants TF32 holds a [`Tf32`] scope
+/// instead, which turns it off again however the work ends.
 pub fn set_tf32(enabled: bool) {
     unsafe { hisdf_native_set_tf32(enabled as c_int) };
+}
+
+/// Whether float32 products may use TF32 now.
+pub fn tf32_enabled() -> bool {
+    unsafe { hisdf_native_tf32_enabled() != 0 }
+}
+
+/// Holders of a [`Tf32`] scope, across threads: TF32 is on while any holds
+/// one. (libtorch has one switch per process, so fp32 work running at the
+/// same time on another thread gets TF32 products too; a model queried from
+/// several threads at once is evaluated in fp32 only when none of them
+/// trains or extracts in TF32.)
+static TF32_HOLDERS: std::sync::Mutex<usize> = std::sync::Mutex::new(0);
+
+/// TF32 on for as long as this lives: dropped at the end of the work, on an
+/// early return and while a panic unwinds.
+pub struct Tf32(());
+
+impl Tf32 {
+    pub fn on() -> Tf32 {
+        let mut holders = TF32_HOLDERS.lock().unwrap_or_else(|p| p.into_inner());
+        if *holders == 0 {
+            set_tf32(true);
+        }
+        *holders += 1;
+        Tf32(())
+    }
+
+    /// A scope when `wanted`, else nothing.
+    pub fn when(wanted: bool) -> Option<Tf32> {
+        wanted.then(Tf32::on)
+    }
+}
+
+impl Drop for Tf32 {
+    fn drop(&mut self) {
+        let mut holders = TF32_HOLDERS.lock().unwrap_or_else(|p| p.into_inner());
+        *holders -= 1;
+        if *holders == 0 {
+            set_tf32(false);
+        }
+    }
 }
 
 pub fn cuda_graphs_available() -> bool {
@@ -228,6 +272,30 @@ impl Drop for CudaGraph {
 mod tests {
     use super::*;
     use tch::nn::OptimizerConfig;
+
+    /// TF32 is on while any scope lives, nested or on other threads, and
+    /// off again after the last, also when the work holding it panics.
+    /// (CUDA tests that train in TF32 share the switch: on a GPU, run the
+    /// library tests with --test-threads 1, as the device scripts do.)
+    #[test]
+    fn tf32_scopes_nest_and_end_with_a_panic() {
+        assert!(!tf32_enabled());
+        let outer = Tf32::on();
+        let inner = Tf32::when(true);
+        assert!(Tf32::when(false).is_none());
+        assert!(tf32_enabled());
+        drop(outer);
+        assert!(tf32_enabled(), "the inner scope still holds it");
+        drop(inner);
+        assert!(!tf32_enabled());
+        let unwound = std::panic::catch_unwind(|| {
+            let _scope = Tf32::on();
+            assert!(tf32_enabled());
+            panic!("work failed while holding TF32");
+        });
+        assert!(unwound.is_err());
+        assert!(!tf32_enabled(), "the panic left TF32 on");
+    }
 
     /// The fused kernel must give what tch's (libtorch C++) Adam gives.
     #[test]

@@ -98,6 +98,16 @@ int hisdf_native_set_tf32(int enabled) {
   }
 }
 
+// 1 while float32 products may use TF32, 0 when they are exact.
+int hisdf_native_tf32_enabled(void) {
+  try {
+    return at::globalContext().float32MatmulPrecision() !=
+           at::Float32MatmulPrecision::HIGHEST;
+  } catch (...) {
+    return 0;
+  }
+}
+
 int hisdf_native_has_cuda_graphs(void) {
 #ifdef HISDF_WITH_CUDA
   return 1;
