@@ -137,6 +137,35 @@ fn missing_output_folders_are_made_and_files_in_the_way_refused() {
     assert_one_line_error(&err, "is a folder; give a file name in it");
 }
 
+/// An extraction that cannot run is refused before the training it would
+/// follow, with the library's limits (2048 sparse, 1024 dense).
+#[test]
+fn impossible_extractions_are_refused_before_training() {
+    let dir = scratch("extraction-limits");
+    for (args, needle) in [
+        (&["--resolution", "4"][..], "between 8 and 1024"),
+        (&["--resolution", "2048"][..], "between 8 and 1024"),
+        (
+            &["--resolution", "4096", "--sparse"][..],
+            "between 8 and 2048",
+        ),
+    ] {
+        let (code, out, err) = run(hisdf()
+            .arg("run")
+            .arg(mesh_path("block-2x4.stl"))
+            .arg("-o")
+            .arg(dir.join("brick.obj"))
+            .args(args));
+        assert_eq!(code, 1, "{args:?}: {out}{err}");
+        assert_one_line_error(&err, needle);
+        assert!(
+            !err.contains("convergence check"),
+            "{args:?} trained first: {err}"
+        );
+        assert!(!dir.join("brick.obj").exists());
+    }
+}
+
 #[test]
 fn usage_errors_exit_with_two() {
     let (code, _, _) = run(hisdf().args(["train"]));

@@ -100,26 +100,35 @@ pub fn unit_cube_grid(resolution: usize) -> CubeGrid {
     }
 }
 
+impl ExtractConfig {
+    /// What extraction refuses before any work, for front ends to check
+    /// before a training whose model would then not extract.
+    pub fn validate(&self) -> Result<(), ExtractError> {
+        let max = if self.sparse.is_some() {
+            MAX_SPARSE_RESOLUTION
+        } else {
+            MAX_DENSE_RESOLUTION
+        };
+        if !(8..=max).contains(&self.resolution) {
+            return Err(ExtractError::Resolution {
+                got: self.resolution,
+                max,
+            });
+        }
+        if self.precision == Precision::Bf16 {
+            return Err(ExtractError::Precision);
+        }
+        Ok(())
+    }
+}
+
 /// [`extract_mesh`] with every option: sparse extraction, normals.
 pub fn extract_mesh_with(
     model: &TrainedModel,
     config: &ExtractConfig,
     progress: &mut dyn FnMut(f64) -> bool,
 ) -> Result<Extraction, ExtractError> {
-    let max = if config.sparse.is_some() {
-        MAX_SPARSE_RESOLUTION
-    } else {
-        MAX_DENSE_RESOLUTION
-    };
-    if !(8..=max).contains(&config.resolution) {
-        return Err(ExtractError::Resolution {
-            got: config.resolution,
-            max,
-        });
-    }
-    if config.precision == Precision::Bf16 {
-        return Err(ExtractError::Precision);
-    }
+    config.validate()?;
     let grid = unit_cube_grid(config.resolution);
     let _tf32 = Tf32::when(config.precision == Precision::Tf32 && model.network.device().is_cuda());
     extract_on_grid(model, config, &grid, progress)

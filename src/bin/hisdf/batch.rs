@@ -166,6 +166,7 @@ pub fn run(a: BatchArgs) -> Result<()> {
         }
     }
     settings.extraction.sparse |= a.sparse;
+    settings.extraction.validate()?;
     let digest = config::digest(&settings.sections(Scope::Batch));
     let shapes = read_manifest(&a.manifest)?;
     if shapes.is_empty() {

@@ -24,6 +24,25 @@ pub struct Extraction {
     pub sparse: bool,
 }
 
+impl Extraction {
+    pub fn to_extract_config(&self) -> hisdf::extract::ExtractConfig {
+        hisdf::extract::ExtractConfig {
+            resolution: self.resolution,
+            sparse: self
+                .sparse
+                .then(hisdf::extract::sparse::SparseConfig::default),
+            ..hisdf::extract::ExtractConfig::default()
+        }
+    }
+
+    /// The library's checks of these settings, made before any training.
+    pub fn validate(&self) -> Result<()> {
+        self.to_extract_config()
+            .validate()
+            .map_err(|e| format!("extraction: {e}"))
+    }
+}
+
 impl Default for Extraction {
     fn default() -> Self {
         Extraction {
@@ -136,9 +155,7 @@ pub fn resolve(args: &TrainArgs) -> Result<Settings> {
     apply_training_options(&mut recipe, args)?;
     recipe.network.validate()?;
     recipe.validate()?;
-    if !(1..=1024).contains(&extraction.resolution) {
-        return Err(at("extraction.resolution must be between 1 and 1024".into()));
-    }
+    extraction.validate().map_err(at)?;
     evaluation.to_eval_config().map_err(at)?;
     Ok(Settings {
         recipe,

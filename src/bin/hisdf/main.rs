@@ -12,8 +12,7 @@ mod quality;
 mod query;
 
 use clap::{Parser, Subcommand};
-use hisdf::extract::sparse::SparseConfig;
-use hisdf::extract::{extract_mesh_with, ExtractConfig};
+use hisdf::extract::extract_mesh_with;
 use hisdf::mesh::{self, TriangleMesh};
 use hisdf::metrics::chamfer_meshes;
 use hisdf::model::{save_model, TrainedModel};
@@ -203,6 +202,7 @@ fn dispatch(command: Command) -> Result<()> {
                 settings.extraction.resolution = r;
             }
             settings.extraction.sparse |= sparse;
+            settings.extraction.validate()?;
             let resolution = settings.extraction.resolution;
             let total = Instant::now();
             let mut timings = Timings::default();
@@ -408,12 +408,7 @@ fn show_check(check: &ConvergenceReport) {
 
 fn extract(model: &TrainedModel, settings: &config::Extraction) -> Result<TriangleMesh> {
     let bar = ProgressLine::new("extract");
-    let config = ExtractConfig {
-        resolution: settings.resolution,
-        sparse: settings.sparse.then(SparseConfig::default),
-        ..ExtractConfig::default()
-    };
-    let extraction = extract_mesh_with(model, &config, &mut |f| {
+    let extraction = extract_mesh_with(model, &settings.to_extract_config(), &mut |f| {
         bar.show(f, "");
         true
     })
