@@ -5,8 +5,12 @@
 //! One module per pipeline stage, in the paper's words: [`mesh`] (load,
 //! validate, normalise into the unit sphere), [`sdf`] (exact signed distance),
 //! [`sampling`] (near-surface samples), [`model`] (the network and its file),
-//! [`train`] (losses, schedules, Adam), [`extract`] (marching cubes) and
-//! [`metrics`] (Chamfer distance). [`ffi`] is the C API and only translates.
+//! [`train`] (losses, schedules, Adam, the bf16 step), [`extract`] (marching
+//! cubes), [`metrics`] (Chamfer, Hausdorff and the rest) and [`pipeline`]
+//! (presets, the one-mesh job and the convergence check); [`render`] draws
+//! meshes for reports and [`util`] holds small shared helpers. [`ffi`] is the
+//! C API and only translates. ARCHITECTURE.md gives the layering, which
+//! tests/architecture.rs enforces.
 
 pub mod extract;
 pub mod ffi;
