@@ -42,9 +42,100 @@ pub fn write_atomically_with(
     result
 }
 
+/// A panic caught at a boundary the library promises to hold (the C API,
+/// each shape of a batch): what it said, and whether it was a failed
+/// allocation, which is the caller's too-large request or a full device
+/// rather than our bug.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CaughtPanic {
+    pub out_of_memory: bool,
+    /// The panic's first line; for libtorch's errors, its message without
+    /// the C++ backtrace.
+    pub first_line: String,
+}
+
+impl CaughtPanic {
+    pub fn from_payload(payload: &(dyn std::any::Any + Send)) -> CaughtPanic {
+        let what = payload
+            .downcast_ref::<&str>()
+            .map(|s| s.to_string())
+            .or_else(|| payload.downcast_ref::<String>().cloned())
+            .unwrap_or_else(|| "unknown panic".into());
+        CaughtPanic::from_text(&what)
+    }
+
+    pub fn from_text(what: &str) -> CaughtPanic {
+        // tch's panics carry libtorch's message (and its C++ backtrace, with
+        // escaped newlines) inside `Torch("...")`: keep the message's first
+        // line.
+        let inner = what.split_once("Torch(\"").map_or(what, |(_, t)| t);
+        let first_line = inner
+            .split("\\n")
+            .next()
+            .and_then(|l| l.lines().next())
+            .unwrap_or("")
+            .trim_end_matches("\")")
+            .to_string();
+        let out_of_memory = [
+            "out of memory",
+            "can't allocate memory",
+            "capacity overflow",
+        ]
+        .iter()
+        .any(|m| what.contains(m));
+        CaughtPanic {
+            out_of_memory,
+            first_line,
+        }
+    }
+
+    /// The message for the user: what to do about a failed allocation, or
+    /// a request to report anything else.
+    pub fn message(&self) -> String {
+        if self.out_of_memory {
+            format!(
+                "out of memory: {}; use smaller sizes (batch_size, samples, width), or the CPU for a network the GPU cannot hold",
+                self.first_line
+            )
+        } else {
+            format!("internal error (please report): {}", self.first_line)
+        }
+    }
+}
+
+/// Runs `f`, turning a panic into a [`CaughtPanic`].
+pub fn catch_panic<T>(f: impl FnOnce() -> T) -> Result<T, CaughtPanic> {
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(f))
+        .map_err(|payload| CaughtPanic::from_payload(payload.as_ref()))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A failed libtorch allocation (as tch's panic carries it) is the
+    /// caller's size, with libtorch's first line and no C++ backtrace; any
+    /// other panic is ours.
+    #[test]
+    fn caught_panics_are_classified() {
+        let tch = "called `Result::unwrap()` on an `Err` value: Torch(\"[enforce fail at alloc_cpu.cpp:127] err == 0. DefaultCPUAllocator: can't allocate memory: you tried to allocate 549755813888 bytes.\\nframe #0: c10::ThrowEnforceNotMet\\nframe #1: ...\")";
+        let p = CaughtPanic::from_text(tch);
+        assert!(p.out_of_memory);
+        let message = p.message();
+        assert!(
+            message.contains("you tried to allocate 549755813888 bytes")
+                && !message.contains("frame #")
+                && message.contains("smaller"),
+            "{message}"
+        );
+        let p = catch_panic(|| -> () { panic!("index out of bounds") }).unwrap_err();
+        assert!(!p.out_of_memory);
+        assert_eq!(p.first_line, "index out of bounds");
+        assert!(p.message().contains("please report"), "{}", p.message());
+        let formatted = catch_panic(|| -> () { panic!("{} of {}", 3, 4) }).unwrap_err();
+        assert_eq!(formatted.first_line, "3 of 4");
+        assert_eq!(catch_panic(|| 7), Ok(7));
+    }
 
     #[test]
     fn failed_write_keeps_the_old_file() {

@@ -31,7 +31,7 @@ mod model;
 mod monitor;
 
 use std::ffi::{c_char, CStr};
-use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::panic::catch_unwind;
 use std::path::PathBuf;
 
 pub use config::*;
@@ -52,6 +52,7 @@ use crate::mesh::MeshError;
 use crate::model::ModelFileError;
 use crate::pipeline::JobError;
 use crate::train::TrainError;
+use crate::util::{catch_panic, CaughtPanic};
 
 /// Result of every call. Values are fixed forever: new statuses get new
 /// numbers, old numbers are never reused.
@@ -308,39 +309,15 @@ fn quiet_panics() {
     });
 }
 
-/// What a caught panic becomes: libtorch's and Rust's failed allocations
-/// are the caller's too-large request or a full device, not our bug.
-fn panic_failure(what: String) -> Failure {
-    // tch's panics carry libtorch's message (and its C++ backtrace, with
-    // escaped newlines) inside `Torch("...")`: keep the message's first line.
-    let inner = what
-        .split_once("Torch(\"")
-        .map_or(what.as_str(), |(_, t)| t);
-    let first = inner
-        .split("\\n")
-        .next()
-        .and_then(|l| l.lines().next())
-        .unwrap_or("")
-        .trim_end_matches("\")")
-        .to_string();
-    let out_of_memory = [
-        "out of memory",
-        "can't allocate memory",
-        "capacity overflow",
-    ]
-    .iter()
-    .any(|m| what.contains(m));
-    if out_of_memory {
-        Failure(
-            HisdfStatus::OutOfMemory,
-            format!("out of memory: {first}; use smaller sizes (batch_size, samples, width), or the CPU for a network the GPU cannot hold"),
-        )
+/// What a caught panic becomes: a failed allocation is the caller's size
+/// (`HISDF_STATUS_OUT_OF_MEMORY`), anything else our bug.
+fn panic_failure(panic: CaughtPanic) -> Failure {
+    let status = if panic.out_of_memory {
+        HisdfStatus::OutOfMemory
     } else {
-        Failure(
-            HisdfStatus::Panic,
-            format!("internal error (please report): {first}"),
-        )
-    }
+        HisdfStatus::Panic
+    };
+    Failure(status, panic.message())
 }
 
 /// The panic boundary every exported function body runs in.
@@ -351,16 +328,9 @@ fn boundary(
     quiet_panics();
     // Calls nest (a progress callback may call back in): restore, not clear.
     let outer = IN_BOUNDARY.with(|b| b.replace(true));
-    let outcome = catch_unwind(AssertUnwindSafe(body));
+    let outcome = catch_panic(body);
     IN_BOUNDARY.with(|b| b.set(outer));
-    let outcome = outcome.unwrap_or_else(|payload| {
-        let what = payload
-            .downcast_ref::<&str>()
-            .map(|s| s.to_string())
-            .or_else(|| payload.downcast_ref::<String>().cloned())
-            .unwrap_or_else(|| "unknown panic".into());
-        Err(panic_failure(what))
-    });
+    let outcome = outcome.unwrap_or_else(|panic| Err(panic_failure(panic)));
     match outcome {
         Ok(()) => HisdfStatus::Ok,
         Err(Failure(status, message)) => {
@@ -553,21 +523,14 @@ fn expect_len(what: &str, got: usize, want: usize) -> Result<(), Failure> {
 mod tests {
     use super::*;
 
-    /// A failed libtorch allocation (as tch's panic carries it) is the
-    /// caller's size, with libtorch's first line and no C++ backtrace; any
-    /// other panic is ours.
+    /// A caught panic's status: out of memory for a failed allocation,
+    /// Panic for anything else (util's test checks the messages).
     #[test]
     fn caught_panics_are_classified() {
-        let tch = "called `Result::unwrap()` on an `Err` value: Torch(\"[enforce fail at alloc_cpu.cpp:127] err == 0. DefaultCPUAllocator: can't allocate memory: you tried to allocate 549755813888 bytes.\\nframe #0: c10::ThrowEnforceNotMet\\nframe #1: ...\")";
-        let Failure(status, message) = panic_failure(tch.to_string());
-        assert_eq!(status, HisdfStatus::OutOfMemory);
-        assert!(
-            message.contains("you tried to allocate 549755813888 bytes")
-                && !message.contains("frame #")
-                && message.contains("smaller"),
-            "{message}"
-        );
-        let Failure(status, message) = panic_failure("index out of bounds".into());
+        let oom = CaughtPanic::from_text("DefaultCPUAllocator: can't allocate memory");
+        assert_eq!(panic_failure(oom).0, HisdfStatus::OutOfMemory);
+        let bug = CaughtPanic::from_text("index out of bounds");
+        let Failure(status, message) = panic_failure(bug);
         assert_eq!(status, HisdfStatus::Panic);
         assert!(message.contains("please report"), "{message}");
     }

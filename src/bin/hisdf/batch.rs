@@ -10,14 +10,13 @@
 //! effective configuration.
 
 use std::collections::{BTreeMap, HashSet};
-use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use hisdf::mesh;
 use hisdf::metrics::evaluate;
 use hisdf::model::save_model;
-use hisdf::util::write_atomically;
+use hisdf::util::{catch_panic, write_atomically};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
@@ -335,21 +334,13 @@ fn process(
         resumed: false,
     };
     let t = Instant::now();
-    let outcome = catch_unwind(AssertUnwindSafe(|| {
-        process_fallible(out, shape, settings, keep_unconverged, &mut record)
-    }));
+    let outcome =
+        catch_panic(|| process_fallible(out, shape, settings, keep_unconverged, &mut record));
     record.seconds.total = t.elapsed().as_secs_f64();
     match outcome {
         Ok(Ok(())) => record.status = Status::Ok,
         Ok(Err(e)) => record.error = Some(e),
-        Err(panic) => {
-            let text = panic
-                .downcast_ref::<String>()
-                .cloned()
-                .or_else(|| panic.downcast_ref::<&str>().map(|s| s.to_string()))
-                .unwrap_or_else(|| "unknown panic".into());
-            record.error = Some(format!("internal error: {text}"));
-        }
+        Err(panic) => record.error = Some(panic.message()),
     }
     record
 }
