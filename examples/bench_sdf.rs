@@ -15,9 +15,10 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Instant;
 
+use hisdf::io::npy;
 use hisdf::mesh::{self, primitives, TriangleMesh};
 use hisdf::pipeline::prepare_mesh;
-use hisdf::sampling::{near_surface, npy, weighted, NearSurfaceConfig, WeightedConfig};
+use hisdf::sampling::{near_surface, weighted, NearSurfaceConfig, WeightedConfig};
 use hisdf::sdf::MeshSdf;
 
 struct Args {

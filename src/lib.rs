@@ -14,6 +14,7 @@
 
 pub mod extract;
 pub mod ffi;
+pub mod io;
 pub mod mesh;
 pub mod metrics;
 pub mod model;

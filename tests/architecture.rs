@@ -7,9 +7,10 @@ use std::path::Path;
 /// Each module and the modules its non-test code may use.
 const ALLOWED: &[(&str, &[&str])] = &[
     ("util", &[]),
+    ("io", &["util"]),
     ("mesh", &["util"]),
     ("sdf", &["mesh", "util"]),
-    ("sampling", &["mesh", "sdf", "util"]),
+    ("sampling", &["io", "mesh", "sdf", "util"]),
     ("render", &["mesh", "util"]),
     ("model", &["mesh", "util"]),
     ("train", &["mesh", "model", "sampling", "util"]),
@@ -21,13 +22,13 @@ const ALLOWED: &[(&str, &[&str])] = &[
     (
         "pipeline",
         &[
-            "extract", "mesh", "metrics", "model", "sampling", "sdf", "train", "util",
+            "extract", "io", "mesh", "metrics", "model", "sampling", "sdf", "train", "util",
         ],
     ),
     (
         "ffi",
         &[
-            "extract", "mesh", "metrics", "model", "pipeline", "render", "sampling", "sdf",
+            "extract", "io", "mesh", "metrics", "model", "pipeline", "render", "sampling", "sdf",
             "train", "util",
         ],
     ),

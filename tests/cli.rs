@@ -301,7 +301,7 @@ fn training_options_and_query_round_trip() {
 
     let points = dir.join("p.npy");
     let pts: Vec<f64> = vec![0.0, 0.0, 0.0, 1.0, 0.0, 0.0, 0.0, 0.0, 3.0];
-    hisdf::sampling::npy::write(&points, &[3, 3], &pts).unwrap();
+    hisdf::io::npy::write(&points, &[3, 3], &pts).unwrap();
     let (values, grads) = (dir.join("v.npy"), dir.join("g.npy"));
     let (code, _, err) = run(hisdf()
         .arg("query")
@@ -313,14 +313,14 @@ fn training_options_and_query_round_trip() {
         .arg(&grads)
         .args(["--device", "cpu"]));
     assert_eq!(code, 0, "{err}");
-    let array = hisdf::sampling::npy::read(&values).unwrap();
+    let array = hisdf::io::npy::read(&values).unwrap();
     assert_eq!(array.shape, vec![3]);
     let v = array.data;
     let direct = loaded.query(&[[0.0, 0.0, 0.0], [1.0, 0.0, 0.0], [0.0, 0.0, 3.0]]);
     for (a, b) in v.iter().zip(&direct) {
         assert_eq!(*a as f32, *b);
     }
-    let (g, n) = hisdf::sampling::npy::read_rows(&grads, 3, "gradients").unwrap();
+    let (g, n) = hisdf::io::npy::read_rows(&grads, 3, "gradients").unwrap();
     assert_eq!(n, 3);
     assert!(g.iter().all(|x| x.is_finite()));
 
@@ -443,7 +443,7 @@ fn weighted_sampling_trains_and_is_recorded_in_the_config() {
 /// vertex at 1e30 (which once shrank the shape to a point: every answer inf).
 #[test]
 fn exact_sdf_holds_from_1e_minus_30_to_1e30_and_ignores_stray_vertices() {
-    use hisdf::sampling::npy;
+    use hisdf::io::npy;
     let dir = scratch("scales");
     for (name, scale, stray) in [
         ("small", 1e-30f64, false),
@@ -497,7 +497,7 @@ fn exact_sdf_holds_from_1e_minus_30_to_1e30_and_ignores_stray_vertices() {
 /// An open mesh is said out loud: its holes will be closed over.
 #[test]
 fn an_open_mesh_is_reported_as_open() {
-    use hisdf::sampling::npy;
+    use hisdf::io::npy;
     let dir = scratch("open");
     let mut open = hisdf::mesh::primitives::unit_cube();
     open.triangles.pop();

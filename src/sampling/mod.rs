@@ -2,7 +2,7 @@
 //! near-surface sampling (here), weighted sampling and uniform samples
 //! (`weighted.rs`), and the `.npy` files samples are exchanged in (`npy.rs`).
 
-pub mod npy;
+use crate::io::npy;
 mod weighted;
 
 pub use weighted::{uniform, uniform_cube_points, weighted, UniformDomain, WeightedConfig};

@@ -5,11 +5,12 @@ use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use clap::{Subcommand, ValueEnum};
+use hisdf::io::npy;
 use hisdf::mesh::{self, MeshInfo};
 use hisdf::pipeline::prepare_mesh;
 use hisdf::render::{render_row, save_png, View};
 use hisdf::sampling::{
-    near_surface, npy, uniform, weighted, NearSurfaceConfig, UniformDomain, WeightedConfig,
+    near_surface, uniform, weighted, NearSurfaceConfig, UniformDomain, WeightedConfig,
 };
 use hisdf::sdf::MeshSdf;
 

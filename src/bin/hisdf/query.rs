@@ -2,8 +2,8 @@
 
 use std::path::PathBuf;
 
+use hisdf::io::npy;
 use hisdf::model::load_model;
-use hisdf::sampling::npy;
 use hisdf::train::DeviceChoice;
 
 #[derive(clap::Args)]
