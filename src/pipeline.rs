@@ -404,6 +404,44 @@ fn overlay(
     Ok(())
 }
 
+/// A recipe small enough for the CPU in a test: a 3 x 32 network on
+/// near-surface samples of a mesh, batches of 512, a report every 25
+/// iterations.
+#[cfg(test)]
+pub(crate) fn small_test_recipe(initialisation: Initialisation, iterations: usize) -> Recipe {
+    Recipe {
+        sampling: NearSurfaceConfig {
+            surface: 2000,
+            shells: vec![
+                GaussianShell {
+                    count: 10_000,
+                    variance: 1e-3,
+                },
+                GaussianShell {
+                    count: 10_000,
+                    variance: 1e-4,
+                },
+            ],
+            uniform: 5000,
+            weighted: None,
+        },
+        network: NetworkConfig {
+            depth: 3,
+            width: 32,
+            tanh_output: true,
+            initialisation,
+            ..NetworkConfig::default()
+        },
+        training: TrainConfig {
+            iterations,
+            batch_size: 512,
+            device: DeviceChoice::Cpu,
+            progress_every: 25,
+            ..TrainConfig::default()
+        },
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -391,10 +391,10 @@ fn stagnation(losses: &[(usize, f64)], config: &ConvergenceConfig) -> Option<Fin
 mod tests {
     use super::*;
     use crate::mesh::unit_cube;
-    use crate::model::{Initialisation, NetworkConfig};
-    use crate::pipeline::{prepare_mesh, Recipe};
-    use crate::sampling::{GaussianShell, NearSurfaceConfig};
-    use crate::train::{train, CurriculumStage, DeviceChoice};
+    use crate::model::Initialisation;
+    use crate::pipeline::prepare_mesh;
+    use crate::sampling::GaussianShell;
+    use crate::train::CurriculumStage;
 
     #[test]
     fn stagnation_compares_comparable_reports() {
@@ -504,48 +504,13 @@ mod tests {
         iterations: usize,
     ) -> (TrainedModel, PreparedMesh, Vec<(usize, f64)>) {
         let prepared = prepare_mesh(unit_cube()).unwrap();
-        let recipe = Recipe {
-            sampling: NearSurfaceConfig {
-                surface: 2000,
-                shells: vec![
-                    GaussianShell {
-                        count: 10_000,
-                        variance: 1e-3,
-                    },
-                    GaussianShell {
-                        count: 10_000,
-                        variance: 1e-4,
-                    },
-                ],
-                uniform: 5000,
-                weighted: None,
-            },
-            network: NetworkConfig {
-                depth: 3,
-                width: 32,
-                tanh_output: true,
-                initialisation,
-                ..NetworkConfig::default()
-            },
-            training: TrainConfig {
-                iterations,
-                batch_size: 512,
-                device: DeviceChoice::Cpu,
-                progress_every: 25,
-                ..TrainConfig::default()
-            },
-        };
+        let recipe = crate::pipeline::small_test_recipe(initialisation, iterations);
         let samples = recipe.samples(&prepared);
-        let mut losses = Vec::new();
-        let model = train(
+        let (model, losses) = crate::pipeline::train_observed(
             &samples,
             prepared.normalisation,
-            &recipe.network,
-            &recipe.training,
-            &mut |p| {
-                losses.push((p.iteration, p.loss));
-                true
-            },
+            &recipe,
+            &mut crate::pipeline::Silent,
         )
         .unwrap();
         (model, prepared, losses)

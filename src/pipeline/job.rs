@@ -195,37 +195,9 @@ pub fn train_observed(
 mod tests {
     use super::*;
     use crate::mesh::primitives::unit_cube;
-    use crate::model::{Initialisation, NetworkConfig};
-    use crate::sampling::{GaussianShell, NearSurfaceConfig};
-    use crate::train::{DeviceChoice, TrainConfig};
+    use crate::model::Initialisation;
 
-    fn small_recipe(initialisation: Initialisation, iterations: usize) -> Recipe {
-        Recipe {
-            sampling: NearSurfaceConfig {
-                surface: 2000,
-                shells: vec![GaussianShell {
-                    count: 10_000,
-                    variance: 1e-3,
-                }],
-                uniform: 5000,
-                weighted: None,
-            },
-            network: NetworkConfig {
-                depth: 3,
-                width: 32,
-                tanh_output: true,
-                initialisation,
-                ..NetworkConfig::default()
-            },
-            training: TrainConfig {
-                iterations,
-                batch_size: 512,
-                device: DeviceChoice::Cpu,
-                progress_every: 50,
-                ..TrainConfig::default()
-            },
-        }
-    }
+    use crate::pipeline::small_test_recipe as small_recipe;
 
     /// Records what it hears; cancels at the report `cancel_at` (in order,
     /// counting the one before training).
@@ -255,13 +227,13 @@ mod tests {
             seen.stages,
             [Stage::Prepare, Stage::Sample, Stage::Train, Stage::Check]
         );
-        // Once before training, then every 50 iterations.
+        // Once before training, then every 25 iterations.
         assert_eq!(seen.iterations[0], 0);
         assert_eq!(
             seen.iterations[1..],
-            (1..=12).map(|k| 50 * k).collect::<Vec<_>>()
+            (1..=24).map(|k| 25 * k).collect::<Vec<_>>()
         );
-        assert_eq!(job.losses.len(), 12);
+        assert_eq!(job.losses.len(), 24);
         assert!(job.check.as_ref().is_some_and(|c| c.converged()));
         assert_eq!(job.model.metadata.iterations, 600);
         assert!(job.seconds.train > 0.0 && job.seconds.check > 0.0);
@@ -284,16 +256,17 @@ mod tests {
             .unwrap();
         assert!(matches!(err, JobError::Cancelled), "{err}");
         assert!(!before.stages.contains(&Stage::Train));
-        // Reports at 0, 50 and 100: a false at the last still cancels.
+        // Reports at 0, 25, 50, 75 and 100: a false at the last still
+        // cancels.
         let mut last = Recorder {
-            cancel_at: Some(2),
+            cancel_at: Some(4),
             ..Recorder::default()
         };
         let err = train_mesh(unit_cube(), &recipe, ConvergencePolicy::Skip, &mut last)
             .err()
             .unwrap();
         assert!(matches!(err, JobError::Cancelled), "{err}");
-        assert_eq!(last.iterations, [0, 50, 100]);
+        assert_eq!(last.iterations, [0, 25, 50, 75, 100]);
     }
 
     /// An untrained network fails the check: an error under Require, a
