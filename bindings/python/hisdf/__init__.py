@@ -416,6 +416,11 @@ def evaluate(reference, other, chamfer_points=10000, emd_points=500,
     raw = ctypes.POINTER(_capi.Metrics)()
     _call("hisdf_evaluate", reference.capi, other.capi, int(chamfer_points),
           int(emd_points), float(f_score_threshold), int(seed), ctypes.byref(raw))
+    return _metrics_dict(raw)
+
+
+def _metrics_dict(raw):
+    """Every entry of a HisdfMetrics by name; frees it."""
     try:
         n = ctypes.c_size_t()
         _call("hisdf_metrics_count", raw, ctypes.byref(n))
@@ -518,6 +523,15 @@ class Model(_Handle):
         _call("hisdf_model_gradient", self._ptr, _ptr(p, ctypes.c_float), p.size,
               _ptr(out, ctypes.c_float), out.size)
         return out
+
+    def sdf_error(self, mesh, seed=0):
+        """The network's SDF against the mesh's exact SDF on held-out
+        samples (near the surface and uniform in the unit sphere), as a dict
+        by name ("sdf_error_near", "wrong_sign_far", ...), in the model's
+        unit-sphere frame."""
+        raw = ctypes.POINTER(_capi.Metrics)()
+        _call("hisdf_model_sdf_error", self._ptr, mesh.capi, int(seed), ctypes.byref(raw))
+        return _metrics_dict(raw)
 
     def info(self):
         i = _capi.ModelInfo()

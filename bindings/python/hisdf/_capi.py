@@ -156,6 +156,8 @@ PROTOTYPES = {
     "hisdf_evaluate": (
         Status, [POINTER(Mesh), POINTER(Mesh), c_size_t, c_size_t, c_double, c_uint64,
                  POINTER(POINTER(Metrics)), ErrorOut]),
+    "hisdf_model_sdf_error": (
+        Status, [POINTER(Model), POINTER(Mesh), c_uint64, POINTER(POINTER(Metrics)), ErrorOut]),
     "hisdf_metrics_get": (Status, [POINTER(Metrics), c_char_p, POINTER(c_double), ErrorOut]),
     "hisdf_metrics_count": (Status, [POINTER(Metrics), POINTER(c_size_t), ErrorOut]),
     "hisdf_metrics_entry": (

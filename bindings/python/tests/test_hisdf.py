@@ -78,6 +78,9 @@ def test_pipeline(fox, model, tmp_path):
     metrics = hisdf.evaluate(fox, surface, chamfer_points=2000, emd_points=100, seed=1)
     assert metrics["chamfer"] > 0 and 0 <= metrics["f_score"] <= 1
     assert metrics["emd_points"] == 100
+    held_out = model.sdf_error(fox, seed=3)
+    assert held_out["sdf_error_near"] >= 0 and 0 <= held_out["wrong_sign_far"] <= 1
+    assert held_out["sdf_min"] <= held_out["sdf_max"]
 
     path = tmp_path / "fox.safetensors"
     model.save(path)
