@@ -23,3 +23,40 @@ fn committed_header_matches_a_fresh_cbindgen_run() {
         assert!(fresh.contains(symbol), "{symbol} missing from the header");
     }
 }
+
+/// Every function of the C API is reachable from the C++ wrapper, so a
+/// C++ host can do whatever a C host can. The exceptions say why.
+#[test]
+fn the_cpp_wrapper_reaches_every_function() {
+    // The wrapper turns a status into an exception from the call's own
+    // return value, and returns every metric at once as a map.
+    const NOT_WRAPPED: [&str; 2] = ["hisdf_error_status", "hisdf_metrics_get"];
+    let header = include_str!("../include/hisdf.h");
+    let wrapper = include_str!("../bindings/cpp/hisdf.hpp");
+    // Every `hisdf_name(` in the header: the declarations (and names in
+    // comments, which are functions too).
+    let mut functions: Vec<&str> = header
+        .match_indices("hisdf_")
+        .filter_map(|(i, _)| {
+            let rest = &header[i..];
+            let end = rest.find(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))?;
+            rest[end..].starts_with('(').then(|| &rest[..end])
+        })
+        .collect();
+    functions.sort_unstable();
+    functions.dedup();
+    assert!(functions.len() > 40, "found only {functions:?}");
+    let missing: Vec<_> = functions
+        .iter()
+        // Called, or named as an owner's deleter (`Owned<T, hisdf_x_free>`).
+        .filter(|f| {
+            !NOT_WRAPPED.contains(f)
+                && !wrapper.contains(&format!("{f}("))
+                && !wrapper.contains(&format!("{f}>"))
+        })
+        .collect();
+    assert!(
+        missing.is_empty(),
+        "bindings/cpp/hisdf.hpp never calls {missing:?}"
+    );
+}

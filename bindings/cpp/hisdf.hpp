@@ -258,6 +258,39 @@ private:
     detail::Owned<HisdfCancelToken, hisdf_cancel_token_free> handle_;
 };
 
+/// The unit-sphere frame the library works in: a point p maps to
+/// (p - centre) * scale.
+struct Normalisation {
+    double centre[3];
+    double scale;
+};
+
+namespace detail {
+/// Copies a HisdfBytes out and frees it.
+inline std::vector<std::uint8_t> take_bytes(HisdfBytes *raw) {
+    Owned<HisdfBytes, hisdf_bytes_free> bytes(raw);
+    const std::uint8_t *data = nullptr;
+    std::size_t len = 0;
+    call([&](HisdfError **e) { return hisdf_bytes_data(bytes.get(), &data, &len, e); });
+    return std::vector<std::uint8_t>(data, data + len);
+}
+
+/// Every entry of a HisdfMetrics by name; frees it.
+inline std::map<std::string, double> take_metrics(HisdfMetrics *raw) {
+    Owned<HisdfMetrics, hisdf_metrics_free> metrics(raw);
+    std::size_t n = 0;
+    call([&](HisdfError **e) { return hisdf_metrics_count(metrics.get(), &n, e); });
+    std::map<std::string, double> out;
+    for (std::size_t i = 0; i < n; ++i) {
+        const char *name = nullptr;
+        double value = 0.0;
+        call([&](HisdfError **e) { return hisdf_metrics_entry(metrics.get(), i, &name, &value, e); });
+        out.emplace(name, value);
+    }
+    return out;
+}
+}  // namespace detail
+
 /// A triangle mesh in the caller's coordinates.
 class Mesh {
 public:
@@ -301,6 +334,34 @@ public:
     }
     void save(const std::string &path) const {
         detail::call([&](HisdfError **e) { return hisdf_mesh_save(handle_.get(), path.c_str(), e); });
+    }
+    /// The mesh as a file's bytes: format "obj", "ply" or "stl".
+    std::vector<std::uint8_t> to_bytes(const std::string &format) const {
+        HisdfBytes *raw = nullptr;
+        detail::call([&](HisdfError **e) {
+            return hisdf_mesh_save_to_buffer(handle_.get(), format.c_str(), &raw, e);
+        });
+        return detail::take_bytes(raw);
+    }
+    /// A mesh from a mesh file's bytes; `format_hint` ("obj", "stl", ...)
+    /// may be empty, the content decides where it can.
+    static Mesh from_bytes(const std::vector<std::uint8_t> &data,
+                           const std::string &format_hint = "") {
+        HisdfMesh *raw = nullptr;
+        detail::call([&](HisdfError **e) {
+            return hisdf_mesh_load_from_buffer(data.data(), data.size(),
+                                               format_hint.empty() ? nullptr : format_hint.c_str(),
+                                               &raw, e);
+        });
+        return Mesh(raw);
+    }
+    /// The unit-sphere frame `hisdf_train` would train this mesh in.
+    Normalisation normalisation() const {
+        Normalisation out{};
+        detail::call([&](HisdfError **e) {
+            return hisdf_mesh_normalisation(handle_.get(), out.centre, 3, &out.scale, e);
+        });
+        return out;
     }
     /// Exact signed distances at points (xyz per point), written to
     /// `values` (points_len / 3 floats).
@@ -350,19 +411,7 @@ inline std::map<std::string, double> evaluate(const Mesh &reference, const Mesh 
         return hisdf_evaluate(reference.capi(), other.capi(), chamfer_points, emd_points,
                               f_score_threshold, seed, &raw, e);
     });
-    detail::Owned<HisdfMetrics, hisdf_metrics_free> metrics(raw);
-    std::size_t n = 0;
-    detail::call([&](HisdfError **e) { return hisdf_metrics_count(metrics.get(), &n, e); });
-    std::map<std::string, double> out;
-    for (std::size_t i = 0; i < n; ++i) {
-        const char *name = nullptr;
-        double value = 0.0;
-        detail::call([&](HisdfError **e) {
-            return hisdf_metrics_entry(metrics.get(), i, &name, &value, e);
-        });
-        out.emplace(name, value);
-    }
-    return out;
+    return detail::take_metrics(raw);
 }
 
 /// A training set: points and their true signed distances.
@@ -450,6 +499,40 @@ public:
         HisdfModelInfo out{};
         detail::call([&](HisdfError **e) { return hisdf_model_info(handle_.get(), &out, e); });
         return out;
+    }
+    /// The model file's bytes, as `save` would write them.
+    std::vector<std::uint8_t> to_bytes() const {
+        HisdfBytes *raw = nullptr;
+        detail::call([&](HisdfError **e) {
+            return hisdf_model_save_to_buffer(handle_.get(), &raw, e);
+        });
+        return detail::take_bytes(raw);
+    }
+    static Model from_bytes(const std::vector<std::uint8_t> &data,
+                            HisdfDevice device = HISDF_DEVICE_AUTO) {
+        HisdfModel *raw = nullptr;
+        detail::call([&](HisdfError **e) {
+            return hisdf_model_load_from_buffer(data.data(), data.size(), device, &raw, e);
+        });
+        return Model(raw);
+    }
+    /// The frame the network was trained in.
+    Normalisation normalisation() const {
+        Normalisation out{};
+        detail::call([&](HisdfError **e) {
+            return hisdf_model_normalisation(handle_.get(), out.centre, 3, &out.scale, e);
+        });
+        return out;
+    }
+    /// The network's SDF against the mesh's exact one on held-out samples
+    /// ("sdf_error_near", "wrong_sign_far", ...), in the model's frame; see
+    /// hisdf_model_sdf_error.
+    std::map<std::string, double> sdf_error(const Mesh &mesh, std::uint64_t seed = 0) const {
+        HisdfMetrics *raw = nullptr;
+        detail::call([&](HisdfError **e) {
+            return hisdf_model_sdf_error(handle_.get(), mesh.capi(), seed, &raw, e);
+        });
+        return detail::take_metrics(raw);
     }
     Mesh extract(std::size_t resolution, ProgressFn progress = {},
                  const CancelToken *cancel = nullptr) const {

@@ -139,6 +139,26 @@ int main(int argc, char **argv) {
         auto loaded = hisdf::Model::load(scratch + "/model_cpp.safetensors", HISDF_DEVICE_CPU);
         CHECK(loaded.query(points) == values);
 
+        // Buffers: the same model and mesh through bytes instead of files.
+        auto model_bytes = model.to_bytes();
+        CHECK(!model_bytes.empty());
+        auto from_bytes = hisdf::Model::from_bytes(model_bytes, HISDF_DEVICE_CPU);
+        CHECK(from_bytes.query(points) == values);
+        EXPECT_STATUS(HISDF_STATUS_INVALID_MODEL_FILE,
+                      hisdf::Model::from_bytes(std::vector<std::uint8_t>{1, 2, 3}));
+        auto mesh_bytes = extracted.to_bytes("ply");
+        auto mesh_again = hisdf::Mesh::from_bytes(mesh_bytes);
+        CHECK(mesh_again.triangle_count() == extracted.triangle_count());
+        EXPECT_STATUS(HISDF_STATUS_INVALID_MESH, extracted.to_bytes("docx"));
+        // The model's frame is the training mesh's.
+        auto frame = model.normalisation();
+        auto mesh_frame = mesh.normalisation();
+        CHECK(frame.scale > 0.0 && frame.scale == mesh_frame.scale);
+        CHECK(frame.centre[0] == mesh_frame.centre[0] && frame.centre[2] == mesh_frame.centre[2]);
+        auto held_out = model.sdf_error(mesh, 3);
+        CHECK(held_out.count("sdf_error_near") && held_out.at("sdf_error_near") >= 0.0);
+        CHECK(held_out.count("wrong_sign_far") && held_out.at("wrong_sign_far") <= 1.0);
+
         // Moving transfers ownership; the moved-from object holds nothing.
         hisdf::Model moved = std::move(loaded);
         CHECK(moved.capi() != nullptr && loaded.capi() == nullptr);
