@@ -320,13 +320,19 @@ void hisdf_config_free(struct HisdfConfig *config);
 // 1 | 0). Keys: preset (fast | detail | paper-l1 | paper-curriculum:
 // resets every option but the extraction's), iterations, batch_size (1 to
 // 2^24), learning_rate, seed, device (cpu | cuda | auto), progress_every
-// (iterations between progress callbacks and cancellation checks), width,
-// depth, tanh_output (a boolean),
+// (iterations between progress callbacks and cancellation checks),
+// precision (fp32 | tf32 | bf16: the mixed-precision step of the detail
+// preset, for the plain ReLU network; others train in tf32; the CPU
+// always trains in fp32), width, depth, tanh_output (a boolean), skip (a
+// hidden layer index that receives the input again, or none),
+// weight_norm (a boolean), dropout (a probability),
 // initialisation (pytorch-default | geometric | siren), geometric_radius,
 // activation (relu | softplus[:beta] | sine[:omega0]; sine brings the siren
 // initialisation, leaving it the geometric one), encoding (none |
 // fourier:L, L = 1..16 frequencies), loss (clamped-l1 | curriculum), clamp
-// (a number or none), scheduler (plateau | cosine | none), surface_samples,
+// (a number or none), scheduler (plateau | cosine | none), sampling
+// (near-surface: the preset's shells | weighted: the paper's 10M uniform
+// pool, 1M kept by exp(-100 |SDF|)), surface_samples,
 // uniform_samples, shells ("count:variance,..."; all samples together at
 // most 200,000,000), for
 // `hisdf_extract_with`: resolution (grid points per axis, default 256; 8 to

@@ -14,8 +14,9 @@ use crate::train::Loss;
 
 /// The keys `hisdf_config_set` understands, for messages and bindings.
 const KEYS: &str = "preset, iterations, batch_size, learning_rate, seed, device, progress_every, \
-width, depth, tanh_output, initialisation, geometric_radius, activation, encoding, loss, clamp, \
-scheduler, surface_samples, uniform_samples, shells, resolution, sparse, check_convergence";
+precision, width, depth, tanh_output, initialisation, geometric_radius, activation, encoding, \
+skip, weight_norm, dropout, loss, clamp, scheduler, sampling, surface_samples, uniform_samples, \
+shells, resolution, sparse, check_convergence";
 
 fn parse<T: std::str::FromStr>(key: &str, value: &str) -> Result<T, Failure> {
     value
@@ -60,7 +61,27 @@ fn apply(recipe: &mut Recipe, key: &str, value: &str) -> Result<(), Failure> {
         "seed" => t.seed = parse(key, value)?,
         "device" => t.device = value.trim().parse().map_err(Failure::invalid)?,
         "progress_every" => t.progress_every = parse(key, value)?,
+        "precision" => t.precision = value.trim().parse().map_err(Failure::invalid)?,
         "width" => n.width = parse(key, value)?,
+        "skip" => {
+            n.skip = match value.trim() {
+                "none" => None,
+                v => Some(parse(key, v)?),
+            }
+        }
+        "weight_norm" => n.weight_norm = parse_bool(key, value)?,
+        "dropout" => n.dropout = parse(key, value)?,
+        "sampling" => {
+            s.weighted = match value.trim() {
+                "near-surface" => None,
+                "weighted" => Some(crate::sampling::WeightedConfig::paper()),
+                _ => {
+                    return Err(Failure::invalid(format!(
+                        "sampling: expected near-surface or weighted, got {value:?}"
+                    )))
+                }
+            }
+        }
         "depth" => n.depth = parse(key, value)?,
         "tanh_output" => n.tanh_output = parse_bool(key, value)?,
         "initialisation" => {
@@ -225,13 +246,19 @@ pub extern "C" fn hisdf_config_free(config: *mut HisdfConfig) {
 /// 1 | 0). Keys: preset (fast | detail | paper-l1 | paper-curriculum:
 /// resets every option but the extraction's), iterations, batch_size (1 to
 /// 2^24), learning_rate, seed, device (cpu | cuda | auto), progress_every
-/// (iterations between progress callbacks and cancellation checks), width,
-/// depth, tanh_output (a boolean),
+/// (iterations between progress callbacks and cancellation checks),
+/// precision (fp32 | tf32 | bf16: the mixed-precision step of the detail
+/// preset, for the plain ReLU network; others train in tf32; the CPU
+/// always trains in fp32), width, depth, tanh_output (a boolean), skip (a
+/// hidden layer index that receives the input again, or none),
+/// weight_norm (a boolean), dropout (a probability),
 /// initialisation (pytorch-default | geometric | siren), geometric_radius,
 /// activation (relu | softplus[:beta] | sine[:omega0]; sine brings the siren
 /// initialisation, leaving it the geometric one), encoding (none |
 /// fourier:L, L = 1..16 frequencies), loss (clamped-l1 | curriculum), clamp
-/// (a number or none), scheduler (plateau | cosine | none), surface_samples,
+/// (a number or none), scheduler (plateau | cosine | none), sampling
+/// (near-surface: the preset's shells | weighted: the paper's 10M uniform
+/// pool, 1M kept by exp(-100 |SDF|)), surface_samples,
 /// uniform_samples, shells ("count:variance,..."; all samples together at
 /// most 200,000,000), for
 /// `hisdf_extract_with`: resolution (grid points per axis, default 256; 8 to
@@ -358,6 +385,42 @@ mod tests {
         assert!(apply(&mut r, "shells", "100:-1").is_err());
         assert!(apply(&mut r, "iterations", "many").is_err());
         assert!(apply(&mut r, "no_such_key", "1").is_err());
+    }
+
+    /// What the command line can set, the C API can too: precision, the
+    /// network ablations and the sampling scheme.
+    #[test]
+    fn precision_ablation_and_sampling_keys_apply_and_refuse_bad_values() {
+        use crate::train::Precision;
+        let mut r = Preset::Detail.recipe();
+        assert_eq!(r.training.precision, Precision::Bf16);
+        apply(&mut r, "precision", "tf32").unwrap();
+        assert_eq!(r.training.precision, Precision::Tf32);
+        apply(&mut r, "skip", "4").unwrap();
+        assert_eq!(r.network.skip, Some(4));
+        apply(&mut r, "skip", "none").unwrap();
+        assert_eq!(r.network.skip, None);
+        apply(&mut r, "weight_norm", "true").unwrap();
+        apply(&mut r, "dropout", "0.2").unwrap();
+        assert!(r.network.weight_norm && r.network.dropout == 0.2);
+        apply(&mut r, "sampling", "weighted").unwrap();
+        assert!(r.sampling.weighted.is_some());
+        apply(&mut r, "sampling", "near-surface").unwrap();
+        assert!(r.sampling.weighted.is_none());
+        check(&r).unwrap();
+        for (key, value) in [
+            ("precision", "fp16"),
+            ("skip", "some"),
+            ("weight_norm", "maybe"),
+            ("sampling", "random"),
+        ] {
+            assert!(apply(&mut r.clone(), key, value).is_err(), "{key}={value}");
+        }
+        for (key, value) in [("dropout", "1.5"), ("skip", "99")] {
+            let mut bad = r.clone();
+            apply(&mut bad, key, value).unwrap();
+            assert!(check(&bad).is_err(), "{key}={value}");
+        }
     }
 
     #[test]
