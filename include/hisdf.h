@@ -350,6 +350,25 @@ HisdfStatus hisdf_config_set(struct HisdfConfig *config,
                              const char *value,
                              struct HisdfError **error);
 
+// One option's current value as text, in the form `hisdf_config_set`
+// takes (so a value read can be set again), e.g. "25000" for iterations,
+// "fourier:6" for encoding, "true" for sparse. Keys as for
+// `hisdf_config_set` (`hisdf_config_keys` lists them); `preset` has no
+// value, nor has geometric_radius under another initialisation. On success `*out` owns the text (`hisdf_bytes_data`, no
+// terminating NUL; free with `hisdf_bytes_free`).
+HisdfStatus hisdf_config_get(const struct HisdfConfig *config,
+                             const char *key,
+                             struct HisdfBytes **out,
+                             struct HisdfError **error);
+
+// Every key `hisdf_config_set` and `hisdf_config_get` take, as one static
+// string separated by ", " (never freed).
+const char *hisdf_config_keys(void);
+
+// Every preset `hisdf_config_new` takes, as one static string separated
+// by ", " (never freed).
+const char *hisdf_presets(void);
+
 // Routes the library's log records of `level` (a `HisdfLogLevel`; taken
 // as an integer so that any value is safe) and more severe to
 // `callback` (with `user_data` passed back unchanged). A NULL callback or

@@ -139,6 +139,21 @@ using ProgressFn = std::function<bool(double)>;
 /// The version of the library actually loaded.
 inline std::string version() { return hisdf_version(); }
 
+/// Every key `Config::set` and `Config::get` take, and every preset.
+inline std::vector<std::string> split_list(const char *list) {
+    std::vector<std::string> out;
+    std::string text(list);
+    for (std::size_t start = 0; start <= text.size();) {
+        std::size_t end = text.find(", ", start);
+        if (end == std::string::npos) end = text.size();
+        out.push_back(text.substr(start, end - start));
+        start = end + 2;
+    }
+    return out;
+}
+inline std::vector<std::string> config_keys() { return split_list(hisdf_config_keys()); }
+inline std::vector<std::string> presets() { return split_list(hisdf_presets()); }
+
 /// Whether the loaded library speaks this header's ABI (every call checks
 /// it and throws std::runtime_error when it does not).
 inline bool library_matches_header() {
@@ -194,6 +209,39 @@ private:
     detail::Owned<HisdfTrainMonitor, hisdf_train_monitor_free> handle_;
 };
 
+/// The unit-sphere frame the library works in: a point p maps to
+/// (p - centre) * scale.
+struct Normalisation {
+    double centre[3];
+    double scale;
+};
+
+namespace detail {
+/// Copies a HisdfBytes out and frees it.
+inline std::vector<std::uint8_t> take_bytes(HisdfBytes *raw) {
+    Owned<HisdfBytes, hisdf_bytes_free> bytes(raw);
+    const std::uint8_t *data = nullptr;
+    std::size_t len = 0;
+    call([&](HisdfError **e) { return hisdf_bytes_data(bytes.get(), &data, &len, e); });
+    return std::vector<std::uint8_t>(data, data + len);
+}
+
+/// Every entry of a HisdfMetrics by name; frees it.
+inline std::map<std::string, double> take_metrics(HisdfMetrics *raw) {
+    Owned<HisdfMetrics, hisdf_metrics_free> metrics(raw);
+    std::size_t n = 0;
+    call([&](HisdfError **e) { return hisdf_metrics_count(metrics.get(), &n, e); });
+    std::map<std::string, double> out;
+    for (std::size_t i = 0; i < n; ++i) {
+        const char *name = nullptr;
+        double value = 0.0;
+        call([&](HisdfError **e) { return hisdf_metrics_entry(metrics.get(), i, &name, &value, e); });
+        out.emplace(name, value);
+    }
+    return out;
+}
+}  // namespace detail
+
 /// Options of sampling, network and training, by name (see
 /// hisdf_config_set in hisdf.h for the keys).
 class Config {
@@ -223,6 +271,16 @@ public:
         } else {
             return set(key, std::to_string(value));
         }
+    }
+    /// An option's current value, in the form `set` takes ("25000",
+    /// "fourier:6", "true").
+    std::string get(const std::string &key) const {
+        HisdfBytes *raw = nullptr;
+        detail::call([&](HisdfError **e) {
+            return hisdf_config_get(handle_.get(), key.c_str(), &raw, e);
+        });
+        auto bytes = detail::take_bytes(raw);
+        return std::string(bytes.begin(), bytes.end());
     }
     /// Trainings with this config publish their state to `monitor` (nullptr
     /// detaches); the config keeps a share of it, so either may die first.
@@ -257,39 +315,6 @@ public:
 private:
     detail::Owned<HisdfCancelToken, hisdf_cancel_token_free> handle_;
 };
-
-/// The unit-sphere frame the library works in: a point p maps to
-/// (p - centre) * scale.
-struct Normalisation {
-    double centre[3];
-    double scale;
-};
-
-namespace detail {
-/// Copies a HisdfBytes out and frees it.
-inline std::vector<std::uint8_t> take_bytes(HisdfBytes *raw) {
-    Owned<HisdfBytes, hisdf_bytes_free> bytes(raw);
-    const std::uint8_t *data = nullptr;
-    std::size_t len = 0;
-    call([&](HisdfError **e) { return hisdf_bytes_data(bytes.get(), &data, &len, e); });
-    return std::vector<std::uint8_t>(data, data + len);
-}
-
-/// Every entry of a HisdfMetrics by name; frees it.
-inline std::map<std::string, double> take_metrics(HisdfMetrics *raw) {
-    Owned<HisdfMetrics, hisdf_metrics_free> metrics(raw);
-    std::size_t n = 0;
-    call([&](HisdfError **e) { return hisdf_metrics_count(metrics.get(), &n, e); });
-    std::map<std::string, double> out;
-    for (std::size_t i = 0; i < n; ++i) {
-        const char *name = nullptr;
-        double value = 0.0;
-        call([&](HisdfError **e) { return hisdf_metrics_entry(metrics.get(), i, &name, &value, e); });
-        out.emplace(name, value);
-    }
-    return out;
-}
-}  // namespace detail
 
 /// A triangle mesh in the caller's coordinates.
 class Mesh {

@@ -3,7 +3,7 @@
 
 use std::ffi::c_char;
 
-use super::handles::{HisdfConfig, Settings};
+use super::handles::{HisdfBytes, HisdfConfig, Settings};
 use super::{boundary, out_arg, str_arg, Failure, HisdfError, HisdfStatus};
 use crate::extract::sparse::SparseConfig;
 use crate::extract::{ExtractConfig, MAX_DENSE_RESOLUTION, MAX_SPARSE_RESOLUTION};
@@ -12,11 +12,19 @@ use crate::pipeline::{Preset, Recipe};
 use crate::sampling::GaussianShell;
 use crate::train::Loss;
 
-/// The keys `hisdf_config_set` understands, for messages and bindings.
-const KEYS: &str = "preset, iterations, batch_size, learning_rate, seed, device, progress_every, \
+/// The keys `hisdf_config_set` understands, for messages and bindings
+/// (`hisdf_config_keys`).
+const KEYS_C: &std::ffi::CStr =
+    c"preset, iterations, batch_size, learning_rate, seed, device, progress_every, \
 precision, width, depth, tanh_output, initialisation, geometric_radius, activation, encoding, \
 skip, weight_norm, dropout, loss, clamp, scheduler, sampling, surface_samples, uniform_samples, \
 shells, resolution, sparse, check_convergence";
+const KEYS: &str = match KEYS_C.to_str() {
+    Ok(s) => s,
+    Err(_) => panic!("the key list is ASCII"),
+};
+/// The presets `hisdf_config_new` and the `preset` key take.
+const PRESETS_C: &std::ffi::CStr = c"fast, detail, paper-l1, paper-curriculum";
 
 fn parse<T: std::str::FromStr>(key: &str, value: &str) -> Result<T, Failure> {
     value
@@ -170,6 +178,107 @@ fn apply(recipe: &mut Recipe, key: &str, value: &str) -> Result<(), Failure> {
     Ok(())
 }
 
+/// One setting's current value, in the syntax `apply` reads back. The
+/// `preset` key is a starting point, not a setting: it has no value.
+fn value_of(settings: &Settings, key: &str) -> Result<String, Failure> {
+    use crate::model::Encoding;
+    use crate::train::{DeviceChoice, Precision, Scheduler};
+    let r = &settings.recipe;
+    let (t, n, s) = (&r.training, &r.network, &r.sampling);
+    let flag = |b: bool| if b { "true" } else { "false" }.to_string();
+    let clamp = |c: Option<f64>| c.map_or("none".to_string(), |v| v.to_string());
+    Ok(match key {
+        "iterations" => t.iterations.to_string(),
+        "batch_size" => t.batch_size.to_string(),
+        "learning_rate" => t.learning_rate.to_string(),
+        "seed" => t.seed.to_string(),
+        "device" => match t.device {
+            DeviceChoice::Auto => "auto",
+            DeviceChoice::Cpu => "cpu",
+            DeviceChoice::Cuda => "cuda",
+        }
+        .into(),
+        "progress_every" => t.progress_every.to_string(),
+        "precision" => match t.precision {
+            Precision::Fp32 => "fp32",
+            Precision::Tf32 => "tf32",
+            Precision::Bf16 => "bf16",
+        }
+        .into(),
+        "width" => n.width.to_string(),
+        "depth" => n.depth.to_string(),
+        "tanh_output" => flag(n.tanh_output),
+        "initialisation" => match n.initialisation {
+            Initialisation::PytorchDefault => "pytorch-default",
+            Initialisation::Geometric { .. } => "geometric",
+            Initialisation::Siren => "siren",
+        }
+        .into(),
+        "geometric_radius" => match n.initialisation {
+            Initialisation::Geometric { radius } => radius.to_string(),
+            _ => {
+                return Err(Failure::invalid(
+                    "geometric_radius: this configuration's initialisation is not geometric",
+                ))
+            }
+        },
+        "activation" => match n.activation {
+            Activation::Relu => "relu".into(),
+            Activation::Softplus { beta } => format!("softplus:{beta}"),
+            Activation::Sine { omega0 } => format!("sine:{omega0}"),
+        },
+        "encoding" => match n.encoding {
+            Encoding::None => "none".into(),
+            Encoding::Fourier { frequencies } => format!("fourier:{frequencies}"),
+        },
+        "skip" => n.skip.map_or("none".into(), |k| k.to_string()),
+        "weight_norm" => flag(n.weight_norm),
+        "dropout" => n.dropout.to_string(),
+        "loss" => match t.loss {
+            Loss::ClampedL1 { .. } => "clamped-l1",
+            Loss::Curriculum { .. } => "curriculum",
+        }
+        .into(),
+        "clamp" => match t.loss {
+            Loss::ClampedL1 { clamp: c } | Loss::Curriculum { clamp: c, .. } => clamp(c),
+        },
+        "scheduler" => match t.scheduler {
+            Scheduler::None => "none",
+            Scheduler::Plateau(_) => "plateau",
+            Scheduler::Cosine(_) => "cosine",
+        }
+        .into(),
+        "sampling" => if s.weighted.is_some() {
+            "weighted"
+        } else {
+            "near-surface"
+        }
+        .into(),
+        "surface_samples" => s.surface.to_string(),
+        "uniform_samples" => s.uniform.to_string(),
+        "shells" => s
+            .shells
+            .iter()
+            .map(|g| format!("{}:{:e}", g.count, g.variance))
+            .collect::<Vec<_>>()
+            .join(","),
+        "resolution" => settings.extract.resolution.to_string(),
+        "sparse" => flag(settings.extract.sparse.is_some()),
+        "check_convergence" => flag(settings.check_convergence),
+        "preset" => {
+            return Err(Failure::invalid(
+                "preset is where a configuration starts, not one of its values; \
+                 read the settings it sets (iterations, width, ...) instead",
+            ))
+        }
+        _ => {
+            return Err(Failure::invalid(format!(
+                "unknown configuration key {key:?} (known: {KEYS})"
+            )))
+        }
+    })
+}
+
 /// Applies one key, of extraction or of the recipe.
 fn apply_setting(settings: &mut Settings, key: &str, value: &str) -> Result<(), Failure> {
     let e = &mut settings.extract;
@@ -290,9 +399,103 @@ pub extern "C" fn hisdf_config_set(
     })
 }
 
+/// One option's current value as text, in the form `hisdf_config_set`
+/// takes (so a value read can be set again), e.g. "25000" for iterations,
+/// "fourier:6" for encoding, "true" for sparse. Keys as for
+/// `hisdf_config_set` (`hisdf_config_keys` lists them); `preset` has no
+/// value, nor has geometric_radius under another initialisation. On success `*out` owns the text (`hisdf_bytes_data`, no
+/// terminating NUL; free with `hisdf_bytes_free`).
+#[no_mangle]
+pub extern "C" fn hisdf_config_get(
+    config: *const HisdfConfig,
+    key: *const c_char,
+    out: *mut *mut HisdfBytes,
+    error: *mut *mut HisdfError,
+) -> HisdfStatus {
+    boundary(error, || {
+        let settings = HisdfConfig::get(config)?;
+        let key = str_arg(key, "key")?;
+        out_arg(out, "out")?;
+        let value = value_of(settings, key.trim())?;
+        unsafe { *out = HisdfBytes::new(value.into_bytes()) };
+        Ok(())
+    })
+}
+
+/// Every key `hisdf_config_set` and `hisdf_config_get` take, as one static
+/// string separated by ", " (never freed).
+#[no_mangle]
+pub extern "C" fn hisdf_config_keys() -> *const c_char {
+    KEYS_C.as_ptr()
+}
+
+/// Every preset `hisdf_config_new` takes, as one static string separated
+/// by ", " (never freed).
+#[no_mangle]
+pub extern "C" fn hisdf_presets() -> *const c_char {
+    PRESETS_C.as_ptr()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Every key reads back what was set: a value got and set again leaves
+    /// the configuration as it was, for every preset; and the static lists
+    /// are the library's own.
+    #[test]
+    fn every_key_reads_back_what_set_accepts() {
+        let fresh = |recipe| Settings {
+            recipe,
+            extract: ExtractConfig::default(),
+            monitor: None,
+            check_convergence: true,
+        };
+        let same = |a: &Settings, b: &Settings| {
+            a.recipe == b.recipe
+                && a.extract == b.extract
+                && a.check_convergence == b.check_convergence
+        };
+        for preset in Preset::ALL {
+            let settings = fresh(preset.recipe());
+            for key in KEYS.split(", ").filter(|k| *k != "preset") {
+                let geometric = matches!(
+                    settings.recipe.network.initialisation,
+                    Initialisation::Geometric { .. }
+                );
+                if key == "geometric_radius" && !geometric {
+                    assert!(value_of(&settings, key).is_err());
+                    continue;
+                }
+                let value = value_of(&settings, key).unwrap_or_else(|e| panic!("{key}: {}", e.1));
+                let mut again = settings.clone();
+                apply_setting(&mut again, key, &value)
+                    .unwrap_or_else(|e| panic!("{preset:?} {key}={value}: {}", e.1));
+                assert!(
+                    same(&again, &settings),
+                    "{preset:?}: {key}={value} changed the config"
+                );
+            }
+        }
+        let mut settings = fresh(Preset::Fast.recipe());
+        apply_setting(&mut settings, "encoding", "fourier:6").unwrap();
+        apply_setting(&mut settings, "clamp", "none").unwrap();
+        assert_eq!(value_of(&settings, "encoding").unwrap(), "fourier:6");
+        assert_eq!(value_of(&settings, "clamp").unwrap(), "none");
+        assert!(value_of(&settings, "preset")
+            .unwrap_err()
+            .1
+            .contains("not one of its values"));
+        assert!(value_of(&settings, "widht")
+            .unwrap_err()
+            .1
+            .contains("known:"));
+        let presets: Vec<_> = PRESETS_C.to_str().unwrap().split(", ").collect();
+        assert_eq!(
+            presets,
+            Preset::ALL.iter().map(|p| p.name()).collect::<Vec<_>>()
+        );
+    }
 
     #[test]
     fn every_listed_key_is_understood() {

@@ -139,6 +139,16 @@ int main(int argc, char **argv) {
         auto loaded = hisdf::Model::load(scratch + "/model_cpp.safetensors", HISDF_DEVICE_CPU);
         CHECK(loaded.query(points) == values);
 
+        // Settings read back as they were set; the key and preset lists.
+        CHECK(hisdf::Config("detail").get("precision") == "bf16");
+        CHECK(tiny(7).get("iterations") == "7");
+        CHECK(tiny(7).set("encoding", "fourier:4").get("encoding") == "fourier:4");
+        EXPECT_STATUS(HISDF_STATUS_INVALID_ARGUMENT, tiny(7).get("no_such_key"));
+        auto keys = hisdf::config_keys();
+        CHECK(keys.size() > 20 && keys.front() == "preset");
+        auto presets = hisdf::presets();
+        CHECK(presets.size() == 4 && presets[1] == "detail");
+
         // Buffers: the same model and mesh through bytes instead of files.
         auto model_bytes = model.to_bytes();
         CHECK(!model_bytes.empty());

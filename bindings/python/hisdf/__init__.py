@@ -216,6 +216,16 @@ def version():
     return _c().hisdf_version().decode()
 
 
+def config_keys():
+    """Every key Config.set and Config.get take."""
+    return _c().hisdf_config_keys().decode().split(", ")
+
+
+def presets():
+    """Every preset Config takes."""
+    return _c().hisdf_presets().decode().split(", ")
+
+
 _log_callback = None  # kept alive while the library may call it
 
 
@@ -266,6 +276,12 @@ class Config(_Handle):
         return self
 
     __setitem__ = set
+
+    def get(self, key):
+        """An option's current value as text, in the form set() takes."""
+        return _take_bytes("hisdf_config_get", self._ptr, str(key).encode()).decode()
+
+    __getitem__ = get
 
 
 class CancelToken(_Handle):

@@ -209,3 +209,19 @@ def test_models_and_meshes_round_trip_through_bytes(fox, model):
     with pytest.raises(hisdf.Error) as caught:
         hisdf.Model.from_bytes(bytes(broken))
     assert caught.value.status == hisdf.Status.INVALID_MODEL_FILE
+
+
+def test_settings_read_back_and_the_lists_are_the_library_s():
+    config = hisdf.Config("detail")
+    assert config.get("precision") == "bf16" and config["scheduler"] == "cosine"
+    config.set("iterations", 1234).set("sparse", True)
+    assert config.get("iterations") == "1234" and config.get("sparse") == "true"
+    for key in hisdf.config_keys():
+        if key in ("preset", "geometric_radius"):
+            continue
+        config.set(key, config.get(key))  # what is read can be set again
+    with pytest.raises(hisdf.Error) as caught:
+        config.get("no_such_key")
+    assert caught.value.status == hisdf.Status.INVALID_ARGUMENT
+    assert hisdf.presets() == ["fast", "detail", "paper-l1", "paper-curriculum"]
+    assert "precision" in hisdf.config_keys()

@@ -165,7 +165,15 @@ def main():
     bpy.ops.wm.save_as_mainfile(filepath=blend)
 
     settings = bpy.context.scene.hisdf
-    settings.preset = "fast"
+    # The panel's fields show each preset's values, as the library has them.
+    import hisdf_blender.hisdf as hisdf
+    for preset in ("detail", "paper-l1", "fast"):
+        settings.preset = preset
+        config = hisdf.Config(preset)
+        shown = (settings.iterations, settings.width, settings.depth)
+        expected = tuple(int(config.get(k)) for k in ("iterations", "width", "depth"))
+        check(shown == expected, "%s shows %r, the library has %r" % (preset, shown, expected))
+    check(settings.iterations == 3000, "fast shows %d iterations" % settings.iterations)
     settings.device = "cpu"
     settings.width, settings.depth = 32, 3
 
