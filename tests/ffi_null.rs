@@ -376,6 +376,18 @@ fn every_function_refuses_null_for_every_required_pointer() {
             }),
         ),
         (
+            "hisdf_config_get",
+            3,
+            Box::new(move |k, e| {
+                hisdf_config_get(
+                    or_null(config, k, 0),
+                    or_null(key, k, 1),
+                    or_null_mut(bo, k, 2),
+                    e,
+                )
+            }),
+        ),
+        (
             "hisdf_sample",
             3,
             Box::new(move |k, e| {
