@@ -403,8 +403,9 @@ pub extern "C" fn hisdf_config_set(
 /// takes (so a value read can be set again), e.g. "25000" for iterations,
 /// "fourier:6" for encoding, "true" for sparse. Keys as for
 /// `hisdf_config_set` (`hisdf_config_keys` lists them); `preset` has no
-/// value, nor has geometric_radius under another initialisation. On success `*out` owns the text (`hisdf_bytes_data`, no
-/// terminating NUL; free with `hisdf_bytes_free`).
+/// value, nor has geometric_radius under another initialisation. On
+/// success `*out` owns the text (`hisdf_bytes_data`, no terminating NUL;
+/// free with `hisdf_bytes_free`).
 #[no_mangle]
 pub extern "C" fn hisdf_config_get(
     config: *const HisdfConfig,

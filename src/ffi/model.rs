@@ -15,9 +15,7 @@ use super::{
 use crate::extract::{extract_mesh, extract_mesh_with};
 use crate::mesh::{Centring, Normalisation, TriangleMesh};
 use crate::model::{load_model, model_from_bytes, model_to_bytes, save_model, TrainedModel};
-use crate::pipeline::{
-    prepare_mesh, train_mesh, train_observed, ConvergencePolicy, Observer, PreparedMesh, Recipe,
-};
+use crate::pipeline::{prepare_mesh, train_mesh, train_observed, ConvergencePolicy, Observer};
 use crate::sampling::Samples;
 use crate::train::{DeviceChoice, Progress};
 
@@ -82,17 +80,6 @@ fn cancel_arg<'a>(cancel: *const HisdfCancelToken) -> Result<Option<&'a AtomicBo
     }
 }
 
-/// The recipe's samples of a mesh, and the prepared mesh they came from
-/// (the convergence check after training compares the network with it).
-fn sample_mesh(mesh: &TriangleMesh, recipe: &Recipe) -> Result<(SampleSet, PreparedMesh), Failure> {
-    let prepared = prepare_mesh(mesh.clone())?;
-    let set = SampleSet {
-        samples: recipe.samples(&prepared),
-        normalisation: prepared.normalisation,
-    };
-    Ok((set, prepared))
-}
-
 /// The C caller's progress callback, cancel token and monitor as the
 /// pipeline's observer.
 struct CallObserver<'a, R: FnMut(f64) -> bool> {
@@ -102,7 +89,8 @@ struct CallObserver<'a, R: FnMut(f64) -> bool> {
 
 impl<R: FnMut(f64) -> bool> Observer for CallObserver<'_, R> {
     fn progress(&mut self, p: &Progress) -> bool {
-        if let (Some(m), true) = (self.monitor, p.iteration > 0) {
+        // The report before training has no iteration for the monitor.
+        if let Some(m) = self.monitor.filter(|_| p.iteration > 0) {
             m.update(p);
         }
         (self.report)(p.iteration as f64 / p.iterations.max(1) as f64)
@@ -124,7 +112,11 @@ pub extern "C" fn hisdf_sample(
         let m = HisdfMesh::get(mesh)?;
         let recipe = &HisdfConfig::get(config)?.recipe;
         out_arg(out, "out")?;
-        let (set, _) = sample_mesh(m, recipe)?;
+        let prepared = prepare_mesh(m.clone())?;
+        let set = SampleSet {
+            samples: recipe.samples(&prepared),
+            normalisation: prepared.normalisation,
+        };
         unsafe { *out = HisdfSamples::new(set) };
         Ok(())
     })
