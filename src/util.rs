@@ -12,15 +12,20 @@ pub fn write_atomically(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     write_atomically_with(path, |w| w.write_all(bytes))
 }
 
+/// The folder a file path is in: its parent, or "." for a bare file name.
+pub fn folder_of(path: &Path) -> std::path::PathBuf {
+    match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
+        _ => std::path::PathBuf::from("."),
+    }
+}
+
 /// As [`write_atomically`], for writers that stream their output.
 pub fn write_atomically_with(
     path: &Path,
     write: impl FnOnce(&mut std::io::BufWriter<std::fs::File>) -> std::io::Result<()>,
 ) -> std::io::Result<()> {
-    let dir = match path.parent() {
-        Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
-        _ => std::path::PathBuf::from("."),
-    };
+    let dir = folder_of(path);
     let name = path
         .file_name()
         .ok_or_else(|| std::io::Error::other("output path has no file name"))?;

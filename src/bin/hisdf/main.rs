@@ -280,26 +280,21 @@ pub(crate) fn check_output(path: &Path, extensions: &[&str]) -> Result<()> {
     // A missing output folder is made, as `mkdir -p` would (what a user of
     // `-o results/run1/part.obj` expects): before any long work, so a path
     // that cannot be made fails at once with the reason.
-    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-        if dir.exists() && !dir.is_dir() {
-            return Err(format!(
-                "{}: exists and is not a folder; choose another output path",
-                dir.display()
-            ));
-        }
-        std::fs::create_dir_all(dir).map_err(|e| {
-            format!(
-                "{}: cannot create the output folder ({e}); create it or choose another path",
-                dir.display()
-            )
-        })?;
+    let dir = hisdf::util::folder_of(path);
+    if dir.exists() && !dir.is_dir() {
+        return Err(format!(
+            "{}: exists and is not a folder; choose another output path",
+            dir.display()
+        ));
     }
+    std::fs::create_dir_all(&dir).map_err(|e| {
+        format!(
+            "{}: cannot create the output folder ({e}); create it or choose another path",
+            dir.display()
+        )
+    })?;
     // The outputs are written through a temporary file in the same folder:
     // find out now, not after the training, whether that is allowed.
-    let dir = match path.parent() {
-        Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
-        _ => PathBuf::from("."),
-    };
     let probe = dir.join(format!(".hisdf-write-test-{}", std::process::id()));
     match std::fs::File::create(&probe) {
         Ok(_) => {
@@ -341,7 +336,11 @@ fn train_mesh(
     let mut observer = BarObserver {
         bar: ProgressLine::new("train"),
     };
-    let job = match pipeline::train_mesh(mesh, recipe, policy, &mut observer) {
+    let result = pipeline::train_mesh(mesh, recipe, policy, &mut observer);
+    // The progress line ends before anything else is printed, also when
+    // the job failed.
+    observer.bar.finish();
+    let job = match result {
         Ok(job) => job,
         Err(JobError::NotConverged(check)) => {
             show_check(&check);
@@ -353,7 +352,6 @@ fn train_mesh(
         Err(JobError::Mesh(e)) => return Err(format!("{}: {e}", path.display())),
         Err(e) => return Err(e.to_string()),
     };
-    observer.bar.finish();
     timings.load = load + job.seconds.prepare;
     timings.sample = job.seconds.sample;
     timings.train = job.seconds.train;
