@@ -139,7 +139,8 @@ using ProgressFn = std::function<bool(double)>;
 /// The version of the library actually loaded.
 inline std::string version() { return hisdf_version(); }
 
-/// Every key `Config::set` and `Config::get` take, and every preset.
+namespace detail {
+/// The library's ", "-separated static lists as strings.
 inline std::vector<std::string> split_list(const char *list) {
     std::vector<std::string> out;
     std::string text(list);
@@ -151,8 +152,12 @@ inline std::vector<std::string> split_list(const char *list) {
     }
     return out;
 }
-inline std::vector<std::string> config_keys() { return split_list(hisdf_config_keys()); }
-inline std::vector<std::string> presets() { return split_list(hisdf_presets()); }
+}  // namespace detail
+
+/// Every key `Config::set` and `Config::get` take.
+inline std::vector<std::string> config_keys() { return detail::split_list(hisdf_config_keys()); }
+/// Every preset `Config` takes.
+inline std::vector<std::string> presets() { return detail::split_list(hisdf_presets()); }
 
 /// Whether the loaded library speaks this header's ABI (every call checks
 /// it and throws std::runtime_error when it does not).
