@@ -318,7 +318,6 @@ impl Recipe {
             overlay(&mut merged[key.as_str()], section, key)?;
         }
         let recipe: Recipe = serde_json::from_value(merged).map_err(|e| e.to_string())?;
-        recipe.network.validate()?;
         recipe.validate()?;
         Ok(recipe)
     }

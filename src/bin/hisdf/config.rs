@@ -153,7 +153,6 @@ pub fn resolve(args: &TrainArgs) -> Result<Settings> {
         recipe.training.seed = s;
     }
     apply_training_options(&mut recipe, args)?;
-    recipe.network.validate()?;
     recipe.validate()?;
     extraction.validate().map_err(at)?;
     evaluation.to_eval_config().map_err(at)?;
