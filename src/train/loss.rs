@@ -123,17 +123,29 @@ impl Loss {
     /// Mean loss over the batch: `f` predictions, `s` true SDF values, with
     /// the curriculum parameters held in `state`.
     pub fn evaluate_with(&self, f: &Tensor, s: &Tensor, state: &LossState) -> Tensor {
+        self.pointwise(f, s, state).mean(Kind::Float)
+    }
+
+    /// The mean loss of every row of [K, B] predictions and targets: K
+    /// networks trained in one step, each on its own batch, as [K].
+    pub fn evaluate_rows_with(&self, f: &Tensor, s: &Tensor, state: &LossState) -> Tensor {
+        self.pointwise(f, s, state)
+            .mean_dim([-1i64].as_slice(), false, Kind::Float)
+    }
+
+    /// The loss of every sample, before the mean.
+    fn pointwise(&self, f: &Tensor, s: &Tensor, state: &LossState) -> Tensor {
         match self {
             Loss::ClampedL1 { clamp } => {
                 let (f, s) = clamp_pair(f, s, *clamp, state.prediction_clamp);
-                (s - f).abs().mean(Kind::Float)
+                (s - f).abs()
             }
             Loss::Curriculum { clamp, .. } => {
                 let (f, s) = clamp_pair(f, s, *clamp, state.prediction_clamp);
                 let diff = &s - &f;
                 let l_eps = (diff.abs() - &state.epsilon).clamp_min(0.0);
                 let k = s.sign() * diff.sign() * &state.lambda + 1.0;
-                (k * l_eps).mean(Kind::Float)
+                k * l_eps
             }
         }
     }
@@ -298,6 +310,27 @@ mod tests {
         assert_eq!(g, 0.0);
         let (v, g) = grad_of(PredictionClamp::TargetSide, -0.5, 0.3);
         assert!((v - 0.6).abs() < 1e-6 && g < 0.0, "{v} {g}");
+    }
+
+    /// Rows are separate batches: each row's value is that row's mean, as
+    /// if it were evaluated alone.
+    #[test]
+    fn row_losses_are_the_losses_of_each_row() {
+        let l = Loss::paper_curriculum();
+        let mut state = l.state(tch::Device::Cpu);
+        l.advance(&mut state, 700);
+        let f = [0.01f32, 0.08, 0.01, 0.0, -0.3, 0.2];
+        let s = [0.05f32, 0.05, -0.02, 0.001, 0.1, 0.15];
+        let rows = l.evaluate_rows_with(&t(&f).view([2, 3]), &t(&s).view([2, 3]), &state);
+        assert_eq!(rows.size(), [2]);
+        for r in 0..2 {
+            let alone = l
+                .evaluate_with(&t(&f[3 * r..3 * r + 3]), &t(&s[3 * r..3 * r + 3]), &state)
+                .double_value(&[]);
+            let row = rows.double_value(&[r as i64]);
+            assert!((alone - row).abs() < 1e-7, "row {r}: {row} vs {alone}");
+        }
+        assert!(rows.double_value(&[0]) != rows.double_value(&[1]));
     }
 
     #[test]

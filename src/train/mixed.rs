@@ -27,7 +27,7 @@
 
 use tch::{Kind, Tensor};
 
-use crate::model::{Activation, SdfNetwork};
+use crate::model::{Activation, NetworkConfig, SdfNetwork};
 
 use super::loss::{Loss, LossState};
 use super::native::{addmm_relu, FusedAdam};
@@ -37,7 +37,8 @@ use super::native::{addmm_relu, FusedAdam};
 /// kernels want of their operands).
 const ALIGN: i64 = 64;
 
-/// One linear layer as views into the flat buffers.
+/// One linear layer of all K networks as views into the flat buffers:
+/// weights [K, out, in], biases [K, out].
 struct FlatLayer {
     weight: Tensor,
     bias: Tensor,
@@ -48,11 +49,19 @@ struct FlatLayer {
     bias_low: Tensor,
 }
 
+/// The step of K networks of one architecture at once (K = 1 for a single
+/// network), each on its own batch: every layer is one batched product over
+/// the K networks, so K small networks fill the GPU as one large one would.
+/// The networks share nothing but the kernels; their parameters, gradients
+/// and Adam states are separate.
 pub(super) struct MixedStep {
     layers: Vec<FlatLayer>,
     master: Tensor,
     grads: Tensor,
     low: Tensor,
+    /// Every network's parameters and gradients, in `parameters()` order.
+    views: Vec<(Vec<Tensor>, Vec<Tensor>)>,
+    models: i64,
     compute: Kind,
     tanh_output: bool,
 }
@@ -61,8 +70,7 @@ impl MixedStep {
     /// Why `network` cannot take this step, if it cannot: the hand-written
     /// backward pass covers the plain ReLU network (the paper's) with any
     /// input encoding.
-    pub(super) fn unsupported(network: &SdfNetwork) -> Option<String> {
-        let c = &network.config;
+    pub(super) fn unsupported(c: &NetworkConfig) -> Option<String> {
         let what = if c.activation != Activation::Relu {
             "an activation other than relu"
         } else if c.weight_norm {
@@ -79,20 +87,36 @@ impl MixedStep {
         ))
     }
 
-    /// Copies the network's parameters into flat buffers on its device.
+    /// Copies the networks' parameters into flat buffers on their device.
     /// `compute` is the hidden layers' kind: BFloat16 on CUDA, Float for
-    /// the exact reference.
-    pub(super) fn new(network: &SdfNetwork, compute: Kind) -> Result<MixedStep, String> {
-        if let Some(why) = Self::unsupported(network) {
+    /// the exact reference. The networks must share one architecture (the
+    /// caller checks it); their initial weights may differ.
+    pub(super) fn new(networks: &[&SdfNetwork], compute: Kind) -> Result<MixedStep, String> {
+        let network = networks.first().ok_or("no network to train")?;
+        if let Some(why) = Self::unsupported(&network.config) {
             return Err(why);
         }
+        let k = networks.len() as i64;
         let device = network.device();
-        let params = network.parameters();
-        let mut offsets = Vec::with_capacity(params.len());
+        let params: Vec<Vec<(String, Tensor)>> = networks.iter().map(|n| n.parameters()).collect();
+        let shapes: Vec<Vec<i64>> = params[0].iter().map(|(_, t)| t.size()).collect();
+        if params.iter().any(|p| {
+            p.len() != shapes.len() || p.iter().zip(&shapes).any(|((_, t), s)| t.size() != *s)
+        }) {
+            return Err("networks trained together must have one architecture".into());
+        }
+        // Parameter i of network j lives at offsets[i] + j * strides[i]: the
+        // K copies of one tensor are one [K, ...] block for the batched
+        // products.
+        let mut offsets = Vec::with_capacity(shapes.len());
+        let mut strides = Vec::with_capacity(shapes.len());
         let mut total = 0i64;
-        for (_, t) in &params {
+        for shape in &shapes {
+            let numel: i64 = shape.iter().product();
+            let stride = (numel + ALIGN - 1) / ALIGN * ALIGN;
             offsets.push(total);
-            total += (t.numel() as i64 + ALIGN - 1) / ALIGN * ALIGN;
+            strides.push(stride);
+            total += k * stride;
         }
         let _guard = tch::no_grad_guard();
         let master = Tensor::zeros([total], (Kind::Float, device));
@@ -100,23 +124,39 @@ impl MixedStep {
         // and Adam leaves it at zero.
         let grads = Tensor::zeros([total], (Kind::Float, device));
         let low = Tensor::zeros([total], (compute, device));
-        let view = |flat: &Tensor, i: usize| {
-            let t = &params[i].1;
-            flat.narrow(0, offsets[i], t.numel() as i64)
-                .view(t.size().as_slice())
+        let numel = |i: usize| shapes[i].iter().product::<i64>();
+        let one = |flat: &Tensor, i: usize, j: i64| {
+            flat.narrow(0, offsets[i] + j * strides[i], numel(i))
+                .view(shapes[i].as_slice())
         };
-        for (i, (_, t)) in params.iter().enumerate() {
-            view(&master, i).copy_(t);
+        let all = |flat: &Tensor, i: usize| {
+            let mut shape = vec![k];
+            shape.extend_from_slice(&shapes[i]);
+            flat.narrow(0, offsets[i], k * strides[i])
+                .view([k, strides[i]])
+                .narrow(1, 0, numel(i))
+                .view(shape.as_slice())
+        };
+        for (j, p) in params.iter().enumerate() {
+            for (i, (_, t)) in p.iter().enumerate() {
+                one(&master, i, j as i64).copy_(t);
+            }
         }
+        let views = (0..k)
+            .map(|j| {
+                let of = |flat: &Tensor| (0..shapes.len()).map(|i| one(flat, i, j)).collect();
+                (of(&master), of(&grads))
+            })
+            .collect();
         // parameters() lists weight then bias for every layer.
-        let layers = (0..params.len() / 2)
+        let layers = (0..shapes.len() / 2)
             .map(|l| FlatLayer {
-                weight: view(&master, 2 * l),
-                bias: view(&master, 2 * l + 1),
-                weight_grad: view(&grads, 2 * l),
-                bias_grad: view(&grads, 2 * l + 1),
-                weight_low: view(&low, 2 * l),
-                bias_low: view(&low, 2 * l + 1),
+                weight: all(&master, 2 * l),
+                bias: all(&master, 2 * l + 1),
+                weight_grad: all(&grads, 2 * l),
+                bias_grad: all(&grads, 2 * l + 1),
+                weight_low: all(&low, 2 * l),
+                bias_low: all(&low, 2 * l + 1),
             })
             .collect();
         let step = MixedStep {
@@ -124,6 +164,8 @@ impl MixedStep {
             master,
             grads,
             low,
+            views,
+            models: k,
             compute,
             tanh_output: network.config.tanh_output,
         };
@@ -131,13 +173,25 @@ impl MixedStep {
         Ok(step)
     }
 
-    /// Adam over the flat buffer with its flat gradient.
-    pub(super) fn optimizer(&self, learning_rate: f64) -> FusedAdam {
-        FusedAdam::with_gradients(
-            vec![self.master.shallow_clone()],
-            vec![self.grads.shallow_clone()],
-            learning_rate,
-        )
+    /// Adam for every network, each over its own parameters with its own
+    /// rate (one fused launch per network).
+    pub(super) fn optimizers(&self, learning_rates: &[f64]) -> Vec<FusedAdam> {
+        if self.models == 1 {
+            // One network: the whole flat buffer, padding included.
+            return vec![FusedAdam::with_gradients(
+                vec![self.master.shallow_clone()],
+                vec![self.grads.shallow_clone()],
+                learning_rates[0],
+            )];
+        }
+        self.views
+            .iter()
+            .zip(learning_rates)
+            .map(|((params, grads), &lr)| {
+                let copy = |v: &[Tensor]| v.iter().map(|t| t.shallow_clone()).collect();
+                FusedAdam::with_gradients(copy(params), copy(grads), lr)
+            })
+            .collect()
     }
 
     fn refresh_low(&self) {
@@ -145,9 +199,10 @@ impl MixedStep {
         self.low.shallow_clone().copy_(&self.master);
     }
 
-    /// One iteration on the batch (x the raw points, s their SDF): forward,
-    /// loss, backward, Adam, and the new low-precision copy. Returns the
-    /// batch's loss (a device scalar; nothing waits for the device).
+    /// One iteration on the batches (x [K, B, 3] the raw points, s [K, B]
+    /// their SDF): forward, loss, backward, Adam, and the new low-precision
+    /// copy. Returns every network's loss on its batch (a [K] device
+    /// tensor; nothing waits for the device).
     pub(super) fn run(
         &self,
         network: &SdfNetwork,
@@ -155,47 +210,71 @@ impl MixedStep {
         s: &Tensor,
         loss: &Loss,
         loss_state: &LossState,
-        adam: &mut FusedAdam,
+        adams: &mut [FusedAdam],
     ) -> Result<Tensor, String> {
         let (input, activations, f) = tch::no_grad(|| self.forward(network, x))?;
         // The loss and its gradient with respect to f through autograd: a
-        // few elementwise kernels on [B], whatever loss is configured.
+        // few elementwise kernels on [K, B], whatever loss is configured.
+        // The sum of the rows' means gives every row its own mean's
+        // gradient.
         let f_leaf = f.detach().set_requires_grad(true);
-        let value = loss.evaluate_with(&f_leaf, s, loss_state);
-        value.backward();
+        let rows = loss.evaluate_rows_with(&f_leaf, s, loss_state);
+        rows.sum(Kind::Float).backward();
         let df = f_leaf.grad();
         tch::no_grad(|| self.backward(&input, &activations, &f, &df));
-        adam.step()?;
+        for adam in adams {
+            adam.step()?;
+        }
         self.refresh_low();
-        Ok(value.detach())
+        Ok(rows.detach())
     }
 
-    /// The input (float32, encoded), every hidden layer's output (post-ReLU,
-    /// compute kind) and f = f_theta(x) (float32, [B]).
+    /// The input (float32, encoded, [K, B, features]), every hidden layer's
+    /// output (post-ReLU, compute kind, [K, B, width]) and f = f_theta(x)
+    /// (float32, [K, B]). `network` is any of the K: the encoding has no
+    /// trained parameters.
     fn forward(
         &self,
         network: &SdfNetwork,
         x: &Tensor,
     ) -> Result<(Tensor, Vec<Tensor>, Tensor), String> {
-        let input = network.encode(x);
+        let size = x.size();
+        let input = network.encode(&x.reshape([-1, 3]));
+        let input = input.view([size[0], size[1], -1]);
         let (first, rest) = self.layers.split_first().expect("a network has layers");
         let (output, hidden) = rest.split_last().expect("a network has an output layer");
         let mut activations = Vec::with_capacity(hidden.len() + 1);
-        activations
-            .push(addmm_relu(&first.bias, &input, &first.weight.tr())?.to_kind(self.compute));
+        activations.push(
+            self.linear_relu(&first.bias, &input, &first.weight)?
+                .to_kind(self.compute),
+        );
         for layer in hidden {
             let h = activations.last().expect("the first layer's output");
-            activations.push(addmm_relu(&layer.bias_low, h, &layer.weight_low.tr())?);
+            activations.push(self.linear_relu(&layer.bias_low, h, &layer.weight_low)?);
         }
         let last = activations.last().expect("the first layer's output");
-        let o = self.mm_f32(last, &output.weight_low.tr()) + &output.bias;
+        let o = self.mm_f32(last, &output.weight_low.transpose(1, 2)) + output.bias.unsqueeze(1);
         let o = o.squeeze_dim(-1);
         let f = if self.tanh_output { o.tanh() } else { o };
         Ok((input, activations, f))
     }
 
+    /// relu(h w^T + b) for every network: h [K, B, in], w [K, out, in],
+    /// b [K, out]. One network takes the product with bias and ReLU fused
+    /// into its epilogue (cuBLASLt); K take one batched product.
+    fn linear_relu(&self, bias: &Tensor, h: &Tensor, weight: &Tensor) -> Result<Tensor, String> {
+        if self.models == 1 {
+            let z = addmm_relu(&bias.get(0), &h.get(0), &weight.get(0).tr())?;
+            return Ok(z.unsqueeze(0));
+        }
+        Ok(bias
+            .unsqueeze(1)
+            .baddbmm(h, &weight.transpose(1, 2), 1, 1)
+            .relu_())
+    }
+
     /// Gradients of every parameter into the flat gradient buffer, from
-    /// df = dL/df.
+    /// df = dL/df ([K, B]).
     fn backward(&self, input: &Tensor, activations: &[Tensor], f: &Tensor, df: &Tensor) {
         let (first, rest) = self.layers.split_first().expect("a network has layers");
         let (output, hidden) = rest.split_last().expect("a network has an output layer");
@@ -208,57 +287,66 @@ impl MixedStep {
         let d_o = d_o.unsqueeze(-1);
         let d_o_low = d_o.to_kind(self.compute);
         let last = activations.last().expect("the first layer's output");
-        self.mm_f32_into(&output.weight_grad, &d_o_low.tr(), last);
+        self.mm_f32_into(&output.weight_grad, &d_o_low.transpose(1, 2), last);
         sum_rows_into(&output.bias_grad, &d_o);
-        let mut d_h = d_o_low.mm(&output.weight_low);
+        let mut d_h = self.mm(&d_o_low, &output.weight_low);
         for (i, layer) in hidden.iter().enumerate().rev() {
             // activations[i + 1] is this layer's output, activations[i] its
             // input; ReLU's output is positive exactly where its input is.
             let d_z = activations[i + 1].threshold_backward(&d_h, 0.0);
-            self.mm_f32_into(&layer.weight_grad, &d_z.tr(), &activations[i]);
+            self.mm_f32_into(&layer.weight_grad, &d_z.transpose(1, 2), &activations[i]);
             sum_rows_into(&layer.bias_grad, &d_z);
-            d_h = d_z.mm(&layer.weight_low);
+            d_h = self.mm(&d_z, &layer.weight_low);
         }
         let d_z = activations[0].threshold_backward(&d_h, 0.0);
         let input_low = input.to_kind(self.compute);
-        self.mm_f32_into(&first.weight_grad, &d_z.tr(), &input_low);
+        self.mm_f32_into(&first.weight_grad, &d_z.transpose(1, 2), &input_low);
         sum_rows_into(&first.bias_grad, &d_z);
+    }
+
+    /// a b for [K, m, k] and [K, k, n] in the operands' kind. One network
+    /// takes the plain product (the kernels the single-network step was
+    /// measured with), K the batched one.
+    fn mm(&self, a: &Tensor, b: &Tensor) -> Tensor {
+        if self.models == 1 {
+            a.get(0).mm(&b.get(0)).unsqueeze(0)
+        } else {
+            a.bmm(b)
+        }
     }
 
     /// a b with float32 accumulation and a float32 result.
     fn mm_f32(&self, a: &Tensor, b: &Tensor) -> Tensor {
-        if self.compute == Kind::Float {
-            a.mm(b)
-        } else {
-            a.mm_dtype(b, Kind::Float)
+        match (self.compute == Kind::Float, self.models == 1) {
+            (true, _) => self.mm(a, b),
+            (false, true) => a.get(0).mm_dtype(&b.get(0), Kind::Float).unsqueeze(0),
+            (false, false) => a.bmm_dtype(b, Kind::Float),
         }
     }
 
     fn mm_f32_into(&self, out: &Tensor, a: &Tensor, b: &Tensor) {
-        if self.compute == Kind::Float {
-            let _ = a.mm_out(out, b);
-        } else {
-            let _ = a.mm_dtype_out(out, b, Kind::Float);
-        }
+        let one = self.models == 1;
+        let _ = match (self.compute == Kind::Float, one) {
+            (true, true) => a.get(0).mm_out(&out.get(0), &b.get(0)),
+            (true, false) => a.bmm_out(out, b),
+            (false, true) => a.get(0).mm_dtype_out(&out.get(0), &b.get(0), Kind::Float),
+            (false, false) => a.bmm_dtype_out(out, b, Kind::Float),
+        };
     }
 
-    /// Copies the trained flat parameters back into the network's own.
-    pub(super) fn write_back(&self, network: &SdfNetwork) {
+    /// Copies the trained flat parameters of network `j` back into its own.
+    pub(super) fn write_back(&self, j: usize, network: &SdfNetwork) {
         let _guard = tch::no_grad_guard();
-        let params = network.parameters();
-        let flat = self
-            .layers
-            .iter()
-            .flat_map(|l| [&l.weight, &l.bias].into_iter());
-        for ((_, t), src) in params.iter().zip(flat) {
+        for ((_, t), src) in network.parameters().iter().zip(&self.views[j].0) {
             t.shallow_clone().copy_(src);
         }
     }
 }
 
-/// Column sums of a [B, n] gradient, accumulated and written as float32.
+/// Sums over the batch of a [K, B, n] gradient, accumulated and written as
+/// float32 into [K, n].
 fn sum_rows_into(out: &Tensor, d: &Tensor) {
-    let _ = d.sum_intlist_out(out, [0i64].as_slice(), false, Kind::Float);
+    let _ = d.sum_intlist_out(out, [1i64].as_slice(), false, Kind::Float);
 }
 
 #[cfg(test)]
@@ -339,16 +427,18 @@ mod tests {
                 let f = network.forward_t(&x, true);
                 loss.evaluate_with(&f, &s, &state).backward();
                 // The hand-written pass on the same parameters.
-                let step = MixedStep::new(&network, compute).unwrap();
-                let (input, activations, f2) = tch::no_grad(|| step.forward(&network, &x)).unwrap();
+                let step = MixedStep::new(&[&network], compute).unwrap();
+                let (input, activations, f2) =
+                    tch::no_grad(|| step.forward(&network, &x.unsqueeze(0))).unwrap();
                 let f_scale = f.abs().max().double_value(&[]);
-                let diff = (&f - &f2).abs().max().double_value(&[]);
+                let diff = (&f - f2.get(0)).abs().max().double_value(&[]);
                 assert!(
                     diff <= forward_tol * f_scale.max(1.0),
                     "{device:?} {compute:?}: forward differs by {diff} (largest value {f_scale})"
                 );
                 let f_leaf = f2.detach().set_requires_grad(true);
-                loss.evaluate_with(&f_leaf, &s, &state).backward();
+                loss.evaluate_with(&f_leaf, &s.unsqueeze(0), &state)
+                    .backward();
                 tch::no_grad(|| step.backward(&input, &activations, &f2, &f_leaf.grad()));
                 let flat = step
                     .layers
@@ -357,7 +447,7 @@ mod tests {
                 for ((name, p), ours) in network.parameters().iter().zip(flat) {
                     let reference = p.grad();
                     let scale = reference.abs().max().double_value(&[]);
-                    let err = (&reference - ours).abs().max().double_value(&[]);
+                    let err = (&reference - ours.get(0)).abs().max().double_value(&[]);
                     assert!(scale > 0.0, "{name}: no gradient to compare");
                     assert!(
                         err <= grad_tol * scale.max(1e-3),
@@ -417,8 +507,8 @@ mod tests {
             1e-3,
         );
         let ours = net(Encoding::None, true, device);
-        let step = MixedStep::new(&ours, compute).unwrap();
-        let mut adam = step.optimizer(1e-3);
+        let step = MixedStep::new(&[&ours], compute).unwrap();
+        let mut adams = step.optimizers(&[1e-3]);
         let mut first_loss = None;
         let mut last = (0.0, 0.0);
         for i in 0..40 {
@@ -430,12 +520,19 @@ mod tests {
             l_ref.backward();
             reference_adam.step().unwrap();
             let l_ours = step
-                .run(&ours, &batch, &target, &loss, &state, &mut adam)
+                .run(
+                    &ours,
+                    &batch.unsqueeze(0),
+                    &target.unsqueeze(0),
+                    &loss,
+                    &state,
+                    &mut adams,
+                )
                 .unwrap();
-            last = (l_ref.double_value(&[]), l_ours.double_value(&[]));
+            last = (l_ref.double_value(&[]), l_ours.double_value(&[0]));
             first_loss.get_or_insert(last.0);
         }
-        step.write_back(&ours);
+        step.write_back(0, &ours);
         let first_loss = first_loss.unwrap();
         assert!(
             last.0 < 0.9 * first_loss,
@@ -457,22 +554,138 @@ mod tests {
         }
     }
 
+    /// K networks in one batched step (each its own initial weights, batch
+    /// and learning rate) end where each ends trained alone by the K = 1
+    /// step: the batched products, the [K, ...] gradient blocks and the K
+    /// Adams keep the networks apart.
+    #[test]
+    fn batched_steps_match_each_network_alone() {
+        batched_steps_match_on(Device::Cpu, Kind::Float, Some(1e-4), 1e-4);
+    }
+
+    #[test]
+    fn cuda_batched_steps_match_each_network_alone() {
+        if !tch::Cuda::is_available() {
+            eprintln!("skipped: no CUDA device");
+            return;
+        }
+        crate::train::set_tf32(false);
+        batched_steps_match_on(Device::Cuda(0), Kind::Float, Some(1e-4), 1e-4);
+        batched_steps_match_on(Device::Cuda(0), Kind::BFloat16, None, 0.05);
+    }
+
+    fn batched_steps_match_on(
+        device: Device,
+        compute: Kind,
+        weight_tol: Option<f64>,
+        loss_tol: f64,
+    ) {
+        let k = 3usize;
+        let points: Vec<[f32; 3]> = crate::sampling::uniform_ball_points(3 * 256, 6);
+        let x = Tensor::from_slice(crate::model::as_flat(&points))
+            .view([3, 256, 3])
+            .to_device(device);
+        // A different sphere for each network.
+        let radii = Tensor::from_slice(&[0.2f32, 0.3, 0.45])
+            .view([3, 1])
+            .to_device(device);
+        let s = (x
+            .square()
+            .sum_dim_intlist([2i64].as_slice(), false, Kind::Float)
+            .sqrt()
+            - radii)
+            .clamp(-0.2, 0.2);
+        let loss = Loss::paper_curriculum();
+        let mut state = loss.state(device);
+        loss.advance(&mut state, 300);
+        let config = NetworkConfig {
+            depth: 3,
+            width: 16,
+            tanh_output: true,
+            initialisation: Initialisation::Geometric { radius: 0.5 },
+            ..NetworkConfig::default()
+        };
+        let rates = [1e-3, 2e-3, 5e-4];
+        let networks = || -> Vec<SdfNetwork> {
+            (0..k)
+                .map(|seed| SdfNetwork::new(&config, device, seed as u64).unwrap())
+                .collect()
+        };
+        let (together, alone) = (networks(), networks());
+        let refs: Vec<&SdfNetwork> = together.iter().collect();
+        let batched = MixedStep::new(&refs, compute).unwrap();
+        let mut batched_adams = batched.optimizers(&rates);
+        let singles: Vec<MixedStep> = alone
+            .iter()
+            .map(|n| MixedStep::new(&[n], compute).unwrap())
+            .collect();
+        let mut single_adams: Vec<Vec<FusedAdam>> = singles
+            .iter()
+            .zip(rates)
+            .map(|(m, lr)| m.optimizers(&[lr]))
+            .collect();
+        let mut losses = (vec![], vec![]);
+        for i in 0..30 {
+            let xb = x.narrow(1, (i % 2) * 128, 128);
+            let sb = s.narrow(1, (i % 2) * 128, 128);
+            let rows = batched
+                .run(&together[0], &xb, &sb, &loss, &state, &mut batched_adams)
+                .unwrap();
+            losses.0 = Vec::<f64>::try_from(&rows.to_kind(Kind::Double)).unwrap();
+            losses.1 = (0..k)
+                .map(|j| {
+                    singles[j]
+                        .run(
+                            &alone[j],
+                            &xb.narrow(0, j as i64, 1),
+                            &sb.narrow(0, j as i64, 1),
+                            &loss,
+                            &state,
+                            &mut single_adams[j],
+                        )
+                        .unwrap()
+                        .double_value(&[0])
+                })
+                .collect();
+        }
+        for j in 0..k {
+            batched.write_back(j, &together[j]);
+            singles[j].write_back(0, &alone[j]);
+            let (a, b) = (losses.0[j], losses.1[j]);
+            assert!(
+                (a - b).abs() <= loss_tol * b.abs().max(1e-3),
+                "{device:?} {compute:?} network {j}: loss {a} batched, {b} alone"
+            );
+            let Some(tol) = weight_tol else { continue };
+            for ((name, p), (_, q)) in together[j].parameters().iter().zip(alone[j].parameters()) {
+                let moved = (p - &q).abs().max().double_value(&[]);
+                let scale = q.abs().max().double_value(&[]);
+                assert!(
+                    moved <= tol * scale.max(1e-2),
+                    "{name} of network {j} ({device:?} {compute:?}): {moved} apart (largest {scale})"
+                );
+            }
+        }
+        // The networks really are different: their losses differ.
+        assert!(losses.0[0] != losses.0[1] && losses.0[1] != losses.0[2]);
+    }
+
     /// write_back puts the flat parameters into the network, so the model
     /// that is saved and queried is the trained one.
     #[test]
     fn write_back_restores_the_network_parameters() {
         let network = net(Encoding::None, true, Device::Cpu);
-        let step = MixedStep::new(&network, Kind::Float).unwrap();
+        let step = MixedStep::new(&[&network], Kind::Float).unwrap();
         let before = network.evaluate(&[[0.1, 0.2, 0.3]], 16)[0];
         let _ = step
             .master
             .shallow_clone()
             .g_add_(&step.master.ones_like().g_mul_scalar(0.01));
-        step.write_back(&network);
+        step.write_back(0, &network);
         let after = network.evaluate(&[[0.1, 0.2, 0.3]], 16)[0];
         assert_ne!(before, after);
         // (Layer by layer: the padding between them moved too.)
-        let again = MixedStep::new(&network, Kind::Float).unwrap();
+        let again = MixedStep::new(&[&network], Kind::Float).unwrap();
         for (a, b) in again.layers.iter().zip(&step.layers) {
             assert_eq!((&a.weight - &b.weight).abs().max().double_value(&[]), 0.0);
             assert_eq!((&a.bias - &b.bias).abs().max().double_value(&[]), 0.0);
@@ -489,7 +702,7 @@ mod tests {
         };
         config.skip = Some(1);
         let network = SdfNetwork::new(&config, Device::Cpu, 0).unwrap();
-        let err = MixedStep::new(&network, Kind::Float).err().unwrap();
+        let err = MixedStep::new(&[&network], Kind::Float).err().unwrap();
         assert!(
             err.contains("skip connection") && err.contains("plain ReLU"),
             "{err}"

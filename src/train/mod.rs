@@ -212,53 +212,148 @@ pub fn train(
     config: &TrainConfig,
     progress: &mut dyn FnMut(&Progress) -> bool,
 ) -> Result<TrainedModel, TrainError> {
-    config.validate()?;
-    if samples.is_empty() {
-        return Err(TrainError::NoSamples);
+    let input = TrainInput {
+        samples,
+        normalisation,
+        network: network_config,
+        config,
+    };
+    let mut results = train_batch(&[input], &mut |_, p| progress(p))?;
+    results.pop().expect("one result per input")
+}
+
+/// One network's share of [`train_batch`]: its training set, the frame it
+/// is in, its network and its settings.
+#[derive(Clone, Copy)]
+pub struct TrainInput<'a> {
+    pub samples: &'a Samples,
+    pub normalisation: Normalisation,
+    pub network: &'a NetworkConfig,
+    pub config: &'a TrainConfig,
+}
+
+/// Why these networks cannot be trained in one step, if they cannot. They
+/// must share the architecture (their initialisations may differ) and every
+/// training setting but the seed, the learning rate and its schedule; and
+/// more than one must be plain ReLU networks (the batched step is the
+/// hand-written one).
+pub fn batch_incompatibility(inputs: &[TrainInput]) -> Option<String> {
+    let first = inputs.first()?;
+    for (j, input) in inputs.iter().enumerate().skip(1) {
+        let mut network = input.network.clone();
+        network.initialisation = first.network.initialisation;
+        if network != *first.network {
+            return Some(format!(
+                "network {j} differs from network 0 (networks trained together share an architecture)"
+            ));
+        }
+        let mut config = input.config.clone();
+        config.seed = first.config.seed;
+        config.learning_rate = first.config.learning_rate;
+        config.scheduler = first.config.scheduler.clone();
+        if config != *first.config {
+            return Some(format!(
+                "the training settings of network {j} differ from network 0's in more than \
+                 the seed, the learning rate and its schedule"
+            ));
+        }
     }
+    if inputs.len() > 1 {
+        if let Some(why) = MixedStep::unsupported(first.network) {
+            return Some(format!(
+                "{why}, so these networks cannot share one step; train them one at a time"
+            ));
+        }
+    }
+    None
+}
+
+/// Trains K networks at once, each on its own samples with its own seed,
+/// learning rate and schedule, as if each were trained alone by [`train`]:
+/// the same seed draws the same initial weights and the same batches, and
+/// the networks share nothing but the kernels of one step (each layer is
+/// one batched product over the K networks), which fills a GPU that one
+/// small network leaves mostly idle.
+///
+/// `progress(j, p)` reports network j as [`train`]'s callback does;
+/// `false` stops that network (its model is the last completed iteration's,
+/// marked cancelled) and the others go on. A network whose loss diverges
+/// gets its error and the others go on. The outer error is for the whole
+/// batch: settings that cannot run or cannot share a step
+/// ([`batch_incompatibility`]), or libtorch failing.
+pub fn train_batch(
+    inputs: &[TrainInput],
+    progress: &mut dyn FnMut(usize, &Progress) -> bool,
+) -> Result<Vec<Result<TrainedModel, TrainError>>, TrainError> {
+    let first = *inputs
+        .first()
+        .ok_or_else(|| TrainError::InvalidConfig("no network to train".into()))?;
+    for input in inputs {
+        input.config.validate()?;
+        if input.samples.is_empty() {
+            return Err(TrainError::NoSamples);
+        }
+    }
+    if let Some(why) = batch_incompatibility(inputs) {
+        return Err(TrainError::InvalidConfig(why));
+    }
+    let config = first.config;
+    let models = inputs.len();
     let device = config.device.resolve()?;
-    let network =
-        SdfNetwork::new(network_config, device, config.seed).map_err(TrainError::InvalidConfig)?;
+    let networks = inputs
+        .iter()
+        .map(|i| SdfNetwork::new(i.network, device, i.config.seed))
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(TrainError::InvalidConfig)?;
     // bf16 applies on CUDA to the networks the mixed step covers; the CPU
     // trains in float32 whatever is asked, as it does for TF32, and another
     // network takes the TF32 step, so the `detail` preset's bf16 still
     // trains a network a user changed (a skip, sine, dropout).
     let mut precision = config.precision;
     if precision == Precision::Bf16 {
-        if let Some(why) = MixedStep::unsupported(&network) {
+        if let Some(why) = MixedStep::unsupported(first.network) {
             log::warn!("{why}; training in tf32 instead");
             precision = Precision::Tf32;
         }
     }
-    let mixed = if device.is_cuda() && precision == Precision::Bf16 {
-        Some(MixedStep::new(&network, Kind::BFloat16).map_err(TrainError::InvalidConfig)?)
+    let bf16 = device.is_cuda() && precision == Precision::Bf16;
+    let rates: Vec<f64> = inputs.iter().map(|i| i.config.learning_rate).collect();
+    // One network trains through autograd unless it takes the bf16 step;
+    // several always take the hand-written (batched) step, in the compute
+    // kind the precision asks for.
+    let (mixed, mut adams) = if models > 1 || bf16 {
+        let refs: Vec<&SdfNetwork> = networks.iter().collect();
+        let compute = if bf16 { Kind::BFloat16 } else { Kind::Float };
+        let m = MixedStep::new(&refs, compute).map_err(TrainError::InvalidConfig)?;
+        let adams = m.optimizers(&rates);
+        (Some(m), adams)
     } else {
-        None
-    };
-    let mut adam = match &mixed {
-        Some(m) => m.optimizer(config.learning_rate),
-        None => {
-            let params = network.parameters().into_iter().map(|(_, t)| t).collect();
-            FusedAdam::new(params, config.learning_rate)
-        }
+        let params = networks[0]
+            .parameters()
+            .into_iter()
+            .map(|(_, t)| t)
+            .collect();
+        (None, vec![FusedAdam::new(params, rates[0])])
     };
     let _tf32 = Tf32::when(device.is_cuda() && precision == Precision::Tf32);
 
-    // The whole training set lives on the device. Batch indices come from
-    // our own seeded generator (libtorch's is global, shared by every thread
-    // of the host) and are uploaded a block of iterations at a time, so
-    // nothing crosses to the device per iteration.
-    let n = samples.len() as i64;
-    let mut batches = BatchIndices::new(n as u64, config.batch_size, config.seed, device);
+    // Every training set lives on the device, one after the other. Batch
+    // indices come from each network's own seeded generator (libtorch's is
+    // global, shared by every thread of the host), offset into its set, and
+    // are uploaded a block of iterations at a time, so nothing crosses to
+    // the device per iteration.
+    let sizes: Vec<u64> = inputs.iter().map(|i| i.samples.len() as u64).collect();
+    let seeds: Vec<u64> = inputs.iter().map(|i| i.config.seed).collect();
+    let mut batches = BatchIndices::new(&sizes, config.batch_size, &seeds, device);
+    let (points, targets) = concatenated(inputs, device);
+    let k = models as i64;
     let step = Step {
-        points: Tensor::from_slice(crate::model::as_flat(&samples.points))
-            .view([n, 3])
-            .to_device(device),
-        targets: Tensor::from_slice(&samples.sdf).to_device(device),
-        batch: Tensor::zeros([config.batch_size as i64], (Kind::Int64, device)),
-        loss_sum: Tensor::zeros([], (Kind::Float, device)),
-        last_loss: Tensor::zeros([], (Kind::Float, device)),
-        network: &network,
+        points,
+        targets,
+        batch: Tensor::zeros([k, config.batch_size as i64], (Kind::Int64, device)),
+        loss_sum: Tensor::zeros([k], (Kind::Float, device)),
+        last_loss: Tensor::zeros([k], (Kind::Float, device)),
+        network: &networks[0],
         loss: &config.loss,
         mixed,
     };
@@ -267,24 +362,34 @@ pub fn train(
     // would not advance the way eager execution does: keep such runs eager.
     let use_graph = config.cuda_graph
         && device.is_cuda()
-        && network_config.dropout == 0.0
+        && first.network.dropout == 0.0
         && native::cuda_graphs_available();
     let mut graph: Option<CudaGraph> = None;
 
-    let mut scheduler = config.scheduler.clone();
+    let mut members: Vec<Member> = inputs
+        .iter()
+        .map(|i| Member {
+            scheduler: i.config.scheduler.clone(),
+            completed: 0,
+            last_loss: f64::NAN,
+            active: true,
+            cancelled: false,
+            error: None,
+        })
+        .collect();
+    let every_loss = members.iter().any(|m| m.scheduler.needs_every_loss());
+    let iterations = config.iterations;
     let start = Instant::now();
-    let mut last_loss = f64::NAN;
-    let mut completed = 0;
-    let mut cancelled = false;
     let mut pending_count = 0usize;
     let result = (|| -> Result<(), TrainError> {
-        for iteration in 0..config.iterations {
+        for iteration in 0..iterations {
             config.loss.advance(&mut loss_state, iteration);
-            if let Some(lr) = scheduler.planned(iteration, config.iterations, config.learning_rate)
-            {
-                // A device fill before the step (or its graph) reads it.
-                if lr != adam.learning_rate() {
-                    adam.set_learning_rate(lr);
+            for (j, m) in members.iter().enumerate().filter(|(_, m)| m.active) {
+                if let Some(lr) = m.scheduler.planned(iteration, iterations, rates[j]) {
+                    // A device fill before the step (or its graph) reads it.
+                    if lr != adams[j].learning_rate() {
+                        adams[j].set_learning_rate(lr);
+                    }
                 }
             }
             {
@@ -297,7 +402,7 @@ pub fn train(
                 // A few eager steps first so that gradients, Adam's state and
                 // cuBLAS's workspace exist before capture.
                 None if use_graph && iteration >= GRAPH_WARMUP => {
-                    match CudaGraph::capture(device, || step.run(&mut adam, &loss_state)) {
+                    match CudaGraph::capture(device, || step.run(&mut adams, &loss_state)) {
                         Ok(g) => {
                             g.replay().map_err(TrainError::Native)?;
                             graph = Some(g);
@@ -308,36 +413,57 @@ pub fn train(
                     }
                 }
                 None => step
-                    .run(&mut adam, &loss_state)
+                    .run(&mut adams, &loss_state)
                     .map_err(TrainError::Native)?,
             }
-            completed = iteration + 1;
+            let completed = iteration + 1;
             pending_count += 1;
+            for m in members.iter_mut().filter(|m| m.active) {
+                m.completed = completed;
+            }
 
-            if scheduler.needs_every_loss() {
+            if every_loss {
                 // ReduceLROnPlateau decides on every iteration's loss, as in
                 // the paper's PyTorch code: one synchronisation per step.
-                let value = step.last_loss.double_value(&[]);
-                check_finite(value, iteration)?;
-                if let Some(new_lr) = scheduler.step(value, adam.learning_rate()) {
-                    adam.set_learning_rate(new_lr);
-                    log::debug!("iteration {completed}: learning rate reduced to {new_lr:e}");
+                let values = to_vec(&step.last_loss)?;
+                for (j, m) in members.iter_mut().enumerate().filter(|(_, m)| m.active) {
+                    if !m.scheduler.needs_every_loss() {
+                        continue;
+                    }
+                    if m.diverges(values[j], iteration, &mut adams[j]) {
+                        continue;
+                    }
+                    if let Some(new_lr) = m.scheduler.step(values[j], adams[j].learning_rate()) {
+                        adams[j].set_learning_rate(new_lr);
+                        log::debug!(
+                            "network {j}, iteration {completed}: learning rate reduced to {new_lr:e}"
+                        );
+                    }
                 }
             }
-            if completed % config.progress_every == 0 || completed == config.iterations {
-                last_loss = step.loss_sum.double_value(&[]) / pending_count as f64;
-                check_finite(last_loss, iteration)?;
+            if completed % config.progress_every == 0 || completed == iterations {
+                let sums = to_vec(&step.loss_sum)?;
                 let _ = step.loss_sum.shallow_clone().zero_();
+                for (j, m) in members.iter_mut().enumerate().filter(|(_, m)| m.active) {
+                    let loss = sums[j] / pending_count as f64;
+                    if m.diverges(loss, iteration, &mut adams[j]) {
+                        continue;
+                    }
+                    m.last_loss = loss;
+                    let p = Progress {
+                        iteration: completed,
+                        iterations,
+                        loss,
+                        learning_rate: adams[j].learning_rate(),
+                        elapsed_seconds: start.elapsed().as_secs_f64(),
+                    };
+                    if !progress(j, &p) {
+                        m.cancelled = completed < iterations;
+                        m.freeze(&mut adams[j]);
+                    }
+                }
                 pending_count = 0;
-                let p = Progress {
-                    iteration: completed,
-                    iterations: config.iterations,
-                    loss: last_loss,
-                    learning_rate: adam.learning_rate(),
-                    elapsed_seconds: start.elapsed().as_secs_f64(),
-                };
-                if !progress(&p) {
-                    cancelled = completed < config.iterations;
+                if members.iter().all(|m| !m.active) {
                     break;
                 }
             }
@@ -347,21 +473,87 @@ pub fn train(
     drop(graph);
     result?;
     if let Some(m) = &step.mixed {
-        m.write_back(&network);
+        for (j, network) in networks.iter().enumerate() {
+            m.write_back(j, network);
+        }
     }
-    let metadata = TrainingMetadata {
-        iterations: completed,
-        final_loss: last_loss,
-        seconds: start.elapsed().as_secs_f64(),
-        device: format!("{device:?}"),
-        hisdf_version: env!("CARGO_PKG_VERSION").to_string(),
-        cancelled,
-    };
-    Ok(TrainedModel {
-        network,
-        normalisation,
-        metadata,
-    })
+    drop(step);
+    let seconds = start.elapsed().as_secs_f64();
+    Ok(networks
+        .into_iter()
+        .zip(members)
+        .zip(inputs)
+        .map(|((network, m), input)| match m.error {
+            Some(e) => Err(e),
+            None => Ok(TrainedModel {
+                network,
+                normalisation: input.normalisation,
+                metadata: TrainingMetadata {
+                    iterations: m.completed,
+                    final_loss: m.last_loss,
+                    seconds,
+                    device: format!("{device:?}"),
+                    hisdf_version: env!("CARGO_PKG_VERSION").to_string(),
+                    cancelled: m.cancelled,
+                },
+            }),
+        })
+        .collect())
+}
+
+/// Where one network of a batch stands.
+struct Member {
+    scheduler: Scheduler,
+    completed: usize,
+    last_loss: f64,
+    /// Still training: not finished, cancelled or diverged.
+    active: bool,
+    cancelled: bool,
+    error: Option<TrainError>,
+}
+
+impl Member {
+    /// Stops this network's training while the others go on: at a rate of
+    /// zero Adam leaves its parameters as they are.
+    fn freeze(&mut self, adam: &mut FusedAdam) {
+        self.active = false;
+        adam.set_learning_rate(0.0);
+    }
+
+    /// Records divergence (and freezes) when `loss` is not finite.
+    fn diverges(&mut self, loss: f64, iteration: usize, adam: &mut FusedAdam) -> bool {
+        match check_finite(loss, iteration) {
+            Ok(()) => false,
+            Err(e) => {
+                self.error = Some(e);
+                self.freeze(adam);
+                true
+            }
+        }
+    }
+}
+
+/// A [K] device tensor on the host.
+fn to_vec(t: &Tensor) -> Result<Vec<f64>, TrainError> {
+    Ok(Vec::<f64>::try_from(&t.to_kind(Kind::Double))?)
+}
+
+/// Every training set's points ([N, 3]) and SDF values ([N]), one after the
+/// other, on `device`.
+fn concatenated(inputs: &[TrainInput], device: Device) -> (Tensor, Tensor) {
+    let total: usize = inputs.iter().map(|i| i.samples.len()).sum();
+    let mut points: Vec<f32> = Vec::with_capacity(3 * total);
+    let mut sdf: Vec<f32> = Vec::with_capacity(total);
+    for input in inputs {
+        points.extend_from_slice(crate::model::as_flat(&input.samples.points));
+        sdf.extend_from_slice(&input.samples.sdf);
+    }
+    (
+        Tensor::from_slice(&points)
+            .view([total as i64, 3])
+            .to_device(device),
+        Tensor::from_slice(&sdf).to_device(device),
+    )
 }
 
 /// Eager iterations before a CUDA graph is captured.
@@ -374,28 +566,36 @@ const GRAPH_WARMUP: usize = 3;
 struct Step<'a> {
     points: Tensor,
     targets: Tensor,
+    /// [K, B] indices into `points`, every network's batch.
     batch: Tensor,
+    /// [K] sums of the losses since the last report, and the last losses.
     loss_sum: Tensor,
     last_loss: Tensor,
     network: &'a SdfNetwork,
     loss: &'a Loss,
-    /// The hand-written mixed-precision step, when training in bf16.
+    /// The hand-written step, when training in bf16 or several networks.
     mixed: Option<MixedStep>,
 }
 
 impl Step<'_> {
-    fn run(&self, adam: &mut FusedAdam, loss_state: &LossState) -> Result<(), String> {
-        let x = self.points.index_select(0, &self.batch);
-        let s = self.targets.index_select(0, &self.batch);
+    fn run(&self, adams: &mut [FusedAdam], loss_state: &LossState) -> Result<(), String> {
+        let size = self.batch.size();
+        let idx = self.batch.view([-1]);
+        let x = self
+            .points
+            .index_select(0, &idx)
+            .view([size[0], size[1], 3]);
+        let s = self.targets.index_select(0, &idx).view([size[0], size[1]]);
         let loss = match &self.mixed {
-            Some(m) => m.run(self.network, &x, &s, self.loss, loss_state, adam)?,
+            Some(m) => m.run(self.network, &x, &s, self.loss, loss_state, adams)?,
             None => {
+                let adam = &mut adams[0];
                 adam.zero_grad();
-                let f = self.network.forward_t(&x, true);
-                let loss = self.loss.evaluate_with(&f, &s, loss_state);
+                let f = self.network.forward_t(&x.get(0), true);
+                let loss = self.loss.evaluate_with(&f, &s.get(0), loss_state);
                 loss.backward();
                 adam.step()?;
-                loss
+                loss.unsqueeze(0)
             }
         };
         let _guard = tch::no_grad_guard();
@@ -406,10 +606,15 @@ impl Step<'_> {
 }
 
 /// Uniform batch indices (with replacement, like the paper's random subset
-/// per iteration), generated on the host in blocks of iterations.
+/// per iteration) for every network of a batch, generated on the host in
+/// blocks of iterations. Network j draws from its own generator in the same
+/// order whatever the block size or the other networks, so it sees the
+/// batches it would see trained alone.
 struct BatchIndices {
-    rng: Pcg64Mcg,
-    n: u64,
+    rngs: Vec<Pcg64Mcg>,
+    sizes: Vec<u64>,
+    /// Where each network's samples start in the concatenated sets.
+    offsets: Vec<i64>,
     batch: usize,
     block: Tensor,
     used: i64,
@@ -421,11 +626,23 @@ impl BatchIndices {
     /// About 8 MB of indices per upload.
     const BLOCK_INDICES: usize = 1 << 20;
 
-    fn new(n: u64, batch: usize, seed: u64, device: Device) -> Self {
-        let per_block = (Self::BLOCK_INDICES / batch).max(1) as i64;
+    fn new(sizes: &[u64], batch: usize, seeds: &[u64], device: Device) -> Self {
+        let per_block = (Self::BLOCK_INDICES / (batch * sizes.len())).max(1) as i64;
+        let offsets = sizes
+            .iter()
+            .scan(0i64, |at, &n| {
+                let here = *at;
+                *at += n as i64;
+                Some(here)
+            })
+            .collect();
         BatchIndices {
-            rng: Pcg64Mcg::seed_from_u64(seed ^ 0x0BA7_C4E5_0000),
-            n,
+            rngs: seeds
+                .iter()
+                .map(|&seed| Pcg64Mcg::seed_from_u64(seed ^ 0x0BA7_C4E5_0000))
+                .collect(),
+            sizes: sizes.to_vec(),
+            offsets,
             batch,
             block: Tensor::empty([0], (Kind::Int64, Device::Cpu)),
             used: per_block,
@@ -434,14 +651,20 @@ impl BatchIndices {
         }
     }
 
+    /// The next iteration's [K, B] indices.
     fn next(&mut self) -> Tensor {
         if self.used == self.per_block {
-            let count = self.per_block as usize * self.batch;
-            let idx: Vec<i64> = (0..count)
-                .map(|_| self.rng.random_range(0..self.n) as i64)
-                .collect();
+            let k = self.sizes.len();
+            let mut idx: Vec<i64> = Vec::with_capacity(self.per_block as usize * k * self.batch);
+            for _ in 0..self.per_block {
+                for j in 0..k {
+                    let (n, offset) = (self.sizes[j], self.offsets[j]);
+                    let rng = &mut self.rngs[j];
+                    idx.extend((0..self.batch).map(|_| rng.random_range(0..n) as i64 + offset));
+                }
+            }
             self.block = Tensor::from_slice(&idx)
-                .view([self.per_block, self.batch as i64])
+                .view([self.per_block, k as i64, self.batch as i64])
                 .to_device(self.device);
             self.used = 0;
         }
@@ -663,6 +886,139 @@ mod tests {
         )
         .unwrap_err();
         assert!(matches!(err, TrainError::Diverged { .. }), "{err}");
+    }
+
+    /// Three training sets trained in one batch give the models `train`
+    /// gives each alone with the same seed (same initial weights, same
+    /// batches; the batched step's float32 arithmetic is autograd's up to
+    /// rounding).
+    #[test]
+    fn a_batch_trains_each_network_as_it_trains_alone() {
+        let sets = [cube_samples(4000), cube_samples(3000), cube_samples(5000)];
+        let mut configs = vec![small_config(60); 3];
+        configs[1].seed = 7;
+        configs[2].learning_rate = 5e-4;
+        configs[2].scheduler = Scheduler::None;
+        let net = small_net();
+        let inputs: Vec<TrainInput> = sets
+            .iter()
+            .zip(&configs)
+            .map(|(samples, config)| TrainInput {
+                samples,
+                normalisation: Normalisation::identity(),
+                network: &net,
+                config,
+            })
+            .collect();
+        let mut reports = vec![0usize; 3];
+        let batch = train_batch(&inputs, &mut |j, _| {
+            reports[j] += 1;
+            true
+        })
+        .unwrap();
+        assert_eq!(reports, [6, 6, 6]);
+        let probe = [[0.1, 0.2, 0.3], [0.0, 0.0, 0.9], [0.3, -0.2, 0.1]];
+        for (j, result) in batch.into_iter().enumerate() {
+            let together = result.unwrap();
+            assert_eq!(together.metadata.iterations, 60);
+            assert!(!together.metadata.cancelled);
+            let alone = train(
+                &sets[j],
+                Normalisation::identity(),
+                &net,
+                &configs[j],
+                &mut |_| true,
+            )
+            .unwrap();
+            let (a, b) = (together.query(&probe), alone.query(&probe));
+            for (x, y) in a.iter().zip(&b) {
+                assert!(
+                    (x - y).abs() < 1e-4,
+                    "network {j}: {a:?} together, {b:?} alone"
+                );
+            }
+            let (la, lb) = (together.metadata.final_loss, alone.metadata.final_loss);
+            assert!(
+                (la - lb).abs() < 1e-4 * lb,
+                "network {j}: loss {la} vs {lb}"
+            );
+        }
+    }
+
+    /// One network of a batch cancelled, another diverging: each gets its
+    /// own outcome and the third trains to the end.
+    #[test]
+    fn a_batch_member_stops_or_fails_alone() {
+        let mut bad = cube_samples(1000);
+        bad.sdf[0] = f32::NAN;
+        let sets = [cube_samples(1000), bad, cube_samples(1000)];
+        let mut config = small_config(200);
+        config.batch_size = 1000;
+        config.scheduler = Scheduler::None;
+        let net = small_net();
+        let inputs: Vec<TrainInput> = sets
+            .iter()
+            .map(|samples| TrainInput {
+                samples,
+                normalisation: Normalisation::identity(),
+                network: &net,
+                config: &config,
+            })
+            .collect();
+        let mut seen = vec![Vec::new(); 3];
+        let results = train_batch(&inputs, &mut |j, p| {
+            seen[j].push(p.iteration);
+            !(j == 0 && p.iteration == 50)
+        })
+        .unwrap();
+        let mut results = results.into_iter();
+        let cancelled = results.next().unwrap().unwrap();
+        assert!(cancelled.metadata.cancelled);
+        assert_eq!(cancelled.metadata.iterations, 50);
+        assert_eq!(seen[0], [10, 20, 30, 40, 50]);
+        let err = results.next().unwrap().unwrap_err();
+        assert!(matches!(err, TrainError::Diverged { .. }), "{err}");
+        let last = results.next().unwrap().unwrap();
+        assert_eq!(last.metadata.iterations, 200);
+        assert_eq!(seen[2].len(), 20);
+        assert!(last.query(&[[0.0, 0.0, 0.0]])[0] < 0.0);
+    }
+
+    #[test]
+    fn networks_that_cannot_share_a_step_are_refused() {
+        let samples = cube_samples(500);
+        let config = small_config(10);
+        let input = |network| TrainInput {
+            samples: &samples,
+            normalisation: Normalisation::identity(),
+            network,
+            config: &config,
+        };
+        let a = small_net();
+        let wider = NetworkConfig {
+            width: 64,
+            ..small_net()
+        };
+        let skip = NetworkConfig {
+            skip: Some(2),
+            ..small_net()
+        };
+        let why = batch_incompatibility(&[input(&a), input(&wider)]).unwrap();
+        assert!(why.contains("architecture"), "{why}");
+        let why = batch_incompatibility(&[input(&skip), input(&skip)]).unwrap();
+        assert!(why.contains("one at a time"), "{why}");
+        assert!(batch_incompatibility(&[input(&skip)]).is_none());
+        let mut longer = config.clone();
+        longer.iterations = 20;
+        let other = TrainInput {
+            config: &longer,
+            ..input(&a)
+        };
+        assert!(batch_incompatibility(&[input(&a), other]).is_some());
+        assert!(matches!(
+            train_batch(&[input(&a), input(&wider)], &mut |_, _| true),
+            Err(TrainError::InvalidConfig(_))
+        ));
     }
 
     #[test]
