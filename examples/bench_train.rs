@@ -146,10 +146,17 @@ fn main() {
         true
     })
     .expect("training runs");
-    let model = results.swap_remove(0).expect("training converges");
+    let model = results.remove(0).expect("training converges");
     let total = start.elapsed().as_secs_f64();
     if let Some(path) = value("--model-out") {
         hisdf::model::save_model(&model, path.as_ref()).expect("model saved");
+        // The other networks of a batch beside it: MODEL-1.safetensors, ...
+        for (j, other) in results.iter().enumerate() {
+            let other = other.as_ref().expect("training converges");
+            let stem = path.trim_end_matches(".safetensors");
+            let name = format!("{stem}-{}.safetensors", j + 1);
+            hisdf::model::save_model(other, name.as_ref()).expect("model saved");
+        }
     }
     windows.sort_by(|a, b| a.partial_cmp(b).unwrap());
     let median = windows[windows.len() / 2];

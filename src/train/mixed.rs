@@ -30,7 +30,9 @@ use tch::{Kind, Tensor};
 use crate::model::{Activation, NetworkConfig, SdfNetwork};
 
 use super::loss::{Loss, LossState};
-use super::native::{addmm_relu, FusedAdam};
+use std::cell::Cell;
+
+use super::native::{addmm_relu, bmm_bias_relu, FusedAdam};
 
 /// Offsets into the flat buffers are rounded up to this many elements, so
 /// every weight matrix starts on a 128-byte boundary (what tensor-core
@@ -64,6 +66,10 @@ pub(super) struct MixedStep {
     models: i64,
     compute: Kind,
     tanh_output: bool,
+    /// K networks in bf16 on CUDA take cuBLASLt's batched product with the
+    /// bias and ReLU in its epilogue; cleared (with a warning) if that
+    /// product fails, and ATen's batched products take over.
+    fused_batched: Cell<bool>,
 }
 
 impl MixedStep {
@@ -168,6 +174,7 @@ impl MixedStep {
             models: k,
             compute,
             tanh_output: network.config.tanh_output,
+            fused_batched: Cell::new(k > 1 && compute == Kind::BFloat16 && device.is_cuda()),
         };
         step.refresh_low();
         Ok(step)
@@ -244,10 +251,7 @@ impl MixedStep {
         let (first, rest) = self.layers.split_first().expect("a network has layers");
         let (output, hidden) = rest.split_last().expect("a network has an output layer");
         let mut activations = Vec::with_capacity(hidden.len() + 1);
-        activations.push(
-            self.linear_relu(&first.bias, &input, &first.weight)?
-                .to_kind(self.compute),
-        );
+        activations.push(self.input_layer(first, &input)?);
         for layer in hidden {
             let h = activations.last().expect("the first layer's output");
             activations.push(self.linear_relu(&layer.bias_low, h, &layer.weight_low)?);
@@ -261,16 +265,90 @@ impl MixedStep {
 
     /// relu(h w^T + b) for every network: h [K, B, in], w [K, out, in],
     /// b [K, out]. One network takes the product with bias and ReLU fused
-    /// into its epilogue (cuBLASLt); K take one batched product.
+    /// into its epilogue (cuBLASLt); K take one batched product, fused the
+    /// same way in bf16 on CUDA.
     fn linear_relu(&self, bias: &Tensor, h: &Tensor, weight: &Tensor) -> Result<Tensor, String> {
         if self.models == 1 {
             let z = addmm_relu(&bias.get(0), &h.get(0), &weight.get(0).tr())?;
             return Ok(z.unsqueeze(0));
         }
+        if let Some(z) = self.fused(|| bmm_bias_relu(h, weight, Some(bias))) {
+            return Ok(z);
+        }
         Ok(bias
             .unsqueeze(1)
             .baddbmm(h, &weight.transpose(1, 2), 1, 1)
             .relu_())
+    }
+
+    /// The input layer's output in the compute kind, from the float32
+    /// (encoded) points and the float32 weights. K networks in bf16 split
+    /// every point, weight and bias into a bf16 head and tail (v = hi + lo
+    /// to ~2^-16) and take the three products that matter (hi hi, lo hi,
+    /// hi lo) and both bias parts in one bf16 product of 3 F + 2 columns:
+    /// the precision of float32, at the cost of a bf16 product, where a
+    /// float32 batched product of three columns costs as much as a hidden
+    /// layer.
+    fn input_layer(&self, first: &FlatLayer, input: &Tensor) -> Result<Tensor, String> {
+        let split = |t: &Tensor| {
+            let hi = t.to_kind(Kind::BFloat16);
+            let lo = (t - hi.to_kind(Kind::Float)).to_kind(Kind::BFloat16);
+            (hi, lo)
+        };
+        let fused = self.fused(|| {
+            let size = input.size();
+            let (k, b, n) = (size[0], size[1], first.weight.size()[1]);
+            let cols = 3 * size[2] + 2;
+            let pad = (cols + 7) / 8 * 8 - cols;
+            let opts = (Kind::BFloat16, input.device());
+            let (x_hi, x_lo) = split(input);
+            let points = Tensor::cat(
+                &[
+                    &x_hi,
+                    &x_lo,
+                    &x_hi,
+                    &Tensor::ones([k, b, 2], opts),
+                    &Tensor::zeros([k, b, pad], opts),
+                ],
+                2,
+            );
+            let (w_hi, w_lo) = split(&first.weight);
+            let (b_hi, b_lo) = split(&first.bias.unsqueeze(-1));
+            let weights = Tensor::cat(
+                &[
+                    &w_hi,
+                    &w_hi,
+                    &w_lo,
+                    &b_hi,
+                    &b_lo,
+                    &Tensor::zeros([k, n, pad], opts),
+                ],
+                2,
+            );
+            bmm_bias_relu(&points, &weights, None)
+        });
+        if let Some(z) = fused {
+            return Ok(z);
+        }
+        Ok(self
+            .linear_relu(&first.bias, input, &first.weight)?
+            .to_kind(self.compute))
+    }
+
+    /// The fused batched product's result, or `None` when it is not in use
+    /// or has just failed (it is then off for the rest of the training).
+    fn fused(&self, product: impl FnOnce() -> Result<Tensor, String>) -> Option<Tensor> {
+        if !self.fused_batched.get() {
+            return None;
+        }
+        match product() {
+            Ok(z) => Some(z),
+            Err(e) => {
+                log::warn!("cuBLASLt's batched bias+ReLU product failed ({e}); using ATen's");
+                self.fused_batched.set(false);
+                None
+            }
+        }
     }
 
     /// Gradients of every parameter into the flat gradient buffer, from

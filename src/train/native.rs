@@ -29,6 +29,14 @@ extern "C" {
         err: *mut c_char,
         err_len: usize,
     ) -> c_int;
+    fn hisdf_native_bmm_bias_relu(
+        h: *const C_tensor,
+        w: *const C_tensor,
+        bias: *const C_tensor,
+        out: *mut *mut C_tensor,
+        err: *mut c_char,
+        err_len: usize,
+    ) -> c_int;
     fn hisdf_native_set_tf32(enabled: c_int) -> c_int;
     fn hisdf_native_tf32_enabled() -> c_int;
     fn hisdf_native_has_cuda_graphs() -> c_int;
@@ -69,6 +77,20 @@ pub fn addmm_relu(bias: &Tensor, mat1: &Tensor, mat2: &Tensor) -> Result<Tensor,
             err,
             len,
         ) == 0
+    })?;
+    // The native side allocated a new at::Tensor for us; tch frees it.
+    Ok(unsafe { Tensor::from_ptr(out) })
+}
+
+/// relu(h w^T + bias) for K networks at once in bf16 on CUDA (h [K, B, in],
+/// w [K, out, in], bias [K, out]): one strided-batched cuBLASLt product with
+/// the bias and the ReLU in its epilogue. `None` for the bias applies the
+/// ReLU alone.
+pub fn bmm_bias_relu(h: &Tensor, w: &Tensor, bias: Option<&Tensor>) -> Result<Tensor, String> {
+    let mut out: *mut C_tensor = std::ptr::null_mut();
+    let bias = bias.map_or(std::ptr::null(), |b| b.as_ptr());
+    checked(|err, len| unsafe {
+        hisdf_native_bmm_bias_relu(h.as_ptr(), w.as_ptr(), bias, &mut out, err, len) == 0
     })?;
     // The native side allocated a new at::Tensor for us; tch frees it.
     Ok(unsafe { Tensor::from_ptr(out) })
@@ -301,6 +323,64 @@ mod tests {
     #[test]
     fn fused_adam_matches_libtorch_adam() {
         fused_adam_matches_libtorch_adam_on(Device::Cpu);
+    }
+
+    /// cuBLASLt's batched product with the bias and ReLU in its epilogue
+    /// computes relu(h w^T + b) for every network of the batch, its own
+    /// weights and bias (weights with a batch stride past their size, as
+    /// the flat buffer lays them out); on the CPU it is an error, not a
+    /// crash.
+    #[test]
+    fn batched_bias_relu_product_matches_aten() {
+        let cpu = Tensor::ones([2, 4, 8], (Kind::BFloat16, Device::Cpu));
+        assert!(bmm_bias_relu(&cpu, &cpu, None).is_err());
+        if !tch::Cuda::is_available() {
+            eprintln!("skipped: no CUDA device");
+            return;
+        }
+        let cuda = Device::Cuda(0);
+        let (k, b, n, m) = (3, 1000, 64, 48);
+        tch::manual_seed(5);
+        let h = Tensor::randn([k, b, n], (Kind::Float, cuda)).to_kind(Kind::BFloat16);
+        // Each network's weights 64 elements past the previous one's end.
+        let flat = Tensor::randn([k * (m * n + 64)], (Kind::Float, cuda)).g_mul_scalar(0.2);
+        let w = flat
+            .view([k, m * n + 64])
+            .narrow(1, 0, m * n)
+            .view([k, m, n])
+            .to_kind(Kind::BFloat16);
+        let w_strided = Tensor::zeros([k * (m * n + 64)], (Kind::BFloat16, cuda));
+        let w_view = w_strided
+            .view([k, m * n + 64])
+            .narrow(1, 0, m * n)
+            .view([k, m, n]);
+        w_view.shallow_clone().copy_(&w);
+        let bias = Tensor::randn([k, m], (Kind::Float, cuda)).to_kind(Kind::BFloat16);
+        let reference = |bias: Option<&Tensor>| {
+            let z = h
+                .to_kind(Kind::Float)
+                .bmm(&w.to_kind(Kind::Float).transpose(1, 2));
+            let z = match bias {
+                Some(b) => z + b.to_kind(Kind::Float).unsqueeze(1),
+                None => z,
+            };
+            z.relu()
+        };
+        for bias in [Some(&bias), None] {
+            let ours = bmm_bias_relu(&h, &w_view, bias).unwrap();
+            assert_eq!(ours.size(), [k, b, m]);
+            let want = reference(bias);
+            let scale = want.abs().max().double_value(&[]);
+            let err = (ours.to_kind(Kind::Float) - &want)
+                .abs()
+                .max()
+                .double_value(&[]);
+            assert!(
+                err <= 1e-2 * scale,
+                "bias {}: error {err} against {scale}",
+                bias.is_some()
+            );
+        }
     }
 
     /// The same on CUDA, where a different kernel runs (skipped without a GPU).

@@ -9,7 +9,9 @@
 #include <ATen/ATen.h>
 #include <ATen/Context.h>
 #include <cstring>
+#include <stdexcept>
 #include <string>
+#include <type_traits>
 #include <vector>
 
 #ifdef HISDF_WITH_CUDA
@@ -18,6 +20,7 @@
 // host's libtorch already loads with its own search path.
 #include <ATen/cuda/CUDAGraph.h>
 #include <c10/cuda/CUDAStream.h>
+#include <dlfcn.h>
 #include <optional>
 #endif
 
@@ -84,6 +87,220 @@ int hisdf_native_addmm_relu(at::Tensor *bias, at::Tensor *mat1, at::Tensor *mat2
     set_error(err, err_len, e.what());
   } catch (...) {
     set_error(err, err_len, "unknown C++ exception in addmm_relu");
+  }
+  return 1;
+}
+
+#ifdef HISDF_WITH_CUDA
+// The part of cuBLASLt's C ABI used here (values from CUDA's cublasLt.h,
+// cublas_api.h and library_types.h, stable across CUDA 12 and 13). The
+// headers themselves cannot be included: the PyPI wheel's CUDA headers lack
+// the CCCL headers that cuda_fp16.h needs.
+struct cublasLtContext;
+typedef cublasLtContext *cublasLtHandle_t;
+extern "C++" {
+namespace at::cuda {
+// libtorch_cuda's handle and workspace, the ones ATen's own products use.
+cublasLtHandle_t getCurrentCUDABlasLtHandle();
+size_t getCUDABlasLtWorkspaceSize();
+void *getCUDABlasLtWorkspace();
+}  // namespace at::cuda
+}
+
+namespace {
+namespace lt_abi {
+typedef void *Desc;  // cublasLtMatmulDesc_t, cublasLtMatrixLayout_t, ...
+typedef int Status;  // cublasStatus_t
+struct Algo {
+  uint64_t data[8];
+};
+struct Heuristic {
+  Algo algo;
+  size_t workspace_size;
+  Status state;
+  float waves;
+  int reserved[4];
+};
+constexpr int kSuccess = 0;           // CUBLAS_STATUS_SUCCESS
+constexpr int kOpN = 0, kOpT = 1;     // CUBLAS_OP_N, CUBLAS_OP_T
+constexpr int kCompute32F = 68;       // CUBLAS_COMPUTE_32F
+constexpr int kR32F = 0, kR16BF = 14; // CUDA_R_32F, CUDA_R_16BF
+constexpr int kDescTransA = 3, kDescTransB = 4, kDescEpilogue = 7, kDescBiasPointer = 8,
+              kDescBiasBatchStride = 10, kDescBiasDataType = 26;
+constexpr int kEpilogueRelu = 2, kEpilogueReluBias = 6;
+constexpr int kLayoutBatchCount = 5, kLayoutBatchStride = 6;
+constexpr int kPrefMaxWorkspace = 1;
+}  // namespace lt_abi
+
+// cuBLASLt's entry points, looked up in the copy libtorch_cuda already
+// loaded: linking it ourselves would make this library need it on its own
+// search path, which a host's libtorch resolves with its own.
+struct Lt {
+  using D = lt_abi::Desc;
+  using S = lt_abi::Status;
+  S (*desc_create)(D *, int, int);
+  S (*desc_destroy)(D);
+  S (*desc_set)(D, int, const void *, size_t);
+  S (*layout_create)(D *, int, uint64_t, uint64_t, int64_t);
+  S (*layout_destroy)(D);
+  S (*layout_set)(D, int, const void *, size_t);
+  S (*pref_create)(D *);
+  S (*pref_destroy)(D);
+  S (*pref_set)(D, int, const void *, size_t);
+  S (*heuristic)(cublasLtHandle_t, D, D, D, D, D, D, int, lt_abi::Heuristic *, int *);
+  S (*matmul)(cublasLtHandle_t, D, const void *, const void *, D, const void *, D, const void *,
+              const void *, D, void *, D, const lt_abi::Algo *, void *, size_t, cudaStream_t);
+};
+
+const Lt *lt() {
+  static const Lt *loaded = []() -> const Lt * {
+    void *lib = nullptr;
+    for (const char *name : {"libcublasLt.so.13", "libcublasLt.so.12", "libcublasLt.so"}) {
+      lib = dlopen(name, RTLD_NOW | RTLD_NOLOAD);
+      if (!lib) lib = dlopen(name, RTLD_NOW);
+      if (lib) break;
+    }
+    if (!lib) return nullptr;
+    auto *l = new Lt;
+    bool ok = true;
+    auto get = [&](auto &fn, const char *sym) {
+      fn = reinterpret_cast<std::remove_reference_t<decltype(fn)>>(dlsym(lib, sym));
+      ok = ok && fn != nullptr;
+    };
+    get(l->desc_create, "cublasLtMatmulDescCreate");
+    get(l->desc_destroy, "cublasLtMatmulDescDestroy");
+    get(l->desc_set, "cublasLtMatmulDescSetAttribute");
+    get(l->layout_create, "cublasLtMatrixLayoutCreate");
+    get(l->layout_destroy, "cublasLtMatrixLayoutDestroy");
+    get(l->layout_set, "cublasLtMatrixLayoutSetAttribute");
+    get(l->pref_create, "cublasLtMatmulPreferenceCreate");
+    get(l->pref_destroy, "cublasLtMatmulPreferenceDestroy");
+    get(l->pref_set, "cublasLtMatmulPreferenceSetAttribute");
+    get(l->heuristic, "cublasLtMatmulAlgoGetHeuristic");
+    get(l->matmul, "cublasLtMatmul");
+    if (!ok) {
+      delete l;
+      return nullptr;
+    }
+    return l;
+  }();
+  return loaded;
+}
+
+void lt_check(lt_abi::Status status, const char *what) {
+  if (status != lt_abi::kSuccess)
+    throw std::runtime_error(std::string("cuBLASLt ") + what + " failed with status " +
+                             std::to_string(static_cast<int>(status)));
+}
+
+// Descriptors destroyed however the call ends.
+struct LtCall {
+  const Lt *l;
+  lt_abi::Desc op = nullptr;
+  lt_abi::Desc a = nullptr, b = nullptr, d = nullptr;
+  lt_abi::Desc pref = nullptr;
+  ~LtCall() {
+    if (pref) l->pref_destroy(pref);
+    if (d) l->layout_destroy(d);
+    if (b) l->layout_destroy(b);
+    if (a) l->layout_destroy(a);
+    if (op) l->desc_destroy(op);
+  }
+};
+
+// A column-major rows x cols matrix (leading dimension ld) repeated `count`
+// times, `stride` elements apart, in bf16.
+lt_abi::Desc batched_layout(const Lt *l, uint64_t rows, uint64_t cols, int64_t ld, int32_t count,
+                            int64_t stride) {
+  lt_abi::Desc layout;
+  lt_check(l->layout_create(&layout, lt_abi::kR16BF, rows, cols, ld), "layout");
+  if (l->layout_set(layout, lt_abi::kLayoutBatchCount, &count, sizeof(count)) != lt_abi::kSuccess ||
+      l->layout_set(layout, lt_abi::kLayoutBatchStride, &stride, sizeof(stride)) !=
+          lt_abi::kSuccess) {
+    l->layout_destroy(layout);
+    throw std::runtime_error("cuBLASLt batched layout failed");
+  }
+  return layout;
+}
+}  // namespace
+#endif
+
+// relu(h w^T + bias) for K networks at once, bf16 on CUDA: h [K, B, in],
+// w [K, out, in], bias [K, out] or NULL; one strided-batched cuBLASLt
+// product whose epilogue adds each network's bias and applies the ReLU, so
+// the activations are written once (ATen's baddbmm broadcasts the bias into
+// the output first and a ReLU then reads and writes it again). On success
+// *out holds a new [K, B, out] tensor the caller owns; returns 0.
+int hisdf_native_bmm_bias_relu(at::Tensor *h, at::Tensor *w, at::Tensor *bias,
+                               at::Tensor **out, char *err, size_t err_len) {
+  try {
+#ifdef HISDF_WITH_CUDA
+    const Lt *l = lt();
+    TORCH_CHECK(l, "cuBLASLt is not loaded");
+    const at::Tensor &H = *h, &W = *w;
+    TORCH_CHECK(H.is_cuda() && H.dim() == 3 && W.dim() == 3, "h and w must be 3-d CUDA tensors");
+    TORCH_CHECK(H.scalar_type() == at::kBFloat16 && W.scalar_type() == at::kBFloat16,
+                "h and w must be bf16");
+    const int64_t k = H.size(0), rows = H.size(1), in = H.size(2), width = W.size(1);
+    TORCH_CHECK(W.size(0) == k && W.size(2) == in, "w does not match h");
+    TORCH_CHECK(H.stride(2) == 1 && H.stride(1) == in && W.stride(2) == 1 && W.stride(1) == in,
+                "h and w rows must be contiguous");
+    auto Z = at::empty({k, rows, width}, H.options());
+    LtCall call{l};
+    // Row-major Z [B, out] is column-major Z^T = W h^T: A = W (stored as
+    // in x out, transposed), B = h (in x B), D = Z^T (out x B).
+    using namespace lt_abi;
+    lt_check(l->desc_create(&call.op, kCompute32F, kR32F), "descriptor");
+    int32_t ta = kOpT, tb = kOpN;
+    lt_check(l->desc_set(call.op, kDescTransA, &ta, sizeof(ta)), "transa");
+    lt_check(l->desc_set(call.op, kDescTransB, &tb, sizeof(tb)), "transb");
+    uint32_t epilogue = bias ? kEpilogueReluBias : kEpilogueRelu;
+    lt_check(l->desc_set(call.op, kDescEpilogue, &epilogue, sizeof(epilogue)), "epilogue");
+    if (bias) {
+      const at::Tensor &b = *bias;
+      TORCH_CHECK(b.is_cuda() && b.scalar_type() == at::kBFloat16 && b.dim() == 2 &&
+                      b.size(0) == k && b.size(1) == width && b.stride(1) == 1,
+                  "bias must be [K, out] bf16 with contiguous rows");
+      const void *ptr = b.data_ptr();
+      int64_t stride = b.stride(0);
+      int32_t type = kR16BF;
+      lt_check(l->desc_set(call.op, kDescBiasPointer, &ptr, sizeof(ptr)), "bias pointer");
+      lt_check(l->desc_set(call.op, kDescBiasBatchStride, &stride, sizeof(stride)),
+               "bias stride");
+      lt_check(l->desc_set(call.op, kDescBiasDataType, &type, sizeof(type)), "bias type");
+    }
+    const int32_t count = static_cast<int32_t>(k);
+    call.a = batched_layout(l, in, width, in, count, W.stride(0));
+    call.b = batched_layout(l, in, rows, in, count, H.stride(0));
+    call.d = batched_layout(l, width, rows, width, count, rows * width);
+    size_t workspace_size = at::cuda::getCUDABlasLtWorkspaceSize();
+    void *workspace = at::cuda::getCUDABlasLtWorkspace();
+    lt_check(l->pref_create(&call.pref), "preference");
+    uint64_t workspace_bytes = workspace_size;
+    lt_check(l->pref_set(call.pref, kPrefMaxWorkspace, &workspace_bytes, sizeof(workspace_bytes)),
+             "workspace");
+    Heuristic result{};
+    int found = 0;
+    lt_check(l->heuristic(at::cuda::getCurrentCUDABlasLtHandle(), call.op, call.a, call.b,
+                          call.d, call.d, call.pref, 1, &result, &found),
+             "heuristic");
+    TORCH_CHECK(found > 0, "cuBLASLt has no algorithm for this product");
+    const float alpha = 1.0f, beta = 0.0f;
+    lt_check(l->matmul(at::cuda::getCurrentCUDABlasLtHandle(), call.op, &alpha, W.data_ptr(),
+                       call.a, H.data_ptr(), call.b, &beta, Z.data_ptr(), call.d, Z.data_ptr(),
+                       call.d, &result.algo, workspace, workspace_size,
+                       c10::cuda::getCurrentCUDAStream().stream()),
+             "matmul");
+    *out = new at::Tensor(Z);
+    return 0;
+#else
+    set_error(err, err_len, "built without CUDA");
+    return 1;
+#endif
+  } catch (const std::exception &e) {
+    set_error(err, err_len, e.what());
+  } catch (...) {
+    set_error(err, err_len, "unknown C++ exception in bmm_bias_relu");
   }
   return 1;
 }
