@@ -769,6 +769,25 @@ pub fn merge(a: MergeArgs) -> Result<()> {
         .filter(|r| r.status == Status::Failed)
         .count();
     write_tables(&a.folder, "results", &table)?;
+    // Named here because the merge's log may be all a cluster user reads.
+    let failures: Vec<String> = table
+        .results
+        .iter()
+        .filter(|r| r.status == Status::Failed)
+        .map(|r| {
+            format!(
+                "{}: {}",
+                r.id,
+                r.error.as_deref().unwrap_or("unknown error")
+            )
+        })
+        .collect();
+    for f in failures.iter().take(10) {
+        eprintln!("failed: {f}");
+    }
+    if failures.len() > 10 {
+        eprintln!("failed: ... and {} more", failures.len() - 10);
+    }
     println!(
         "merged {} tables: {} of {total} shapes, {} ok, {failed} failed, {} missing; wrote {}",
         files.len(),
