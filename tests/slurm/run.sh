@@ -93,14 +93,15 @@ cleanup() {
 }
 trap cleanup EXIT
 
-# wait_for SECONDS WHAT COMMAND...: polls COMMAND until it succeeds.
+# wait_for SECONDS WHAT COMMAND...: polls COMMAND every $poll seconds
+# until it succeeds.
 wait_for() {
     local limit=$1 what=$2
     shift 2
     local until=$((SECONDS + limit))
     until "$@"; do
         [ "$SECONDS" -lt "$until" ] || fail "no $what within $limit s"
-        sleep 0.5
+        sleep "${poll:-0.5}"
     done
 }
 
@@ -276,9 +277,12 @@ read -r array merge < <(sed -n 's/^submitted array job \([0-9]*\) .* merge job \
     "$scratch/submit2.log") || true
 [ -n "${merge:-}" ] || fail "no job ids in slurm-batch's output"
 # Task 0 of 3 holds indices 0, 3, 6: box1, box4, box7.
-wait_for 180 "first shape of task 0" test -f "$out/box1.result.json"
+# Polled often: the cancel must land before the task's next two shapes end.
+poll=0.1 wait_for 180 "first shape of task 0" test -f "$out/box1.result.json"
 scancel "${array}_0"
-echo "slurm test: cancelled task ${array}_0 after box1 at $((SECONDS - started)) s"
+seconds=$(python3 -c 'import json, sys; print(round(json.load(open(sys.argv[1]))["seconds"]["total"], 1))' \
+    "$out/box1.result.json")
+echo "slurm test: cancelled task ${array}_0 after box1 ($seconds s) at $((SECONDS - started)) s"
 [ ! -f "$out/box7.result.json" ] || fail "task 0 finished its last shape before it was cancelled"
 # Resubmitting while the first submission runs would do its shapes twice.
 if scripts/slurm-batch --tasks 3 "${job2[@]}" >"$scratch/early.log" 2>&1; then
