@@ -9,8 +9,23 @@ use std::process::Command;
 use hisdf::mesh::{self, icosphere, torus, unit_cube};
 use serde_json::Value;
 
+/// The job-array variables `hisdf batch` reads; cleared, so that these tests
+/// do every shape even when they run inside a Slurm job array.
+const SLURM_ARRAY: [&str; 6] = [
+    "SLURM_ARRAY_JOB_ID",
+    "SLURM_ARRAY_TASK_ID",
+    "SLURM_ARRAY_TASK_MIN",
+    "SLURM_ARRAY_TASK_MAX",
+    "SLURM_ARRAY_TASK_COUNT",
+    "SLURM_ARRAY_TASK_STEP",
+];
+
 fn hisdf() -> Command {
-    Command::new(env!("CARGO_BIN_EXE_hisdf"))
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_hisdf"));
+    for v in SLURM_ARRAY {
+        cmd.env_remove(v);
+    }
+    cmd
 }
 
 fn scratch(name: &str) -> PathBuf {
@@ -269,5 +284,62 @@ fn list_manifests_and_bad_shards_are_handled() {
         .args(["batch", "x.txt", "--shard", "2/2", "-o"])
         .arg(dir.join("out")));
     assert_eq!(code, 2, "usage error");
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn slurm_array_tasks_take_their_shard_from_the_environment() {
+    let dir = scratch("slurm");
+    let input = dir.join("meshes");
+    std::fs::create_dir_all(&input).unwrap();
+    meshes(&input);
+    let out = dir.join("out");
+    // `--dry-run` reads the list and the shard and writes nothing.
+    let dry = |env: &[(&str, &str)], extra: &[&str]| {
+        let mut cmd = hisdf();
+        cmd.arg("batch")
+            .arg(&input)
+            .arg("-o")
+            .arg(&out)
+            .arg("--dry-run")
+            .args(extra)
+            .envs(env.iter().copied());
+        run(&mut cmd)
+    };
+    // Task 3 of `sbatch --array=1-4`: shard 2/4, indices 2, 6, 10, 14, 18.
+    let task = [
+        ("SLURM_ARRAY_JOB_ID", "41"),
+        ("SLURM_ARRAY_TASK_ID", "3"),
+        ("SLURM_ARRAY_TASK_MIN", "1"),
+        ("SLURM_ARRAY_TASK_MAX", "4"),
+        ("SLURM_ARRAY_TASK_COUNT", "4"),
+        ("SLURM_ARRAY_TASK_STEP", "1"),
+    ];
+    let (code, stdout, err) = dry(&task, &[]);
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        err.contains("shard 2/4 from Slurm job array 41 (task 3 of 1-4)"),
+        "{err}"
+    );
+    assert!(
+        stdout.starts_with("dry run: 5 of 20 shapes of shard 2/4, 0 of them finished"),
+        "{stdout}"
+    );
+    assert!(!out.exists(), "a dry run wrote {}", out.display());
+    // An explicit shard wins over the array's.
+    let (code, stdout, err) = dry(&task, &["--shard", "0/2"]);
+    assert_eq!(code, 0, "{err}");
+    assert!(stdout.contains("10 of 20 shapes of shard 0/2"), "{stdout}");
+    assert!(err.contains("from --shard"), "{err}");
+    // A stepped array (--array=0-6:2, task 4) is refused before any work.
+    let mut stepped = task;
+    stepped[1].1 = "4";
+    stepped[2].1 = "0";
+    stepped[3].1 = "6";
+    stepped[5].1 = "2";
+    let (code, _, err) = dry(&stepped, &[]);
+    assert_eq!(code, 1);
+    assert!(err.trim().starts_with("hisdf: error:"), "{err}");
+    assert!(err.contains("step of 2"), "{err}");
     std::fs::remove_dir_all(&dir).unwrap();
 }

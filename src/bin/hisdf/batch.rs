@@ -43,10 +43,17 @@ pub struct BatchArgs {
     #[arg(long)]
     sparse: bool,
     /// Do only shard K of N (0-based, "K/N"): the shapes whose index in the
-    /// sorted list is K modulo N. Run N copies, e.g. as a job array, then
-    /// `hisdf batch-merge`.
+    /// sorted list is K modulo N. Run N copies, then `hisdf batch-merge`.
+    /// Without it, a task of a Slurm job array (`sbatch --array=0-15`) does
+    /// shard SLURM_ARRAY_TASK_ID - SLURM_ARRAY_TASK_MIN of
+    /// SLURM_ARRAY_TASK_COUNT.
     #[arg(long)]
     shard: Option<Shard>,
+    /// Check the configuration and the list, say how many shapes there are
+    /// and how many are finished in the output folder, and stop without
+    /// writing anything.
+    #[arg(long)]
+    dry_run: bool,
     #[command(flatten)]
     args: TrainArgs,
 }
@@ -75,6 +82,108 @@ impl std::str::FromStr for Shard {
         }
         Ok(Shard { index, count })
     }
+}
+
+/// The shard of a task of a Slurm job array, and where it came from (for
+/// the log); `None` outside a job array. `var` reads one environment
+/// variable: the process environment in `run`, a table in the tests.
+///
+/// Task `SLURM_ARRAY_TASK_ID` of an array of `SLURM_ARRAY_TASK_COUNT` tasks
+/// numbered from `SLURM_ARRAY_TASK_MIN` does shard ID - MIN of COUNT, so
+/// `--array=0-15` and `--array=1-16` both split the list into 16. Only a
+/// contiguous array gives every shard to exactly one task: a stepped array
+/// (`--array=0-15:2`) or a list with gaps (`--array=1,3,8`) would leave
+/// shapes to no task or to two, and is refused rather than guessed at.
+/// A throttle (`--array=0-15%4`) changes nothing here.
+fn slurm_shard(var: impl Fn(&str) -> Option<String>) -> Result<Option<(Shard, String)>> {
+    let Some(id) = var("SLURM_ARRAY_TASK_ID") else {
+        return Ok(None);
+    };
+    let advice =
+        "submit the array as --array=0-<N-1> (scripts/slurm-batch does) or pass --shard K/N";
+    let number = |name: &str| -> Result<Option<usize>> {
+        match var(name) {
+            None => Ok(None),
+            Some(v) => v
+                .trim()
+                .parse()
+                .map(Some)
+                .map_err(|_| format!("{name}={v:?} from Slurm is not a task number; {advice}")),
+        }
+    };
+    let id = number("SLURM_ARRAY_TASK_ID")?.ok_or_else(|| {
+        format!("SLURM_ARRAY_TASK_ID={id:?} from Slurm is not a task number; {advice}")
+    })?;
+    let count = number("SLURM_ARRAY_TASK_COUNT")?.ok_or_else(|| {
+        format!(
+            "SLURM_ARRAY_TASK_ID is set but SLURM_ARRAY_TASK_COUNT is not (a Slurm older \
+             than 17.11?), so the number of shards is unknown; pass --shard {id}/N"
+        )
+    })?;
+    let min = number("SLURM_ARRAY_TASK_MIN")?.unwrap_or(0);
+    if let Some(step) = number("SLURM_ARRAY_TASK_STEP")?.filter(|&s| s != 1) {
+        return Err(format!(
+            "this job array has a step of {step} (--array=MIN-MAX:{step}), so its task ids do \
+             not number the shards 0..{count}; {advice}"
+        ));
+    }
+    if let Some(max) = number("SLURM_ARRAY_TASK_MAX")? {
+        if max < min || max - min + 1 != count {
+            return Err(format!(
+                "this job array's {count} tasks are not numbered {min}-{} without gaps (they \
+                 run from {min} to {max}), so they do not give every shard to one task; {advice}",
+                min + count.saturating_sub(1)
+            ));
+        }
+    }
+    if count == 0 || id < min || id - min >= count {
+        return Err(format!(
+            "SLURM_ARRAY_TASK_ID={id} is not one of {count} tasks from SLURM_ARRAY_TASK_MIN={min}; \
+             {advice}"
+        ));
+    }
+    let job = var("SLURM_ARRAY_JOB_ID").map_or(String::new(), |j| format!(" {j}"));
+    let origin = format!(
+        "Slurm job array{job} (task {id} of {min}-{})",
+        min + count - 1
+    );
+    Ok(Some((
+        Shard {
+            index: id - min,
+            count,
+        },
+        origin,
+    )))
+}
+
+/// What `--dry-run` says: the shapes this run would do and how many of them
+/// a rerun would skip. Writes nothing, not even the output folder.
+fn dry_run(out: &Path, mine: &[&Shape], total: usize, label: &str, digest: &str) -> Result<()> {
+    let done = mine
+        .iter()
+        .filter(|s| finished(out, s, digest).is_some())
+        .count();
+    let absent: Vec<&&Shape> = mine.iter().filter(|s| !s.path.is_file()).collect();
+    println!(
+        "dry run: {} of {total} shapes{label}, {done} of them finished before in {}, \
+         configuration {digest}; nothing written",
+        mine.len(),
+        out.display()
+    );
+    if !absent.is_empty() {
+        let names: Vec<String> = absent
+            .iter()
+            .take(5)
+            .map(|s| s.path.display().to_string())
+            .collect();
+        eprintln!(
+            "batch: warning: {} listed meshes do not exist and will fail: {}{}",
+            absent.len(),
+            names.join(", "),
+            if absent.len() > 5 { ", ..." } else { "" }
+        );
+    }
+    Ok(())
 }
 
 /// One mesh of the batch; `index` is its place in the sorted list, the same
@@ -171,27 +280,46 @@ pub fn run(a: BatchArgs) -> Result<()> {
     if shapes.is_empty() {
         return Err(format!("{}: no meshes listed", a.manifest.display()));
     }
-    std::fs::create_dir_all(&a.output).map_err(|e| format!("{}: {e}", a.output.display()))?;
-    // One file per shard: shards on different machines may share a process
-    // id, and so the temporary name of an atomic write.
-    let config_name = match a.shard {
-        Some(k) => format!("batch.shard-{}-of-{}.config.json", k.index, k.count),
-        None => "batch.config.json".to_string(),
+    let shard = match a.shard {
+        Some(k) => {
+            // An explicit shard wins, so that one task of an array can be
+            // redone by hand as any shard.
+            if std::env::var_os("SLURM_ARRAY_TASK_ID").is_some() {
+                eprintln!(
+                    "batch: shard {}/{} from --shard; the Slurm job array's task id is not used",
+                    k.index, k.count
+                );
+            }
+            Some(k)
+        }
+        None => slurm_shard(|name| std::env::var(name).ok())?.map(|(k, origin)| {
+            eprintln!("batch: shard {}/{} from {origin}", k.index, k.count);
+            k
+        }),
     };
-    settings.write(&a.output.join(config_name), Scope::Batch)?;
-
     let total = shapes.len();
     let mine: Vec<&Shape> = shapes
         .iter()
-        .filter(|s| a.shard.map_or(true, |k| s.index % k.count == k.index))
+        .filter(|s| shard.map_or(true, |k| s.index % k.count == k.index))
         .collect();
-    let (stem, label) = match a.shard {
+    let (stem, label) = match shard {
         Some(k) => (
             format!("results.shard-{}-of-{}", k.index, k.count),
             format!(" of shard {}/{}", k.index, k.count),
         ),
         None => ("results".to_string(), String::new()),
     };
+    if a.dry_run {
+        return dry_run(&a.output, &mine, total, &label, &digest);
+    }
+    std::fs::create_dir_all(&a.output).map_err(|e| format!("{}: {e}", a.output.display()))?;
+    // One file per shard: shards on different machines may share a process
+    // id, and so the temporary name of an atomic write.
+    let config_name = match shard {
+        Some(k) => format!("batch.shard-{}-of-{}.config.json", k.index, k.count),
+        None => "batch.config.json".to_string(),
+    };
+    settings.write(&a.output.join(config_name), Scope::Batch)?;
     eprintln!(
         "batch: {} of {total} shapes{label}, configuration {digest}, output {}",
         mine.len(),
@@ -200,7 +328,7 @@ pub fn run(a: BatchArgs) -> Result<()> {
     let mut table = Table {
         manifest: a.manifest.display().to_string(),
         shapes_total: total,
-        shard: a.shard,
+        shard,
         config_digest: digest.clone(),
         results: Vec::new(),
     };
@@ -641,6 +769,25 @@ pub fn merge(a: MergeArgs) -> Result<()> {
         .filter(|r| r.status == Status::Failed)
         .count();
     write_tables(&a.folder, "results", &table)?;
+    // Named here because the merge's log may be all a cluster user reads.
+    let failures: Vec<String> = table
+        .results
+        .iter()
+        .filter(|r| r.status == Status::Failed)
+        .map(|r| {
+            format!(
+                "{}: {}",
+                r.id,
+                r.error.as_deref().unwrap_or("unknown error")
+            )
+        })
+        .collect();
+    for f in failures.iter().take(10) {
+        eprintln!("failed: {f}");
+    }
+    if failures.len() > 10 {
+        eprintln!("failed: ... and {} more", failures.len() - 10);
+    }
     println!(
         "merged {} tables: {} of {total} shapes, {} ok, {failed} failed, {} missing; wrote {}",
         files.len(),
@@ -673,6 +820,114 @@ mod tests {
         for bad in ["4/4", "0/0", "1", "a/b", "-1/2"] {
             assert!(bad.parse::<Shard>().is_err(), "{bad}");
         }
+    }
+
+    fn slurm(vars: &[(&str, &str)]) -> Result<Option<(Shard, String)>> {
+        slurm_shard(|name| {
+            vars.iter()
+                .find(|(k, _)| *k == name)
+                .map(|(_, v)| v.to_string())
+        })
+    }
+
+    fn array(
+        id: &str,
+        min: &str,
+        max: &str,
+        count: &str,
+        step: &str,
+    ) -> Vec<(&'static str, String)> {
+        [
+            ("SLURM_ARRAY_JOB_ID", "77"),
+            ("SLURM_ARRAY_TASK_ID", id),
+            ("SLURM_ARRAY_TASK_MIN", min),
+            ("SLURM_ARRAY_TASK_MAX", max),
+            ("SLURM_ARRAY_TASK_COUNT", count),
+            ("SLURM_ARRAY_TASK_STEP", step),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k, v.to_string()))
+        .collect()
+    }
+
+    fn slurm_array(
+        id: &str,
+        min: &str,
+        max: &str,
+        count: &str,
+        step: &str,
+    ) -> Result<Option<Shard>> {
+        let vars = array(id, min, max, count, step);
+        let refs: Vec<(&str, &str)> = vars.iter().map(|(k, v)| (*k, v.as_str())).collect();
+        slurm(&refs).map(|o| o.map(|(k, _)| k))
+    }
+
+    #[test]
+    fn slurm_arrays_give_the_shard() {
+        // Outside an array (a plain job included) there is no shard.
+        assert_eq!(slurm(&[]).unwrap(), None);
+        assert_eq!(slurm(&[("SLURM_JOB_ID", "5")]).unwrap(), None);
+        // The values of `sbatch --array=0-3`, task 2, as Slurm 22.05 sets them.
+        let (k, origin) = slurm(&[
+            ("SLURM_ARRAY_JOB_ID", "77"),
+            ("SLURM_ARRAY_TASK_ID", "2"),
+            ("SLURM_ARRAY_TASK_MIN", "0"),
+            ("SLURM_ARRAY_TASK_MAX", "3"),
+            ("SLURM_ARRAY_TASK_COUNT", "4"),
+            ("SLURM_ARRAY_TASK_STEP", "1"),
+        ])
+        .unwrap()
+        .unwrap();
+        assert_eq!(k, Shard { index: 2, count: 4 });
+        assert_eq!(origin, "Slurm job array 77 (task 2 of 0-3)");
+        // An array from 1 numbers its shards from 0 all the same.
+        for (id, index) in [("1", 0), ("16", 15)] {
+            assert_eq!(
+                slurm_array(id, "1", "16", "16", "1").unwrap(),
+                Some(Shard { index, count: 16 })
+            );
+        }
+        // MIN, MAX and STEP are optional; COUNT is not.
+        assert_eq!(
+            slurm(&[
+                ("SLURM_ARRAY_TASK_ID", "3"),
+                ("SLURM_ARRAY_TASK_COUNT", "4")
+            ])
+            .unwrap()
+            .map(|(k, _)| k),
+            Some(Shard { index: 3, count: 4 })
+        );
+        let e = slurm(&[("SLURM_ARRAY_TASK_ID", "3")]).unwrap_err();
+        assert!(
+            e.contains("SLURM_ARRAY_TASK_COUNT") && e.contains("--shard 3/N"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn slurm_arrays_that_do_not_split_the_list_are_refused() {
+        // --array=0-15:2 (task 14) and --array=3,5,9 (task 5), with the
+        // values Slurm 22.05 sets for them.
+        let stepped = slurm_array("14", "0", "14", "8", "2").unwrap_err();
+        assert!(
+            stepped.contains("step of 2") && stepped.contains("--shard"),
+            "{stepped}"
+        );
+        let gaps = slurm_array("5", "3", "9", "3", "1").unwrap_err();
+        assert!(
+            gaps.contains("without gaps") && gaps.contains("--array=0-<N-1>"),
+            "{gaps}"
+        );
+        for (id, min, max, count) in [
+            ("9", "0", "3", "4"),
+            ("0", "1", "4", "4"),
+            ("x", "0", "3", "4"),
+        ] {
+            let e = slurm_array(id, min, max, count, "1").unwrap_err();
+            assert!(e.contains("SLURM_ARRAY_TASK_ID"), "{id}: {e}");
+        }
+        let e = slurm_array("0", "0", "3", "four", "1").unwrap_err();
+        assert!(e.contains("SLURM_ARRAY_TASK_COUNT=\"four\""), "{e}");
     }
 
     #[test]
