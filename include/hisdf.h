@@ -740,13 +740,6 @@ HisdfStatus hisdf_config_set_monitor(struct HisdfConfig *config,
                                      const struct HisdfTrainMonitor *monitor,
                                      struct HisdfError **error);
 
-extern int hisdf_native_bmm_bias_relu(const C_tensor *h,
-                                      const C_tensor *w,
-                                      const C_tensor *bias,
-                                      C_tensor **out,
-                                      char *err,
-                                      size_t err_len);
-
 #ifdef __cplusplus
 }  // extern "C"
 #endif  // __cplusplus

@@ -9,8 +9,8 @@ pub use convergence::{
     check_convergence, check_convergence_with_sdf, ConvergenceConfig, ConvergenceReport, Finding,
 };
 pub use job::{
-    train_mesh, train_observed, ConvergencePolicy, JobError, Observer, Silent, Stage, StageSeconds,
-    TrainedMesh,
+    sample_mesh, train_many, train_mesh, train_observed, train_pack, ConvergencePolicy, JobError,
+    ManyInput, Observer, PackObserver, SampledMesh, Silent, Stage, StageSeconds, TrainedMesh,
 };
 
 use crate::mesh::{Centring, MeshError, MeshInfo, Normalisation, TriangleMesh};
@@ -188,6 +188,42 @@ impl Recipe {
             ),
         }
     }
+}
+
+/// The most meshes [`pack_size`] puts in one step: an H200 does an 8 x 512
+/// shape-step in 0.44 ms at 8 networks and 0.39 ms at 32 (docs/results.md),
+/// and a larger pack needs that many meshes sampled ahead and held.
+pub const MAX_PACK: usize = 16;
+
+/// How many of `shapes` meshes with this recipe to train in one step
+/// ([`train_many`]): on CUDA as many as a quarter of the free memory holds
+/// (an estimate of one network's step: its activations, their gradients and
+/// its Adam state, twice over), at most [`MAX_PACK`]; one on the CPU, where
+/// a larger product is no faster per network, and for a network the
+/// batched step does not cover.
+pub fn pack_size(recipe: &Recipe, shapes: usize) -> usize {
+    if !matches!(recipe.training.device.resolve(), Ok(d) if d.is_cuda()) {
+        return 1;
+    }
+    let input = crate::train::TrainInput {
+        samples: &Samples::default(),
+        normalisation: Normalisation::identity(),
+        network: &recipe.network,
+        config: &recipe.training,
+    };
+    if crate::train::batch_incompatibility(&[input, input]).is_some() {
+        return 1;
+    }
+    let Some((free, _)) = crate::train::cuda_memory() else {
+        return 1;
+    };
+    let n = &recipe.network;
+    let (width, depth) = (n.width as u64, n.depth as u64);
+    let batch = recipe.training.batch_size as u64;
+    let parameters = depth * width * width + 64 * width;
+    let per_network = 2 * ((depth + 6) * batch * width * 2 + 18 * parameters);
+    let fits = (free / 4 / per_network.max(1)) as usize;
+    fits.clamp(1, MAX_PACK).min(shapes.max(1))
 }
 
 /// A mesh ready for the SDF: validated, degenerate triangles dropped, and

@@ -343,3 +343,71 @@ fn slurm_array_tasks_take_their_shard_from_the_environment() {
     assert!(err.contains("step of 2"), "{err}");
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+/// `--pack 4` trains the shapes four at a time in one batched step: every
+/// shape gets the record it gets trained alone (`--pack 1`), a failing
+/// shape stays its own, and a run with a pack resumes one made without.
+#[test]
+fn packed_shapes_train_as_they_train_alone() {
+    let dir = scratch("pack");
+    let input = dir.join("meshes");
+    std::fs::create_dir_all(&input).unwrap();
+    for i in 0..6 {
+        let m = if i % 2 == 0 {
+            icosphere(1)
+        } else {
+            torus(0.6, 0.2 + 0.02 * i as f64, 12, 6)
+        };
+        mesh::save(&m, &input.join(format!("shape{i}.obj"))).unwrap();
+    }
+    std::fs::write(input.join("broken.obj"), b"v 0 0 0\nf 1 2 oops\n").unwrap();
+    let config = dir.join("tiny.json");
+    std::fs::write(&config, TINY).unwrap();
+    let batch = |out: &Path, extra: &[&str]| {
+        run(hisdf()
+            .arg("batch")
+            .arg(&input)
+            .arg("-o")
+            .arg(out)
+            .arg("--config")
+            .arg(&config)
+            .arg("--keep-unconverged")
+            .args(extra))
+    };
+    let (alone, packed) = (dir.join("alone"), dir.join("packed"));
+    let (code, _, err) = batch(&alone, &["--pack", "1"]);
+    assert_eq!(code, 1, "{err}");
+    let (code, _, err) = batch(&packed, &["--pack", "4"]);
+    assert_eq!(code, 1, "{err}");
+    // The broken mesh is one of the 7 until loading it fails.
+    assert!(err.contains("7 shapes to train, 4 at a time"), "{err}");
+    let a = read_json(&alone.join("results.json"));
+    let p = read_json(&packed.join("results.json"));
+    assert_eq!(records(&a).len(), 7);
+    assert_eq!(records(&p).len(), 7);
+    for (ra, rp) in records(&a).iter().zip(records(&p)) {
+        assert_eq!(ra["id"], rp["id"]);
+        assert_eq!(ra["status"], rp["status"], "{rp}");
+        if ra["status"] != "ok" {
+            assert_eq!(rp["id"], "broken");
+            continue;
+        }
+        assert_eq!(rp["iterations"], 50);
+        let (la, lp) = (
+            ra["final_loss"].as_f64().unwrap(),
+            rp["final_loss"].as_f64().unwrap(),
+        );
+        assert!(
+            (la - lp).abs() <= 0.05 * la,
+            "{}: loss {la} alone, {lp} packed",
+            ra["id"]
+        );
+    }
+    // The pack size is not a setting of the results: a packed run resumes
+    // the shapes an unpacked one finished.
+    let (_, _, err) = batch(&alone, &["--pack", "3"]);
+    assert!(err.contains("(6 finished before)"), "{err}");
+    let (code, _, err) = batch(&packed, &["--pack", "zero"]);
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("--pack"), "{err}");
+}

@@ -263,6 +263,7 @@ impl From<JobError> for Failure {
             JobError::Train(e) => e.into(),
             JobError::Cancelled => Failure::cancelled("training"),
             e @ JobError::NotConverged(_) => Failure(HisdfStatus::TrainingFailed, e.to_string()),
+            e @ JobError::Panicked(_) => Failure(HisdfStatus::Panic, e.to_string()),
         }
     }
 }

@@ -2,7 +2,13 @@
 //! training converged. The C API (`hisdf_train`), the command line (`run`,
 //! `train`, `batch`) and, through the C API, every binding call this one
 //! function; they only translate its observer and its errors.
+//!
+//! Many meshes go through the same stages in packs: [`train_pack`] trains
+//! several sampled meshes in one batched step ([`train_batch`]) and checks
+//! each, and [`train_many`] keeps the next packs sampling on other threads
+//! while one trains. `train_mesh` is the pack of one.
 
+use std::sync::mpsc;
 use std::time::Instant;
 
 use crate::mesh::Normalisation;
@@ -10,7 +16,7 @@ use crate::mesh::{MeshError, TriangleMesh};
 use crate::model::TrainedModel;
 use crate::sampling::Samples;
 use crate::sdf::MeshSdf;
-use crate::train::{train, Progress, TrainError};
+use crate::train::{batch_incompatibility, train, train_batch, Progress, TrainError, TrainInput};
 
 use super::convergence::check_convergence_with_sdf;
 use super::{prepare_mesh, ConvergenceConfig, ConvergenceReport, PreparedMesh, Recipe};
@@ -57,6 +63,8 @@ pub enum ConvergencePolicy {
 /// Seconds spent in each stage.
 #[derive(Clone, Copy, Debug, Default, PartialEq)]
 pub struct StageSeconds {
+    /// Reading the mesh, where the job did it ([`train_many`]).
+    pub load: f64,
     pub prepare: f64,
     pub sample: f64,
     pub train: f64,
@@ -85,6 +93,9 @@ pub enum JobError {
     /// The check failed under [`ConvergencePolicy::Require`].
     #[error("training did not converge: {}", .0.failures())]
     NotConverged(Box<ConvergenceReport>),
+    /// A bug of ours, caught so that the other meshes of a batch go on.
+    #[error("internal error: {0}")]
+    Panicked(String),
 }
 
 /// Prepares `mesh`, samples its SDF as `recipe` says, trains and checks. The
@@ -95,6 +106,29 @@ pub fn train_mesh(
     policy: ConvergencePolicy,
     observer: &mut dyn Observer,
 ) -> Result<TrainedMesh, JobError> {
+    let sampled = sample_mesh(mesh, recipe, observer)?;
+    let mut one = One(observer);
+    train_pack(vec![(sampled, recipe)], policy, &mut one)
+        .pop()
+        .expect("one result for one mesh")
+}
+
+/// A mesh ready to train: prepared, with its exact SDF (kept for the
+/// convergence check) and its training set.
+pub struct SampledMesh {
+    pub prepared: PreparedMesh,
+    pub samples: Samples,
+    sdf: MeshSdf,
+    seconds: StageSeconds,
+}
+
+/// The first two stages of a job: the recipe validated, the mesh prepared
+/// and its SDF sampled.
+pub fn sample_mesh(
+    mesh: TriangleMesh,
+    recipe: &Recipe,
+    observer: &mut dyn Observer,
+) -> Result<SampledMesh, JobError> {
     recipe
         .validate()
         .map_err(|e| JobError::Train(TrainError::InvalidConfig(e)))?;
@@ -110,19 +144,168 @@ pub fn train_mesh(
     let sdf = MeshSdf::new(&prepared.normalised);
     let samples = recipe.samples_with_sdf(&prepared, &sdf);
     seconds.sample = t.elapsed().as_secs_f64();
+    Ok(SampledMesh {
+        prepared,
+        samples,
+        sdf,
+        seconds,
+    })
+}
 
-    let t = Instant::now();
-    let (model, losses) = train_observed(&samples, prepared.normalisation, recipe, observer)?;
-    seconds.train = t.elapsed().as_secs_f64();
+/// What a front end hears while several meshes train at once: the
+/// [`Observer`]'s calls, each naming the mesh by its place in the pack.
+pub trait PackObserver {
+    fn stage(&mut self, _mesh: usize, _stage: Stage) {}
+    /// `false` cancels that mesh; the others go on.
+    fn progress(&mut self, _mesh: usize, _progress: &Progress) -> bool {
+        true
+    }
+}
 
+impl PackObserver for Silent {}
+
+/// One mesh's observer as a pack's.
+struct One<'a>(&'a mut dyn Observer);
+
+impl PackObserver for One<'_> {
+    fn stage(&mut self, _mesh: usize, stage: Stage) {
+        self.0.stage(stage);
+    }
+    fn progress(&mut self, _mesh: usize, progress: &Progress) -> bool {
+        self.0.progress(progress)
+    }
+}
+
+/// Trains sampled meshes together and checks each: the meshes whose
+/// recipes can share a step ([`batch_incompatibility`]) train in one
+/// batched step, the rest in further steps. Each result is what
+/// [`train_mesh`] gives that mesh with its recipe alone, up to rounding:
+/// the same seed draws the same weights and batches. Results come in the
+/// pack's order.
+pub fn train_pack(
+    pack: Vec<(SampledMesh, &Recipe)>,
+    policy: ConvergencePolicy,
+    observer: &mut dyn PackObserver,
+) -> Vec<Result<TrainedMesh, JobError>> {
+    let mut results: Vec<Option<Result<TrainedMesh, JobError>>> =
+        (0..pack.len()).map(|_| None).collect();
+    // A cancel that arrived while sampling is honoured before any training.
+    let mut waiting = Vec::new();
+    for (j, (_, recipe)) in pack.iter().enumerate() {
+        let start = Progress {
+            iteration: 0,
+            iterations: recipe.training.iterations,
+            loss: f64::NAN,
+            learning_rate: recipe.training.learning_rate,
+            elapsed_seconds: 0.0,
+        };
+        if observer.progress(j, &start) {
+            waiting.push(j);
+        } else {
+            results[j] = Some(Err(JobError::Cancelled));
+        }
+    }
+    // Each mesh joins the first group it can share a step with.
+    let mut groups: Vec<Vec<usize>> = Vec::new();
+    for j in waiting {
+        let fits = |g: &Vec<usize>| {
+            let mut inputs: Vec<TrainInput> = g.iter().map(|&i| input_of(&pack[i])).collect();
+            inputs.push(input_of(&pack[j]));
+            batch_incompatibility(&inputs).is_none()
+        };
+        match groups.iter_mut().find(|g| fits(g)) {
+            Some(g) => g.push(j),
+            None => groups.push(vec![j]),
+        }
+    }
+    // Each member is taken out of the pack once its group has trained.
+    let mut pack: Vec<Option<(SampledMesh, &Recipe)>> = pack.into_iter().map(Some).collect();
+    for group in groups {
+        for &j in &group {
+            observer.stage(j, Stage::Train);
+        }
+        let mut losses = vec![Vec::new(); group.len()];
+        let mut stopped = vec![false; group.len()];
+        let t = Instant::now();
+        let trained = {
+            let inputs: Vec<TrainInput> = group
+                .iter()
+                .map(|&j| input_of(pack[j].as_ref().expect("not yet trained")))
+                .collect();
+            train_batch(&inputs, &mut |m, p| {
+                losses[m].push((p.iteration, p.loss));
+                let go = observer.progress(group[m], p);
+                stopped[m] |= !go;
+                go
+            })
+        };
+        let train_seconds = t.elapsed().as_secs_f64();
+        let trained = match trained {
+            Ok(models) => models,
+            Err(e) => {
+                for &j in &group {
+                    results[j] = Some(Err(JobError::Train(for_each_member(&e))));
+                }
+                continue;
+            }
+        };
+        for (m, model) in trained.into_iter().enumerate() {
+            let j = group[m];
+            let (sampled, recipe) = pack[j].take().expect("trained once");
+            let outcome = model.map_err(JobError::Train).and_then(|model| {
+                // A `false` at the final report has no iteration left to
+                // stop, but the caller asked to stop.
+                if model.metadata.cancelled || stopped[m] {
+                    return Err(JobError::Cancelled);
+                }
+                let mut seconds = sampled.seconds;
+                seconds.train = train_seconds;
+                check(
+                    model,
+                    sampled,
+                    recipe,
+                    std::mem::take(&mut losses[m]),
+                    seconds,
+                    policy,
+                    &mut |stage| observer.stage(j, stage),
+                )
+            });
+            results[j] = Some(outcome);
+        }
+    }
+    results
+        .into_iter()
+        .map(|r| r.expect("every mesh has a result"))
+        .collect()
+}
+
+fn input_of<'a>(member: &'a (SampledMesh, &'a Recipe)) -> TrainInput<'a> {
+    TrainInput {
+        samples: &member.0.samples,
+        normalisation: member.0.prepared.normalisation,
+        network: &member.1.network,
+        config: &member.1.training,
+    }
+}
+
+/// The convergence check of one trained mesh under `policy`.
+fn check(
+    model: TrainedModel,
+    sampled: SampledMesh,
+    recipe: &Recipe,
+    losses: Vec<(usize, f64)>,
+    mut seconds: StageSeconds,
+    policy: ConvergencePolicy,
+    stage: &mut dyn FnMut(Stage),
+) -> Result<TrainedMesh, JobError> {
     let check = if policy == ConvergencePolicy::Skip {
         None
     } else {
-        observer.stage(Stage::Check);
+        stage(Stage::Check);
         let report = check_convergence_with_sdf(
             &model,
-            &prepared,
-            &sdf,
+            &sampled.prepared,
+            &sampled.sdf,
             &losses,
             &ConvergenceConfig::for_training(&recipe.training),
         );
@@ -143,11 +326,143 @@ pub fn train_mesh(
     };
     Ok(TrainedMesh {
         model,
-        prepared,
+        prepared: sampled.prepared,
         losses,
         check,
         seconds,
     })
+}
+
+/// A batch's error as each of its members' own.
+fn for_each_member(e: &TrainError) -> TrainError {
+    match e {
+        TrainError::NoCuda => TrainError::NoCuda,
+        TrainError::InvalidConfig(m) => TrainError::InvalidConfig(m.clone()),
+        TrainError::NoSamples => TrainError::NoSamples,
+        TrainError::Diverged { iteration, loss } => TrainError::Diverged {
+            iteration: *iteration,
+            loss: *loss,
+        },
+        TrainError::Torch(t) => TrainError::Native(t.to_string()),
+        TrainError::Native(m) => TrainError::Native(m.clone()),
+    }
+}
+
+/// One mesh of [`train_many`]: how to load it (called on a sampling
+/// thread, when its turn comes) and its recipe.
+pub struct ManyInput {
+    pub load: Box<dyn FnOnce() -> Result<TriangleMesh, JobError> + Send>,
+    pub recipe: Recipe,
+}
+
+/// Trains many meshes, `pack` at a time in one batched step, in a
+/// pipeline of three threads: one loads, prepares and samples the next pack
+/// (the exact SDF of a large mesh takes seconds of CPU that would otherwise
+/// leave the GPU idle), this one trains, and one hands each finished mesh
+/// to `done(i, result)` (where a front end extracts and evaluates it while
+/// the next pack trains). A mesh that fails to load or sample is reported
+/// at once and the rest go on; `done` hears every mesh once, in the order
+/// they finish. `observer` names meshes by their index in `inputs`.
+///
+/// `done` runs beside training: work it does under a TF32 scope (a TF32
+/// extraction) turns TF32 on for the training's float32 products too, as
+/// any two threads sharing libtorch's one switch would.
+pub fn train_many(
+    inputs: Vec<ManyInput>,
+    pack: usize,
+    policy: ConvergencePolicy,
+    observer: &mut dyn PackObserver,
+    done: &mut (dyn FnMut(usize, Result<TrainedMesh, JobError>) + Send),
+) {
+    let pack = pack.max(1);
+    type Sampled = (usize, Recipe, Result<SampledMesh, JobError>);
+    // One pack sampled ahead of the one training.
+    let (to_train, sampled) = mpsc::sync_channel::<Sampled>(pack);
+    let (to_finish, finished) = mpsc::channel::<(usize, Result<TrainedMesh, JobError>)>();
+    std::thread::scope(|scope| {
+        scope.spawn(move || {
+            for (i, input) in inputs.into_iter().enumerate() {
+                let result = crate::util::catch_panic(|| {
+                    let t = Instant::now();
+                    let mesh = (input.load)()?;
+                    let load = t.elapsed().as_secs_f64();
+                    let mut s = sample_mesh(mesh, &input.recipe, &mut Silent)?;
+                    s.seconds.load = load;
+                    Ok(s)
+                })
+                .unwrap_or_else(|p| Err(JobError::Panicked(p.message())));
+                if to_train.send((i, input.recipe, result)).is_err() {
+                    // The trainer has gone: nothing more to sample for.
+                    return;
+                }
+            }
+        });
+        scope.spawn(move || {
+            for (i, result) in finished {
+                done(i, result);
+            }
+        });
+        let mut ready: Vec<(usize, Recipe, SampledMesh)> = Vec::with_capacity(pack);
+        let mut train_ready = |ready: &mut Vec<(usize, Recipe, SampledMesh)>| {
+            let (indices, members): (Vec<usize>, Vec<(Recipe, SampledMesh)>) = ready
+                .drain(..)
+                .map(|(i, recipe, s)| (i, (recipe, s)))
+                .unzip();
+            let (recipes, sampled): (Vec<Recipe>, Vec<SampledMesh>) = members.into_iter().unzip();
+            let mut renamed = Renamed {
+                inner: &mut *observer,
+                indices: &indices,
+            };
+            let pack = sampled.into_iter().zip(recipes.iter()).collect();
+            // A bug of ours in one pack fails that pack, not the batch.
+            let results = crate::util::catch_panic(|| train_pack(pack, policy, &mut renamed))
+                .unwrap_or_else(|p| {
+                    let message = p.message();
+                    indices
+                        .iter()
+                        .map(|_| Err(JobError::Panicked(message.clone())))
+                        .collect()
+                });
+            for (&i, r) in indices.iter().zip(results) {
+                // The finisher lives as long as this scope.
+                let _ = to_finish.send((i, r));
+            }
+        };
+        for (i, recipe, result) in sampled {
+            match result {
+                Err(e) => {
+                    let _ = to_finish.send((i, Err(e)));
+                }
+                Ok(s) => {
+                    ready.push((i, recipe, s));
+                    if ready.len() == pack {
+                        train_ready(&mut ready);
+                    }
+                }
+            }
+        }
+        if !ready.is_empty() {
+            train_ready(&mut ready);
+        }
+        // Closing the channel lets the finisher end.
+        drop(to_finish);
+    });
+}
+
+/// A pack's observer as seen by the caller of [`train_many`]: meshes named
+/// by their index in the whole list.
+struct Renamed<'a> {
+    inner: &'a mut dyn PackObserver,
+    indices: &'a [usize],
+}
+
+impl PackObserver for Renamed<'_> {
+    fn stage(&mut self, mesh: usize, stage: Stage) {
+        self.inner.stage(self.indices[mesh], stage);
+    }
+    fn progress(&mut self, mesh: usize, progress: &Progress) -> bool {
+        self.inner.progress(self.indices[mesh], progress)
+    }
 }
 
 /// Trains on a training set with an observer: the progress reports, the
@@ -194,7 +509,7 @@ pub fn train_observed(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::mesh::primitives::unit_cube;
+    use crate::mesh::primitives::{icosphere, torus, unit_cube};
     use crate::model::Initialisation;
 
     use crate::pipeline::small_test_recipe as small_recipe;
@@ -295,6 +610,130 @@ mod tests {
         }
         let job = train_mesh(unit_cube(), &recipe, ConvergencePolicy::Report, &mut Silent).unwrap();
         assert!(job.check.is_some_and(|c| !c.converged()));
+    }
+
+    /// Meshes trained in one pack end as each ends trained alone: same
+    /// seed, same weights and batches, the batched step's float32 arithmetic
+    /// equal to autograd's up to rounding. A recipe that cannot share the
+    /// step (another width) trains in a second step of the same pack.
+    #[test]
+    fn a_pack_trains_each_mesh_as_it_trains_alone() {
+        let recipe = small_recipe(Initialisation::Geometric { radius: 0.5 }, 150);
+        let mut seeded = recipe.clone();
+        seeded.training.seed = 3;
+        let mut wider = recipe.clone();
+        wider.network.width = 48;
+        let meshes = [unit_cube(), icosphere(2), torus(0.5, 0.2, 24, 12)];
+        let recipes = [&recipe, &seeded, &wider];
+        let pack = meshes
+            .iter()
+            .zip(recipes)
+            .map(|(m, r)| (sample_mesh(m.clone(), r, &mut Silent).unwrap(), r))
+            .collect();
+        #[derive(Default)]
+        struct Heard {
+            stages: Vec<(usize, Stage)>,
+            reports: [usize; 3],
+        }
+        impl PackObserver for Heard {
+            fn stage(&mut self, mesh: usize, stage: Stage) {
+                self.stages.push((mesh, stage));
+            }
+            fn progress(&mut self, mesh: usize, _: &Progress) -> bool {
+                self.reports[mesh] += 1;
+                true
+            }
+        }
+        let mut heard = Heard::default();
+        let together = train_pack(pack, ConvergencePolicy::Require, &mut heard);
+        // Before training, then every 25 iterations.
+        assert_eq!(heard.reports, [7, 7, 7]);
+        for j in 0..3 {
+            assert!(heard.stages.contains(&(j, Stage::Train)));
+            assert!(heard.stages.contains(&(j, Stage::Check)));
+        }
+        let probe = [[0.1, 0.2, 0.3], [0.0, 0.0, 0.45], [0.5, 0.0, 0.0]];
+        for (j, job) in together.into_iter().enumerate() {
+            let job = job.unwrap();
+            assert!(
+                job.check.as_ref().is_some_and(|c| c.converged()),
+                "mesh {j}"
+            );
+            assert_eq!(
+                job.prepared.original.triangles.len(),
+                meshes[j].triangles.len()
+            );
+            let alone = train_mesh(
+                meshes[j].clone(),
+                recipes[j],
+                ConvergencePolicy::Skip,
+                &mut Silent,
+            )
+            .unwrap();
+            let (a, b) = (job.model.query(&probe), alone.model.query(&probe));
+            for (x, y) in a.iter().zip(&b) {
+                // 150 Adam steps carry rounding differences a little way
+                // (7e-4 seen); another seed lands 0.02 away.
+                assert!(
+                    (x - y).abs() < 5e-3,
+                    "mesh {j}: {a:?} in the pack, {b:?} alone"
+                );
+            }
+            assert_eq!(job.losses.len(), alone.losses.len());
+        }
+    }
+
+    /// train_many: every mesh is reported once, a mesh that fails to load
+    /// or to prepare is an error for it alone, the rest train in packs.
+    #[test]
+    fn many_meshes_train_in_packs_and_failures_stay_their_own() {
+        let recipe = small_recipe(Initialisation::Geometric { radius: 0.5 }, 100);
+        let mesh = |m: TriangleMesh| -> Box<dyn FnOnce() -> Result<TriangleMesh, JobError> + Send> {
+            Box::new(move || Ok(m))
+        };
+        let inputs = vec![
+            mesh(unit_cube()),
+            Box::new(|| {
+                Err(JobError::Mesh(MeshError::UnknownFormat {
+                    path: "part.step".into(),
+                }))
+            }) as Box<dyn FnOnce() -> _ + Send>,
+            mesh(icosphere(1)),
+            mesh(TriangleMesh::default()),
+            mesh(icosphere(2)),
+            mesh(unit_cube()),
+        ]
+        .into_iter()
+        .map(|load| ManyInput {
+            load,
+            recipe: recipe.clone(),
+        })
+        .collect();
+        let mut outcomes: Vec<(usize, bool)> = Vec::new();
+        train_many(
+            inputs,
+            2,
+            ConvergencePolicy::Require,
+            &mut Silent,
+            &mut |i, r| {
+                if let Ok(job) = &r {
+                    assert_eq!(job.model.metadata.iterations, 100);
+                }
+                outcomes.push((i, r.is_ok()));
+            },
+        );
+        outcomes.sort();
+        assert_eq!(
+            outcomes,
+            [
+                (0, true),
+                (1, false),
+                (2, true),
+                (3, false),
+                (4, true),
+                (5, true)
+            ]
+        );
     }
 
     #[test]

@@ -6,7 +6,9 @@ mod native;
 mod scheduler;
 
 pub use loss::{clamp_delta, CurriculumStage, Loss, LossState, PredictionClamp};
-pub use native::{cuda_graphs_available, set_tf32, tf32_enabled, CudaGraph, FusedAdam, Tf32};
+pub use native::{
+    cuda_graphs_available, cuda_memory, set_tf32, tf32_enabled, CudaGraph, FusedAdam, Tf32,
+};
 pub use scheduler::{CosineDecay, ReduceLrOnPlateau, Scheduler};
 
 use std::time::Instant;

@@ -37,6 +37,7 @@ extern "C" {
         err: *mut c_char,
         err_len: usize,
     ) -> c_int;
+    fn hisdf_native_cuda_memory(free: *mut usize, total: *mut usize) -> c_int;
     fn hisdf_native_set_tf32(enabled: c_int) -> c_int;
     fn hisdf_native_tf32_enabled() -> c_int;
     fn hisdf_native_has_cuda_graphs() -> c_int;
@@ -94,6 +95,17 @@ pub fn bmm_bias_relu(h: &Tensor, w: &Tensor, bias: Option<&Tensor>) -> Result<Te
     })?;
     // The native side allocated a new at::Tensor for us; tch frees it.
     Ok(unsafe { Tensor::from_ptr(out) })
+}
+
+/// Free and total bytes of the current CUDA device's memory; `None` without
+/// CUDA.
+pub fn cuda_memory() -> Option<(u64, u64)> {
+    if !tch::Cuda::is_available() {
+        return None;
+    }
+    let (mut free, mut total) = (0usize, 0usize);
+    let ok = unsafe { hisdf_native_cuda_memory(&mut free, &mut total) } == 0;
+    ok.then_some((free as u64, total as u64))
 }
 
 /// Turns TF32 tensor-core matmuls for float32 on or off, process-wide (it is

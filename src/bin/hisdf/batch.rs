@@ -16,12 +16,13 @@ use std::time::Instant;
 use hisdf::mesh;
 use hisdf::metrics::evaluate;
 use hisdf::model::save_model;
+use hisdf::pipeline::{self, JobError, ManyInput, PackObserver, TrainedMesh};
 use hisdf::util::{catch_panic, write_atomically};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use super::config::{self, Scope, Settings};
-use super::{extract, train_mesh, Result, Timings, TrainArgs};
+use super::{extract, job_outcome, policy, Result, Timings, TrainArgs};
 
 const MESH_EXTENSIONS: [&str; 4] = ["obj", "ply", "stl", "off"];
 
@@ -54,8 +55,35 @@ pub struct BatchArgs {
     /// writing anything.
     #[arg(long)]
     dry_run: bool,
+    /// Shapes trained at once in one batched step: a number, or "auto" (as
+    /// many as a quarter of the free GPU memory holds, at most 16; one on
+    /// the CPU). Every model is the one training it alone gives.
+    #[arg(long, default_value = "auto")]
+    pack: Pack,
     #[command(flatten)]
     args: TrainArgs,
+}
+
+/// `--pack`: a number of shapes, or the library's choice.
+#[derive(Clone, Copy, Debug)]
+enum Pack {
+    Auto,
+    Shapes(usize),
+}
+
+impl std::str::FromStr for Pack {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self> {
+        match s {
+            "auto" => Ok(Pack::Auto),
+            _ => match s.parse() {
+                Ok(k) if k > 0 => Ok(Pack::Shapes(k)),
+                _ => Err(format!(
+                    "--pack {s:?}: expected a number of shapes (1 or more) or auto"
+                )),
+            },
+        }
+    }
 }
 
 #[derive(clap::Args)]
@@ -333,54 +361,70 @@ pub fn run(a: BatchArgs) -> Result<()> {
         results: Vec::new(),
     };
     let started = Instant::now();
-    let (mut skipped, mut failed, mut worked) = (0usize, 0usize, 0.0f64);
-    for (n, shape) in mine.iter().enumerate() {
-        let record = match finished(&a.output, shape, &digest) {
+    let mut progress = Tally::new(mine.len(), label);
+    let mut todo: Vec<&Shape> = Vec::new();
+    for shape in &mine {
+        match finished(&a.output, shape, &digest) {
             Some(mut r) => {
                 r.resumed = true;
-                skipped += 1;
-                r
+                progress.skipped += 1;
+                progress.report(&r, shape);
+                table.results.push(r);
             }
-            None => {
-                let t = Instant::now();
-                let r = process(
-                    &a.output,
-                    shape,
-                    &settings,
-                    &digest,
-                    a.args.keep_unconverged,
-                );
-                worked += t.elapsed().as_secs_f64();
-                write_json(&record_path(&a.output, &shape.id), &r)?;
-                r
-            }
-        };
-        if record.status == Status::Failed {
-            failed += 1;
+            None => todo.push(shape),
         }
-        // Only shapes actually worked on predict the rest.
-        let left = mine.len() - n - 1;
-        let fresh = n + 1 - skipped;
-        let eta = if fresh > 0 {
-            worked / fresh as f64 * left as f64
-        } else {
-            0.0
-        };
-        eprintln!(
-            "[{}/{}{label}] {}: {}; {} done, {failed} failed, eta {eta:.0} s",
-            n + 1,
-            mine.len(),
-            shape.id,
-            describe(&record),
-            n + 1,
-        );
-        table.results.push(record);
-        write_tables(&a.output, &stem, &table)?;
     }
     write_tables(&a.output, &stem, &table)?;
+    let pack = match a.pack {
+        Pack::Shapes(k) => k,
+        Pack::Auto => pipeline::pack_size(&settings.recipe, todo.len()),
+    };
+    if !todo.is_empty() {
+        eprintln!("batch: {} shapes to train, {pack} at a time", todo.len());
+    }
+    let inputs = todo
+        .iter()
+        .map(|shape| {
+            let path = shape.path.clone();
+            ManyInput {
+                load: Box::new(move || mesh::load(&path).map_err(JobError::Mesh)),
+                recipe: settings.recipe.clone(),
+            }
+        })
+        .collect();
+    // Records are written as shapes finish, on the finishing thread; the
+    // first error writing them ends the batch once training stops.
+    let mut write_error: Option<String> = None;
+    let mut observer = PackProgress::default();
+    pipeline::train_many(
+        inputs,
+        pack,
+        policy(a.args.keep_unconverged),
+        &mut observer,
+        &mut |i, result| {
+            let shape = todo[i];
+            let record = finish(&a.output, shape, &settings, &digest, result);
+            let written = write_json(&record_path(&a.output, &shape.id), &record).and_then(|()| {
+                progress.worked += record.seconds.total;
+                progress.report(&record, shape);
+                table.results.push(record);
+                table.results.sort_by_key(|r| r.index);
+                write_tables(&a.output, &stem, &table)
+            });
+            if let Err(e) = written {
+                write_error.get_or_insert(e);
+            }
+        },
+    );
+    if let Some(e) = write_error {
+        return Err(e);
+    }
+    write_tables(&a.output, &stem, &table)?;
+    let failed = progress.failed;
     eprintln!(
-        "batch: {} ok ({skipped} finished before), {failed} failed, in {:.1} s; results in {}",
+        "batch: {} ok ({} finished before), {failed} failed, in {:.1} s; results in {}",
         mine.len() - failed,
+        progress.skipped,
         started.elapsed().as_secs_f64(),
         a.output.join(format!("{stem}.csv")).display()
     );
@@ -392,6 +436,87 @@ pub fn run(a: BatchArgs) -> Result<()> {
         ));
     }
     Ok(())
+}
+
+/// The one line per shape on stderr, with the counts and the time left.
+struct Tally {
+    total: usize,
+    label: String,
+    done: usize,
+    skipped: usize,
+    failed: usize,
+    /// Seconds of shapes actually worked on (summed over a pack's shapes,
+    /// which share their training time).
+    worked: f64,
+}
+
+impl Tally {
+    fn new(total: usize, label: String) -> Self {
+        Tally {
+            total,
+            label,
+            done: 0,
+            skipped: 0,
+            failed: 0,
+            worked: 0.0,
+        }
+    }
+
+    fn report(&mut self, record: &Record, shape: &Shape) {
+        self.done += 1;
+        if record.status == Status::Failed {
+            self.failed += 1;
+        }
+        // Only shapes actually worked on predict the rest.
+        let fresh = self.done - self.skipped;
+        let left = self.total - self.done;
+        let eta = if fresh > 0 {
+            self.worked / fresh as f64 * left as f64
+        } else {
+            0.0
+        };
+        eprintln!(
+            "[{}/{}{}] {}: {}; {} done, {} failed, eta {eta:.0} s",
+            self.done,
+            self.total,
+            self.label,
+            shape.id,
+            describe(record),
+            self.done,
+            self.failed,
+        );
+    }
+}
+
+/// Training progress of a pack: the first shape's, on a terminal.
+#[derive(Default)]
+struct PackProgress {
+    bar: Option<super::ProgressLine>,
+}
+
+impl PackObserver for PackProgress {
+    fn progress(&mut self, mesh: usize, p: &hisdf::train::Progress) -> bool {
+        let bar = self
+            .bar
+            .get_or_insert_with(|| super::ProgressLine::new("train"));
+        if p.iteration > 0 {
+            bar.show(
+                p.iteration as f64 / p.iterations as f64,
+                &format!(
+                    "shape {} it {}/{} loss {:.3e} eta {:.0} s",
+                    mesh + 1,
+                    p.iteration,
+                    p.iterations,
+                    p.loss,
+                    p.eta_seconds()
+                ),
+            );
+            if p.iteration == p.iterations {
+                bar.finish();
+            }
+        }
+        true
+    }
 }
 
 fn describe(r: &Record) -> String {
@@ -431,14 +556,15 @@ fn finished(out: &Path, shape: &Shape, digest: &str) -> Option<Record> {
         .then_some(r)
 }
 
-/// Trains, extracts and evaluates one shape; every failure, a panic
-/// included, becomes a failed record so that the batch goes on.
-fn process(
+/// The record of one trained shape: its model saved, its surface extracted
+/// and evaluated; every failure, a panic included, becomes a failed record
+/// so that the batch goes on.
+fn finish(
     out: &Path,
     shape: &Shape,
     settings: &Settings,
     digest: &str,
-    keep_unconverged: bool,
+    result: std::result::Result<TrainedMesh, JobError>,
 ) -> Record {
     let mut record = Record {
         index: shape.index,
@@ -462,42 +588,39 @@ fn process(
         resumed: false,
     };
     let t = Instant::now();
-    let outcome =
-        catch_panic(|| process_fallible(out, shape, settings, keep_unconverged, &mut record));
-    record.seconds.total = t.elapsed().as_secs_f64();
+    let outcome = catch_panic(|| finish_fallible(out, shape, settings, result, &mut record));
     match outcome {
         Ok(Ok(())) => record.status = Status::Ok,
         Ok(Err(e)) => record.error = Some(e),
         Err(panic) => record.error = Some(panic.message()),
     }
+    // A pack's shapes share its training time: each is charged all of it.
+    let s = &mut record.seconds;
+    s.total = s.load + s.sample + s.train + t.elapsed().as_secs_f64();
     record
 }
 
-fn process_fallible(
+fn finish_fallible(
     out: &Path,
     shape: &Shape,
     settings: &Settings,
-    keep_unconverged: bool,
+    result: std::result::Result<TrainedMesh, JobError>,
     record: &mut Record,
 ) -> Result<()> {
     let mut timings = Timings::default();
-    let (model, prepared, check) = train_mesh(
-        &shape.path,
-        &settings.recipe,
-        &mut timings,
-        keep_unconverged,
-    )?;
+    let outcome = job_outcome(&shape.path, result, &mut timings);
+    // Kept even when a later stage fails (no surface): the table still
+    // shows what the training cost.
+    record.seconds.load = timings.load;
+    record.seconds.sample = timings.sample;
+    record.seconds.train = timings.train;
+    let (model, prepared, check) = outcome?;
     record.input_open = Some(prepared.is_open());
     record.input_issues = prepared.info.issues();
     record.convergence = Some(serde_json::to_value(&check).map_err(|e| e.to_string())?);
     record.iterations = model.metadata.iterations;
     record.final_loss = Some(model.metadata.final_loss).filter(|l| l.is_finite());
     record.device = model.metadata.device.to_string();
-    // Kept even when extraction fails next (no surface): the table still
-    // shows what the training cost.
-    record.seconds.load = timings.load;
-    record.seconds.sample = timings.sample;
-    record.seconds.train = timings.train;
     let model_name = format!("{}.safetensors", shape.id);
     save_model(&model, &out.join(&model_name)).map_err(|e| e.to_string())?;
 

@@ -17,7 +17,7 @@ use hisdf::mesh::{self, TriangleMesh};
 use hisdf::metrics::chamfer_meshes;
 use hisdf::model::{save_model, TrainedModel};
 use hisdf::pipeline::{
-    self, ConvergencePolicy, ConvergenceReport, JobError, PreparedMesh, Preset, Recipe,
+    self, ConvergencePolicy, ConvergenceReport, JobError, PreparedMesh, Preset, Recipe, TrainedMesh,
 };
 use hisdf::train::{DeviceChoice, Progress};
 
@@ -328,18 +328,35 @@ fn train_mesh(
     let t = Instant::now();
     let mesh = mesh::load(path).map_err(|e| e.to_string())?;
     let load = t.elapsed().as_secs_f64();
-    let policy = if keep_unconverged {
-        ConvergencePolicy::Report
-    } else {
-        ConvergencePolicy::Require
-    };
     let mut observer = BarObserver {
         bar: ProgressLine::new("train"),
     };
-    let result = pipeline::train_mesh(mesh, recipe, policy, &mut observer);
+    let result = pipeline::train_mesh(mesh, recipe, policy(keep_unconverged), &mut observer);
     // The progress line ends before anything else is printed, also when
     // the job failed.
     observer.bar.finish();
+    let outcome = job_outcome(path, result, timings);
+    timings.load += load;
+    outcome
+}
+
+/// The convergence policy the command line's `--keep-unconverged` asks for.
+fn policy(keep_unconverged: bool) -> ConvergencePolicy {
+    if keep_unconverged {
+        ConvergencePolicy::Report
+    } else {
+        ConvergencePolicy::Require
+    }
+}
+
+/// A finished job in the command line's terms: the model, the prepared
+/// mesh and the check, or the message for the user; the check's findings go
+/// to stderr either way.
+fn job_outcome(
+    path: &Path,
+    result: std::result::Result<TrainedMesh, JobError>,
+    timings: &mut Timings,
+) -> Result<(TrainedModel, PreparedMesh, ConvergenceReport)> {
     let job = match result {
         Ok(job) => job,
         Err(JobError::NotConverged(check)) => {
@@ -352,7 +369,7 @@ fn train_mesh(
         Err(JobError::Mesh(e)) => return Err(format!("{}: {e}", path.display())),
         Err(e) => return Err(e.to_string()),
     };
-    timings.load = load + job.seconds.prepare;
+    timings.load = job.seconds.load + job.seconds.prepare;
     timings.sample = job.seconds.sample;
     timings.train = job.seconds.train;
     let check = job.check.expect("the policy checks convergence");

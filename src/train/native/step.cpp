@@ -9,6 +9,7 @@
 #include <ATen/ATen.h>
 #include <ATen/Context.h>
 #include <cstring>
+#include <dlfcn.h>
 #include <stdexcept>
 #include <string>
 #include <type_traits>
@@ -20,7 +21,6 @@
 // host's libtorch already loads with its own search path.
 #include <ATen/cuda/CUDAGraph.h>
 #include <c10/cuda/CUDAStream.h>
-#include <dlfcn.h>
 #include <optional>
 #endif
 
@@ -303,6 +303,26 @@ int hisdf_native_bmm_bias_relu(at::Tensor *h, at::Tensor *w, at::Tensor *bias,
     set_error(err, err_len, "unknown C++ exception in bmm_bias_relu");
   }
   return 1;
+}
+
+// Free and total memory of the current CUDA device, through the CUDA
+// runtime libtorch loaded (looked up, not linked, as cuBLASLt is). Returns 0.
+int hisdf_native_cuda_memory(size_t *free_bytes, size_t *total_bytes) {
+  try {
+    using MemGetInfo = int (*)(size_t *, size_t *);
+    static MemGetInfo get = []() -> MemGetInfo {
+      void *sym = dlsym(RTLD_DEFAULT, "cudaMemGetInfo");
+      for (const char *name : {"libcudart.so.13", "libcudart.so.12"}) {
+        if (sym) break;
+        if (void *lib = dlopen(name, RTLD_NOW | RTLD_NOLOAD)) sym = dlsym(lib, "cudaMemGetInfo");
+      }
+      return reinterpret_cast<MemGetInfo>(sym);
+    }();
+    if (!get) return 1;
+    return get(free_bytes, total_bytes) == 0 ? 0 : 1;
+  } catch (...) {
+    return 1;
+  }
 }
 
 // TF32 tensor-core matmuls for float32 (PyTorch's "high" precision).
