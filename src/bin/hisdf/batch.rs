@@ -382,6 +382,7 @@ pub fn run(a: BatchArgs) -> Result<()> {
     if !todo.is_empty() {
         eprintln!("batch: {} shapes to train, {pack} at a time", todo.len());
     }
+    progress.started = Some(Instant::now());
     let inputs = todo
         .iter()
         .map(|shape| {
@@ -405,7 +406,6 @@ pub fn run(a: BatchArgs) -> Result<()> {
             let shape = todo[i];
             let record = finish(&a.output, shape, &settings, &digest, result);
             let written = write_json(&record_path(&a.output, &shape.id), &record).and_then(|()| {
-                progress.worked += record.seconds.total;
                 progress.report(&record, shape);
                 table.results.push(record);
                 table.results.sort_by_key(|r| r.index);
@@ -445,9 +445,9 @@ struct Tally {
     done: usize,
     skipped: usize,
     failed: usize,
-    /// Seconds of shapes actually worked on (summed over a pack's shapes,
-    /// which share their training time).
-    worked: f64,
+    /// When the first shape was started: shapes of a pack train together
+    /// and the stages overlap, so the pace is shapes per wall-clock second.
+    started: Option<Instant>,
 }
 
 impl Tally {
@@ -458,7 +458,7 @@ impl Tally {
             done: 0,
             skipped: 0,
             failed: 0,
-            worked: 0.0,
+            started: None,
         }
     }
 
@@ -470,10 +470,9 @@ impl Tally {
         // Only shapes actually worked on predict the rest.
         let fresh = self.done - self.skipped;
         let left = self.total - self.done;
-        let eta = if fresh > 0 {
-            self.worked / fresh as f64 * left as f64
-        } else {
-            0.0
+        let eta = match self.started {
+            Some(t) if fresh > 0 => t.elapsed().as_secs_f64() / fresh as f64 * left as f64,
+            _ => 0.0,
         };
         eprintln!(
             "[{}/{}{}] {}: {}; {} done, {} failed, eta {eta:.0} s",

@@ -380,7 +380,11 @@ HisdfGraph *hisdf_native_graph_begin(int device, char *err, size_t err_len) {
     g = new HisdfGraph();
     g->previous.emplace(c10::cuda::getCurrentCUDAStream(device));
     c10::cuda::setCurrentCUDAStream(c10::cuda::getStreamFromPool(false, device));
-    g->graph.capture_begin();
+    // Thread-local capture: other threads of the host may use CUDA while we
+    // capture (a batch extracts finished shapes while the next pack
+    // trains); in the default global mode their allocations and
+    // synchronisations would fail or invalidate this capture.
+    g->graph.capture_begin({0, 0}, cudaStreamCaptureModeThreadLocal);
     return g;
   } catch (const std::exception &e) {
     set_error(err, err_len, e.what());
