@@ -192,14 +192,7 @@ pub fn train_pack(
     // A cancel that arrived while sampling is honoured before any training.
     let mut waiting = Vec::new();
     for (j, (_, recipe)) in pack.iter().enumerate() {
-        let start = Progress {
-            iteration: 0,
-            iterations: recipe.training.iterations,
-            loss: f64::NAN,
-            learning_rate: recipe.training.learning_rate,
-            elapsed_seconds: 0.0,
-        };
-        if observer.progress(j, &start) {
+        if observer.progress(j, &Progress::before_training(&recipe.training)) {
             waiting.push(j);
         } else {
             results[j] = Some(Err(JobError::Cancelled));
@@ -475,14 +468,7 @@ pub fn train_observed(
     recipe: &Recipe,
     observer: &mut dyn Observer,
 ) -> Result<(TrainedModel, Vec<(usize, f64)>), JobError> {
-    let start = Progress {
-        iteration: 0,
-        iterations: recipe.training.iterations,
-        loss: f64::NAN,
-        learning_rate: recipe.training.learning_rate,
-        elapsed_seconds: 0.0,
-    };
-    if !observer.progress(&start) {
+    if !observer.progress(&Progress::before_training(&recipe.training)) {
         return Err(JobError::Cancelled);
     }
     observer.stage(Stage::Train);

@@ -151,6 +151,17 @@ pub struct Progress {
 }
 
 impl Progress {
+    /// The report before the first iteration of training with `config`.
+    pub fn before_training(config: &TrainConfig) -> Progress {
+        Progress {
+            iteration: 0,
+            iterations: config.iterations,
+            loss: f64::NAN,
+            learning_rate: config.learning_rate,
+            elapsed_seconds: 0.0,
+        }
+    }
+
     /// Seconds left at the mean pace so far; NaN before the first
     /// iteration.
     pub fn eta_seconds(&self) -> f64 {
