@@ -226,6 +226,17 @@ pub fn pack_size(recipe: &Recipe, shapes: usize) -> usize {
     fits.clamp(1, MAX_PACK).min(shapes.max(1))
 }
 
+/// How many workers a many-shape job with this recipe should run on this
+/// host: one per visible CUDA device when it trains on CUDA (each worker a
+/// process of its own, with its own device, CUDA context and packs), else
+/// one.
+pub fn gpu_workers(recipe: &Recipe) -> usize {
+    match recipe.training.device.resolve() {
+        Ok(d) if d.is_cuda() => (tch::Cuda::device_count().max(1)) as usize,
+        _ => 1,
+    }
+}
+
 /// A mesh ready for the SDF: validated, degenerate triangles dropped, and
 /// moved into the unit sphere.
 pub struct PreparedMesh {

@@ -411,3 +411,77 @@ fn packed_shapes_train_as_they_train_alone() {
     assert_eq!(code, 2, "{err}");
     assert!(err.contains("--pack"), "{err}");
 }
+
+/// `--gpus 2` runs two workers of the same command, each with its own
+/// CUDA_VISIBLE_DEVICES and shard, and merges their tables; on the CPU the
+/// workers train on the CPU. Under a shard of its own (a job array task) a
+/// run splits that shard and leaves the merge to `batch-merge`.
+#[test]
+fn workers_split_the_shapes_and_the_tables_are_merged() {
+    let dir = scratch("workers");
+    let input = dir.join("meshes");
+    std::fs::create_dir_all(&input).unwrap();
+    for i in 0..6 {
+        mesh::save(&icosphere(1), &input.join(format!("shape{i}.obj"))).unwrap();
+    }
+    std::fs::write(input.join("broken.obj"), b"v 0 0 0\nf 1 2 oops\n").unwrap();
+    let config = dir.join("tiny.json");
+    std::fs::write(&config, TINY).unwrap();
+    let batch = |out: &Path, extra: &[&str]| {
+        let mut cmd = hisdf();
+        cmd.arg("batch")
+            .arg(&input)
+            .arg("-o")
+            .arg(out)
+            .arg("--config")
+            .arg(&config)
+            .arg("--keep-unconverged")
+            .args(extra)
+            .env_remove("CUDA_VISIBLE_DEVICES");
+        for var in [
+            "SLURM_ARRAY_TASK_ID",
+            "SLURM_ARRAY_TASK_COUNT",
+            "SLURM_ARRAY_TASK_MIN",
+        ] {
+            cmd.env_remove(var);
+        }
+        run(&mut cmd)
+    };
+    let out = dir.join("two");
+    let (code, said, err) = batch(&out, &["--gpus", "2"]);
+    assert_eq!(code, 1, "{err}");
+    assert!(
+        err.contains("2 workers, one per GPU (CUDA_VISIBLE_DEVICES 0, 1)"),
+        "{err}"
+    );
+    for k in 0..2 {
+        let t = read_json(&out.join(format!("results.shard-{k}-of-2.json")));
+        assert!(!records(&t).is_empty(), "{err}");
+        for r in records(&t) {
+            assert_eq!(r["index"].as_u64().unwrap() % 2, k);
+        }
+    }
+    let merged = read_json(&out.join("results.json"));
+    assert_eq!(records(&merged).len(), 7, "{err}");
+    let ok = records(&merged)
+        .iter()
+        .filter(|r| r["status"] == "ok")
+        .count();
+    assert_eq!(ok, 6, "{err}");
+    assert!(
+        said.contains("7 of 7 shapes, 6 ok, 1 failed, 0 missing"),
+        "{said}"
+    );
+
+    // Task 1 of a two-task array with two GPUs: shards 1/4 and 3/4.
+    let out = dir.join("task");
+    let (code, _, err) = batch(&out, &["--gpus", "2", "--shard", "1/2"]);
+    assert_eq!(code, 0, "{err}");
+    for k in [1, 3] {
+        let t = read_json(&out.join(format!("results.shard-{k}-of-4.json")));
+        for r in records(&t) {
+            assert_eq!(r["index"].as_u64().unwrap() % 4, k);
+        }
+    }
+    assert!(!out.join("results.json").exists());
+}

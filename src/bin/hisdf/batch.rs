@@ -55,6 +55,12 @@ pub struct BatchArgs {
     /// writing anything.
     #[arg(long)]
     dry_run: bool,
+    /// Worker processes, each with one GPU of its own (CUDA_VISIBLE_DEVICES)
+    /// and one share of the shapes: a number, or "auto" (one per visible
+    /// CUDA device when training on CUDA, else one). The workers' tables
+    /// are merged into this run's at the end.
+    #[arg(long, default_value = "auto")]
+    gpus: Workers,
     /// Shapes trained at once in one batched step: a number, or "auto" (as
     /// many as a quarter of the free GPU memory holds, at most 16; one on
     /// the CPU). Every model is the one training it alone gives.
@@ -62,6 +68,28 @@ pub struct BatchArgs {
     pack: Pack,
     #[command(flatten)]
     args: TrainArgs,
+}
+
+/// `--gpus`: a number of workers, or the library's choice.
+#[derive(Clone, Copy, Debug)]
+enum Workers {
+    Auto,
+    Count(usize),
+}
+
+impl std::str::FromStr for Workers {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self> {
+        match s {
+            "auto" => Ok(Workers::Auto),
+            _ => match s.parse() {
+                Ok(n) if n > 0 => Ok(Workers::Count(n)),
+                _ => Err(format!(
+                    "--gpus {s:?}: expected a number of workers (1 or more) or auto"
+                )),
+            },
+        }
+    }
 }
 
 /// `--pack`: a number of shapes, or the library's choice.
@@ -340,6 +368,13 @@ pub fn run(a: BatchArgs) -> Result<()> {
     if a.dry_run {
         return dry_run(&a.output, &mine, total, &label, &digest);
     }
+    let workers = match a.gpus {
+        Workers::Count(n) => n,
+        Workers::Auto => pipeline::gpu_workers(&settings.recipe),
+    };
+    if workers > 1 {
+        return run_workers(&a.output, shard, workers.min(mine.len().max(1)));
+    }
     std::fs::create_dir_all(&a.output).map_err(|e| format!("{}: {e}", a.output.display()))?;
     // One file per shard: shards on different machines may share a process
     // id, and so the temporary name of an atomic write.
@@ -436,6 +471,111 @@ pub fn run(a: BatchArgs) -> Result<()> {
         ));
     }
     Ok(())
+}
+
+/// Splits this run's shapes over `workers` processes of this same command,
+/// one GPU each: worker g does shard K + N g of N workers (K/N this run's own
+/// shard, 0/1 without one), so the shapes are split exactly as a job array
+/// of N workers tasks would split them, and every worker keeps all of the
+/// batch's guarantees (records, resume, atomic tables). Without a shard of
+/// its own, the run then merges the workers' tables into `results.*`; a
+/// shard leaves that to the job's `batch-merge`.
+fn run_workers(out: &Path, shard: Option<Shard>, workers: usize) -> Result<()> {
+    let own = shard.unwrap_or(Shard { index: 0, count: 1 });
+    let exe = std::env::current_exe().map_err(|e| format!("cannot find this program ({e})"))?;
+    let args = worker_args(std::env::args_os().skip(1));
+    // Slurm (and users) name a node's GPUs in CUDA_VISIBLE_DEVICES; each
+    // worker sees one of them as its device 0.
+    let devices: Vec<String> = match std::env::var("CUDA_VISIBLE_DEVICES") {
+        Ok(v) if !v.trim().is_empty() => v.split(',').map(|d| d.trim().to_string()).collect(),
+        _ => (0..workers).map(|g| g.to_string()).collect(),
+    };
+    eprintln!(
+        "batch: {workers} workers, one per GPU (CUDA_VISIBLE_DEVICES {})",
+        (0..workers)
+            .map(|g| devices[g % devices.len()].as_str())
+            .collect::<Vec<_>>()
+            .join(", ")
+    );
+    let mut children = Vec::with_capacity(workers);
+    for g in 0..workers {
+        let mine = Shard {
+            index: own.index + own.count * g,
+            count: own.count * workers,
+        };
+        let mut command = std::process::Command::new(&exe);
+        command
+            .args(&args)
+            .arg("--shard")
+            .arg(format!("{}/{}", mine.index, mine.count))
+            .arg("--gpus")
+            .arg("1")
+            .env("CUDA_VISIBLE_DEVICES", &devices[g % devices.len()]);
+        for var in [
+            "SLURM_ARRAY_TASK_ID",
+            "SLURM_ARRAY_TASK_COUNT",
+            "SLURM_ARRAY_TASK_MIN",
+        ] {
+            command.env_remove(var);
+        }
+        let child = command
+            .spawn()
+            .map_err(|e| format!("cannot start worker {g} ({e})"))?;
+        children.push((mine, child));
+    }
+    let mut stopped = Vec::new();
+    let mut with_failures = 0;
+    for (mine, mut child) in children {
+        match child.wait() {
+            Ok(status) if status.success() => {}
+            // Exit status 1 is a worker with a failed shape: its table
+            // says which. Anything else stopped the worker early.
+            Ok(status) if status.code() == Some(1) => with_failures += 1,
+            Ok(status) => stopped.push(format!("shard {}/{}: {status}", mine.index, mine.count)),
+            Err(e) => stopped.push(format!("shard {}/{}: {e}", mine.index, mine.count)),
+        }
+    }
+    if !stopped.is_empty() {
+        eprintln!("batch: workers stopped early: {}", stopped.join("; "));
+    }
+    if shard.is_none() {
+        merge(MergeArgs {
+            folder: out.to_path_buf(),
+        })?;
+    }
+    match shard {
+        _ if with_failures > 0 && stopped.is_empty() => Err(format!(
+            "shapes failed in {with_failures} of the {workers} workers; their errors are in the tables in {}",
+            out.display()
+        )),
+        None => Ok(()),
+        Some(_) if stopped.is_empty() => Ok(()),
+        Some(k) => Err(format!(
+            "shard {}/{}: {} workers stopped early; run the same command again to finish their shapes",
+            k.index,
+            k.count,
+            stopped.len()
+        )),
+    }
+}
+
+/// This command's arguments for a worker: all but `--shard` and `--gpus`,
+/// which the worker is given.
+fn worker_args(args: impl Iterator<Item = std::ffi::OsString>) -> Vec<std::ffi::OsString> {
+    let mut out = Vec::new();
+    let mut skip_value = false;
+    for arg in args {
+        if std::mem::take(&mut skip_value) {
+            continue;
+        }
+        let text = arg.to_string_lossy();
+        if text == "--shard" || text == "--gpus" {
+            skip_value = true;
+        } else if !(text.starts_with("--shard=") || text.starts_with("--gpus=")) {
+            out.push(arg);
+        }
+    }
+    out
 }
 
 /// The one line per shape on stderr, with the counts and the time left.
@@ -932,6 +1072,35 @@ pub fn merge(a: MergeArgs) -> Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn workers_get_every_argument_but_their_shard_and_gpus() {
+        let args = [
+            "batch",
+            "list.txt",
+            "-o",
+            "out",
+            "--shard",
+            "1/2",
+            "--gpus=4",
+            "--pack",
+            "8",
+            "--gpus",
+            "2",
+            "--shard=0/3",
+            "--sparse",
+        ]
+        .map(std::ffi::OsString::from);
+        let kept = worker_args(args.into_iter());
+        assert_eq!(
+            kept,
+            ["batch", "list.txt", "-o", "out", "--pack", "8", "--sparse"]
+                .map(std::ffi::OsString::from)
+        );
+        assert!(matches!("auto".parse(), Ok(Workers::Auto)));
+        assert!(matches!("3".parse(), Ok(Workers::Count(3))));
+        assert!("0".parse::<Workers>().is_err());
+    }
 
     #[test]
     fn shards_parse_and_refuse_nonsense() {
