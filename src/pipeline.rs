@@ -5,6 +5,7 @@ use serde::{Deserialize, Serialize};
 
 mod convergence;
 mod job;
+pub mod settings;
 pub use convergence::{
     check_convergence, check_convergence_with_sdf, ConvergenceConfig, ConvergenceReport, Finding,
 };

@@ -11,10 +11,10 @@ use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 
 use super::{Failure, HisdfStatus};
-use crate::extract::ExtractConfig;
+
 use crate::mesh::{Normalisation, TriangleMesh};
 use crate::model::TrainedModel;
-use crate::pipeline::Recipe;
+use crate::pipeline::settings::JobSettings;
 use crate::sampling::Samples;
 
 use super::monitor::TrainMonitor;
@@ -23,15 +23,12 @@ use super::monitor::TrainMonitor;
 /// extract.
 #[derive(Clone, Debug)]
 pub struct Settings {
-    pub recipe: Recipe,
-    pub extract: ExtractConfig,
+    /// Every named setting (`hisdf_config_set`), the library's.
+    pub job: JobSettings,
     /// Where trainings with this config publish their live state
     /// (`hisdf_config_set_monitor`); shared, so freeing the monitor handle
     /// while a config still names it is harmless.
     pub monitor: Option<Arc<TrainMonitor>>,
-    /// `hisdf_train` checks convergence after training
-    /// (`check_convergence`, default true).
-    pub check_convergence: bool,
 }
 
 /// A training set together with the frame its points are in.

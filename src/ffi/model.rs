@@ -110,7 +110,7 @@ pub extern "C" fn hisdf_sample(
 ) -> HisdfStatus {
     boundary(error, || {
         let m = HisdfMesh::get(mesh)?;
-        let recipe = &HisdfConfig::get(config)?.recipe;
+        let recipe = &HisdfConfig::get(config)?.job.recipe;
         out_arg(out, "out")?;
         let prepared = prepare_mesh(m.clone())?;
         let set = SampleSet {
@@ -249,7 +249,7 @@ pub extern "C" fn hisdf_train(
     boundary(error, || {
         let m = HisdfMesh::get(mesh)?;
         let settings = HisdfConfig::get(config)?;
-        let recipe = &settings.recipe;
+        let recipe = &settings.job.recipe;
         let cancel = cancel_arg(cancel)?;
         out_arg(out, "out")?;
         let monitor = settings.monitor.as_deref();
@@ -258,7 +258,7 @@ pub extern "C" fn hisdf_train(
             report: reporter(cancel, progress, user_data),
             monitor,
         };
-        let policy = if settings.check_convergence {
+        let policy = if settings.job.check_convergence {
             ConvergencePolicy::Require
         } else {
             ConvergencePolicy::Skip
@@ -284,7 +284,7 @@ pub extern "C" fn hisdf_train_samples(
     boundary(error, || {
         let set = HisdfSamples::get(samples)?;
         let settings = HisdfConfig::get(config)?;
-        let recipe = &settings.recipe;
+        let recipe = &settings.job.recipe;
         let cancel = cancel_arg(cancel)?;
         out_arg(out, "out")?;
         let monitor = settings.monitor.as_deref();
@@ -462,7 +462,7 @@ pub extern "C" fn hisdf_extract_with(
         let cancel = cancel_arg(cancel)?;
         out_arg(out, "out")?;
         let mut report = reporter(cancel, progress, user_data);
-        let extraction = extract_mesh_with(model, &settings.extract, &mut report)?;
+        let extraction = extract_mesh_with(model, &settings.job.extract, &mut report)?;
         unsafe { *out = HisdfMesh::new(extraction.mesh) };
         Ok(())
     })

@@ -1,0 +1,534 @@
+//! Every setting a front end can change, by name: the one vocabulary of the
+//! C API's `hisdf_config_set`/`hisdf_config_get`, the Python and C++
+//! wrappers over it and the Blender add-on. Each key is parsed with the
+//! library's own `FromStr` where one exists, applied to a copy and checked
+//! by the library's own validation (`Recipe::validate`, the extraction's
+//! bounds) before it takes effect, so a refused value leaves the settings
+//! as they were and a setting that cannot run fails before any work.
+
+use crate::extract::sparse::SparseConfig;
+use crate::extract::{ExtractConfig, MAX_DENSE_RESOLUTION, MAX_SPARSE_RESOLUTION};
+use crate::model::{Activation, Initialisation};
+use crate::sampling::GaussianShell;
+use crate::train::Loss;
+
+use super::{Preset, Recipe};
+
+/// Every key [`JobSettings::set`] and [`JobSettings::get`] take, separated
+/// by ", ".
+pub const KEYS: &str =
+    "preset, iterations, batch_size, learning_rate, seed, device, progress_every, \
+precision, width, depth, tanh_output, initialisation, geometric_radius, activation, encoding, \
+skip, weight_norm, dropout, loss, clamp, scheduler, sampling, surface_samples, uniform_samples, \
+shells, resolution, sparse, check_convergence";
+
+/// Every preset the `preset` key takes, separated by ", ".
+pub const PRESETS: &str = "fast, detail, paper-l1, paper-curriculum";
+
+/// What one training job is set to: how to sample, train and check, and
+/// how to extract the surface afterwards.
+#[derive(Clone, Debug, PartialEq)]
+pub struct JobSettings {
+    pub recipe: Recipe,
+    pub extract: ExtractConfig,
+    /// Check convergence after training (default true).
+    pub check_convergence: bool,
+}
+
+impl JobSettings {
+    /// A preset's recipe, the default extraction, the check on.
+    pub fn from_preset(preset: Preset) -> JobSettings {
+        JobSettings {
+            recipe: preset.recipe(),
+            extract: ExtractConfig::default(),
+            check_convergence: true,
+        }
+    }
+
+    /// Sets one key from text (the syntax [`JobSettings::get`] writes), on a
+    /// copy that must pass [`JobSettings::validate`] before it replaces
+    /// these settings.
+    pub fn set(&mut self, key: &str, value: &str) -> Result<(), String> {
+        let mut changed = self.clone();
+        apply_setting(&mut changed, key.trim(), value)?;
+        changed.validate()?;
+        *self = changed;
+        Ok(())
+    }
+
+    /// One key's value as text, in the syntax [`JobSettings::set`] reads
+    /// back. `preset` has no value, nor has geometric_radius under another
+    /// initialisation.
+    pub fn get(&self, key: &str) -> Result<String, String> {
+        value_of(self, key.trim())
+    }
+
+    /// Every check that does not need a mesh: the recipe's, and the
+    /// resolution against the larger (sparse) bound whatever `sparse` says
+    /// now, so the order of two `set` calls never matters.
+    pub fn validate(&self) -> Result<(), String> {
+        check_settings(self)
+    }
+}
+
+fn invalid(message: impl Into<String>) -> String {
+    message.into()
+}
+
+fn parse<T: std::str::FromStr>(key: &str, value: &str) -> Result<T, String> {
+    value
+        .trim()
+        .parse()
+        .map_err(|_| invalid(format!("{key}: cannot read {value:?}")))
+}
+
+pub(crate) fn parse_bool(key: &str, value: &str) -> Result<bool, String> {
+    match value.trim() {
+        "1" | "true" | "yes" | "on" => Ok(true),
+        "0" | "false" | "no" | "off" => Ok(false),
+        _ => Err(invalid(format!(
+            "{key}: expected true or false, got {value:?}"
+        ))),
+    }
+}
+
+fn clamp_of(loss: &mut Loss) -> &mut Option<f64> {
+    match loss {
+        Loss::ClampedL1 { clamp } | Loss::Curriculum { clamp, .. } => clamp,
+    }
+}
+
+/// Applies one key to a recipe. Checked on a copy by the caller, so a
+/// refused value leaves the config as it was.
+fn apply(recipe: &mut Recipe, key: &str, value: &str) -> Result<(), String> {
+    let t = &mut recipe.training;
+    let n = &mut recipe.network;
+    let s = &mut recipe.sampling;
+    match key {
+        "preset" => *recipe = value.trim().parse::<Preset>().map_err(invalid)?.recipe(),
+        "iterations" => t.iterations = parse(key, value)?,
+        "batch_size" => t.batch_size = parse(key, value)?,
+        "learning_rate" => t.learning_rate = parse(key, value)?,
+        "seed" => t.seed = parse(key, value)?,
+        "device" => t.device = value.trim().parse().map_err(invalid)?,
+        "progress_every" => t.progress_every = parse(key, value)?,
+        "precision" => t.precision = value.trim().parse().map_err(invalid)?,
+        "width" => n.width = parse(key, value)?,
+        "skip" => {
+            n.skip = match value.trim() {
+                "none" => None,
+                v => Some(parse(key, v)?),
+            }
+        }
+        "weight_norm" => n.weight_norm = parse_bool(key, value)?,
+        "dropout" => n.dropout = parse(key, value)?,
+        "sampling" => {
+            s.weighted = match value.trim() {
+                "near-surface" => None,
+                "weighted" => Some(crate::sampling::WeightedConfig::paper()),
+                _ => {
+                    return Err(invalid(format!(
+                        "sampling: expected near-surface or weighted, got {value:?}"
+                    )))
+                }
+            }
+        }
+        "depth" => n.depth = parse(key, value)?,
+        "tanh_output" => n.tanh_output = parse_bool(key, value)?,
+        "initialisation" => {
+            n.initialisation = match value.trim() {
+                "pytorch-default" => Initialisation::PytorchDefault,
+                "geometric" => Initialisation::Geometric { radius: 0.5 },
+                "siren" => Initialisation::Siren,
+                _ => {
+                    return Err(invalid(format!(
+                    "initialisation: expected pytorch-default, geometric or siren, got {value:?}"
+                )))
+                }
+            }
+        }
+        "activation" => {
+            let activation: Activation = value
+                .parse()
+                .map_err(|e| invalid(format!("activation: {e}")))?;
+            n.set_activation(activation);
+        }
+        "encoding" => {
+            n.encoding = value
+                .parse()
+                .map_err(|e| invalid(format!("encoding: {e}")))?
+        }
+        "geometric_radius" => {
+            let radius: f64 = parse(key, value)?;
+            if !(radius.is_finite() && radius > 0.0 && radius < 1.0) {
+                return Err(invalid("geometric_radius must be in (0, 1)"));
+            }
+            n.initialisation = Initialisation::Geometric { radius };
+        }
+        "loss" => {
+            let clamp = *clamp_of(&mut t.loss);
+            t.loss = match value.trim() {
+                "clamped-l1" => Loss::ClampedL1 { clamp },
+                "curriculum" => {
+                    let mut l = Loss::paper_curriculum();
+                    *clamp_of(&mut l) = clamp;
+                    l
+                }
+                _ => {
+                    return Err(invalid(format!(
+                        "loss: expected clamped-l1 or curriculum, got {value:?}"
+                    )))
+                }
+            }
+        }
+        "clamp" => {
+            *clamp_of(&mut t.loss) = match value.trim() {
+                "none" => None,
+                v => Some(parse(key, v)?),
+            }
+        }
+        "scheduler" => {
+            t.scheduler = value
+                .parse()
+                .map_err(|e| invalid(format!("scheduler: {e}")))?
+        }
+        "surface_samples" => s.surface = parse(key, value)?,
+        "uniform_samples" => s.uniform = parse(key, value)?,
+        "shells" => {
+            // "count:variance,count:variance", e.g. "250000:1e-4,250000:1e-5".
+            let mut shells = Vec::new();
+            for part in value.split(',').filter(|p| !p.trim().is_empty()) {
+                let (count, variance) = part.split_once(':').ok_or_else(|| {
+                    invalid(format!("shells: expected count:variance, got {part:?}"))
+                })?;
+                let shell = GaussianShell {
+                    count: parse(key, count)?,
+                    variance: parse(key, variance)?,
+                };
+                if !(shell.variance.is_finite() && shell.variance > 0.0) {
+                    return Err(invalid("shells: variance must be positive"));
+                }
+                shells.push(shell);
+            }
+            s.shells = shells;
+        }
+        _ => {
+            return Err(invalid(format!(
+                "unknown configuration key {key:?} (known: {KEYS})"
+            )))
+        }
+    }
+    Ok(())
+}
+
+/// One setting's current value, in the syntax `apply` reads back. The
+/// `preset` key is a starting point, not a setting: it has no value.
+fn value_of(settings: &JobSettings, key: &str) -> Result<String, String> {
+    use crate::model::Encoding;
+    use crate::train::{DeviceChoice, Precision, Scheduler};
+    let r = &settings.recipe;
+    let (t, n, s) = (&r.training, &r.network, &r.sampling);
+    let flag = |b: bool| if b { "true" } else { "false" }.to_string();
+    let clamp = |c: Option<f64>| c.map_or("none".to_string(), |v| v.to_string());
+    Ok(match key {
+        "iterations" => t.iterations.to_string(),
+        "batch_size" => t.batch_size.to_string(),
+        "learning_rate" => t.learning_rate.to_string(),
+        "seed" => t.seed.to_string(),
+        "device" => match t.device {
+            DeviceChoice::Auto => "auto",
+            DeviceChoice::Cpu => "cpu",
+            DeviceChoice::Cuda => "cuda",
+        }
+        .into(),
+        "progress_every" => t.progress_every.to_string(),
+        "precision" => match t.precision {
+            Precision::Fp32 => "fp32",
+            Precision::Tf32 => "tf32",
+            Precision::Bf16 => "bf16",
+        }
+        .into(),
+        "width" => n.width.to_string(),
+        "depth" => n.depth.to_string(),
+        "tanh_output" => flag(n.tanh_output),
+        "initialisation" => match n.initialisation {
+            Initialisation::PytorchDefault => "pytorch-default",
+            Initialisation::Geometric { .. } => "geometric",
+            Initialisation::Siren => "siren",
+        }
+        .into(),
+        "geometric_radius" => match n.initialisation {
+            Initialisation::Geometric { radius } => radius.to_string(),
+            _ => {
+                return Err(invalid(
+                    "geometric_radius: this configuration's initialisation is not geometric",
+                ))
+            }
+        },
+        "activation" => match n.activation {
+            Activation::Relu => "relu".into(),
+            Activation::Softplus { beta } => format!("softplus:{beta}"),
+            Activation::Sine { omega0 } => format!("sine:{omega0}"),
+        },
+        "encoding" => match n.encoding {
+            Encoding::None => "none".into(),
+            Encoding::Fourier { frequencies } => format!("fourier:{frequencies}"),
+        },
+        "skip" => n.skip.map_or("none".into(), |k| k.to_string()),
+        "weight_norm" => flag(n.weight_norm),
+        "dropout" => n.dropout.to_string(),
+        "loss" => match t.loss {
+            Loss::ClampedL1 { .. } => "clamped-l1",
+            Loss::Curriculum { .. } => "curriculum",
+        }
+        .into(),
+        "clamp" => match t.loss {
+            Loss::ClampedL1 { clamp: c } | Loss::Curriculum { clamp: c, .. } => clamp(c),
+        },
+        "scheduler" => match t.scheduler {
+            Scheduler::None => "none",
+            Scheduler::Plateau(_) => "plateau",
+            Scheduler::Cosine(_) => "cosine",
+        }
+        .into(),
+        "sampling" => if s.weighted.is_some() {
+            "weighted"
+        } else {
+            "near-surface"
+        }
+        .into(),
+        "surface_samples" => s.surface.to_string(),
+        "uniform_samples" => s.uniform.to_string(),
+        "shells" => s
+            .shells
+            .iter()
+            .map(|g| format!("{}:{:e}", g.count, g.variance))
+            .collect::<Vec<_>>()
+            .join(","),
+        "resolution" => settings.extract.resolution.to_string(),
+        "sparse" => flag(settings.extract.sparse.is_some()),
+        "check_convergence" => flag(settings.check_convergence),
+        "preset" => {
+            return Err(invalid(
+                "preset is where a configuration starts, not one of its values; \
+                 read the settings it sets (iterations, width, ...) instead",
+            ))
+        }
+        _ => {
+            return Err(invalid(format!(
+                "unknown configuration key {key:?} (known: {KEYS})"
+            )))
+        }
+    })
+}
+
+/// Applies one key, of extraction or of the recipe.
+fn apply_setting(settings: &mut JobSettings, key: &str, value: &str) -> Result<(), String> {
+    let e = &mut settings.extract;
+    match key {
+        "resolution" => e.resolution = parse(key, value)?,
+        "sparse" => e.sparse = parse_bool(key, value)?.then(SparseConfig::default),
+        "check_convergence" => settings.check_convergence = parse_bool(key, value)?,
+        // A preset says nothing about extraction: it keeps its settings.
+        _ => apply(&mut settings.recipe, key, value)?,
+    }
+    Ok(())
+}
+
+fn check_settings(settings: &JobSettings) -> Result<(), String> {
+    check(&settings.recipe)?;
+    // Against the larger (sparse) bound whatever `sparse` says now, so the
+    // order of two set calls never matters; the extraction itself refuses a
+    // dense grid above its own bound.
+    let e = &settings.extract;
+    if !(8..=MAX_SPARSE_RESOLUTION).contains(&e.resolution) {
+        return Err(invalid(format!(
+            "resolution must be between 8 and {MAX_SPARSE_RESOLUTION} \
+             (above {MAX_DENSE_RESOLUTION} with sparse=true), got {}",
+            e.resolution
+        )));
+    }
+    Ok(())
+}
+
+/// The library's own checks (`Recipe::validate`): one place for every rule.
+fn check(recipe: &Recipe) -> Result<(), String> {
+    recipe.validate()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every key reads back what was set: a value got and set again leaves
+    /// the configuration as it was, for every preset; and the static lists
+    /// are the library's own.
+    #[test]
+    fn every_key_reads_back_what_set_accepts() {
+        let fresh = |recipe| JobSettings {
+            recipe,
+            extract: ExtractConfig::default(),
+            check_convergence: true,
+        };
+        let same = |a: &JobSettings, b: &JobSettings| {
+            a.recipe == b.recipe
+                && a.extract == b.extract
+                && a.check_convergence == b.check_convergence
+        };
+        for preset in Preset::ALL {
+            let settings = fresh(preset.recipe());
+            for key in KEYS.split(", ").filter(|k| *k != "preset") {
+                let geometric = matches!(
+                    settings.recipe.network.initialisation,
+                    Initialisation::Geometric { .. }
+                );
+                if key == "geometric_radius" && !geometric {
+                    assert!(value_of(&settings, key).is_err());
+                    continue;
+                }
+                let value = value_of(&settings, key).unwrap_or_else(|e| panic!("{key}: {e}"));
+                let mut again = settings.clone();
+                apply_setting(&mut again, key, &value)
+                    .unwrap_or_else(|e| panic!("{preset:?} {key}={value}: {e}"));
+                assert!(
+                    same(&again, &settings),
+                    "{preset:?}: {key}={value} changed the config"
+                );
+            }
+        }
+        let mut settings = fresh(Preset::Fast.recipe());
+        apply_setting(&mut settings, "encoding", "fourier:6").unwrap();
+        apply_setting(&mut settings, "clamp", "none").unwrap();
+        assert_eq!(value_of(&settings, "encoding").unwrap(), "fourier:6");
+        assert_eq!(value_of(&settings, "clamp").unwrap(), "none");
+        assert!(value_of(&settings, "preset")
+            .unwrap_err()
+            .contains("not one of its values"));
+        assert!(value_of(&settings, "widht").unwrap_err().contains("known:"));
+        let presets: Vec<_> = PRESETS.split(", ").collect();
+        assert_eq!(
+            presets,
+            Preset::ALL.iter().map(|p| p.name()).collect::<Vec<_>>()
+        );
+    }
+
+    #[test]
+    fn every_listed_key_is_understood() {
+        for key in KEYS.split(", ") {
+            let mut settings = JobSettings {
+                recipe: Preset::Fast.recipe(),
+                extract: ExtractConfig::default(),
+                check_convergence: true,
+            };
+            let err = apply_setting(&mut settings, key, "\u{1}").err();
+            assert!(
+                !err.unwrap_or_default()
+                    .contains("unknown configuration key"),
+                "{key} is listed but not handled"
+            );
+        }
+    }
+
+    /// resolution and sparse may be set in either order.
+    #[test]
+    fn resolution_and_sparse_set_in_any_order() {
+        for order in [["resolution", "sparse"], ["sparse", "resolution"]] {
+            let mut settings = JobSettings {
+                recipe: Preset::Fast.recipe(),
+                extract: ExtractConfig::default(),
+                check_convergence: true,
+            };
+            for key in order {
+                let value = if key == "resolution" { "2048" } else { "true" };
+                apply_setting(&mut settings, key, value).unwrap();
+                check_settings(&settings).unwrap();
+            }
+            assert_eq!(settings.extract.resolution, 2048);
+        }
+    }
+
+    #[test]
+    fn refused_values_leave_the_recipe_unchanged_and_accepted_ones_apply() {
+        let mut r = Preset::Fast.recipe();
+        apply(&mut r, "shells", "100:1e-3,200:1e-4").unwrap();
+        assert_eq!(r.sampling.shells.len(), 2);
+        assert_eq!(r.sampling.shells[1].count, 200);
+        apply(&mut r, "clamp", "none").unwrap();
+        assert_eq!(r.training.loss, Loss::ClampedL1 { clamp: None });
+        apply(&mut r, "width", "0").unwrap();
+        assert!(check(&r).is_err(), "width 0 must be refused");
+        assert!(apply(&mut r, "shells", "100:-1").is_err());
+        assert!(apply(&mut r, "iterations", "many").is_err());
+        assert!(apply(&mut r, "no_such_key", "1").is_err());
+    }
+
+    /// What the command line can set, the C API can too: precision, the
+    /// network ablations and the sampling scheme.
+    #[test]
+    fn precision_ablation_and_sampling_keys_apply_and_refuse_bad_values() {
+        use crate::train::Precision;
+        let mut r = Preset::Detail.recipe();
+        assert_eq!(r.training.precision, Precision::Bf16);
+        apply(&mut r, "precision", "tf32").unwrap();
+        assert_eq!(r.training.precision, Precision::Tf32);
+        apply(&mut r, "skip", "4").unwrap();
+        assert_eq!(r.network.skip, Some(4));
+        apply(&mut r, "skip", "none").unwrap();
+        assert_eq!(r.network.skip, None);
+        apply(&mut r, "weight_norm", "true").unwrap();
+        apply(&mut r, "dropout", "0.2").unwrap();
+        assert!(r.network.weight_norm && r.network.dropout == 0.2);
+        apply(&mut r, "sampling", "weighted").unwrap();
+        assert!(r.sampling.weighted.is_some());
+        apply(&mut r, "sampling", "near-surface").unwrap();
+        assert!(r.sampling.weighted.is_none());
+        check(&r).unwrap();
+        for (key, value) in [
+            ("precision", "fp16"),
+            ("skip", "some"),
+            ("weight_norm", "maybe"),
+            ("sampling", "random"),
+        ] {
+            assert!(apply(&mut r.clone(), key, value).is_err(), "{key}={value}");
+        }
+        for (key, value) in [("dropout", "1.5"), ("skip", "99")] {
+            let mut bad = r.clone();
+            apply(&mut bad, key, value).unwrap();
+            assert!(check(&bad).is_err(), "{key}={value}");
+        }
+    }
+
+    #[test]
+    fn encoding_and_activation_keys_apply_and_refuse_bad_values() {
+        use crate::model::Encoding;
+        let mut r = Preset::Fast.recipe();
+        apply(&mut r, "encoding", "fourier:6").unwrap();
+        assert_eq!(r.network.encoding, Encoding::Fourier { frequencies: 6 });
+        apply(&mut r, "activation", "sine:20").unwrap();
+        assert_eq!(r.network.activation, Activation::Sine { omega0: 20.0 });
+        assert_eq!(r.network.initialisation, Initialisation::Siren);
+        check(&r).unwrap();
+        // A geometric start does not fit sine units: refused by the check.
+        let mut geometric = r.clone();
+        apply(&mut geometric, "initialisation", "geometric").unwrap();
+        let err = check(&geometric).unwrap_err();
+        assert!(err.contains("siren"), "{err}");
+        // Leaving sine leaves SIREN's initialisation too.
+        apply(&mut r, "activation", "relu").unwrap();
+        assert_eq!(
+            r.network.initialisation,
+            Initialisation::Geometric { radius: 0.5 }
+        );
+        check(&r).unwrap();
+        for (key, value) in [("encoding", "fourier:0"), ("encoding", "fourier:17")] {
+            let mut bad = r.clone();
+            apply(&mut bad, key, value).unwrap();
+            assert!(check(&bad).is_err(), "{key}={value}");
+        }
+        let mut bad = r.clone();
+        apply(&mut bad, "activation", "sine:0").unwrap();
+        assert!(check(&bad).is_err());
+        assert!(apply(&mut r, "encoding", "fourier").is_err());
+        assert!(apply(&mut r, "activation", "gelu").is_err());
+    }
+}
