@@ -520,3 +520,80 @@ fn an_open_mesh_is_reported_as_open() {
     assert_eq!(code, 0);
     assert!(out.contains("the mesh is open"), "{out}");
 }
+
+/// `--set KEY=VALUE` takes every setting by the C API's name, checked by
+/// the library; the loss and scheduler options take the C API's values and
+/// names too (`clamped-l1`, `--scheduler`), the old ones still work, and
+/// `hisdf keys` lists what `--set` takes.
+#[test]
+fn named_settings_reach_the_model_and_bad_ones_are_refused() {
+    let dir = scratch("set");
+    let source = dir.join("cube.obj");
+    hisdf::mesh::write_obj(&hisdf::mesh::primitives::unit_cube(), &source).unwrap();
+    let model = dir.join("m.safetensors");
+    let train = |extra: &[&str]| {
+        run(hisdf()
+            .arg("train")
+            .arg(&source)
+            .arg("-o")
+            .arg(&model)
+            .args([
+                "--device",
+                "cpu",
+                "--keep-unconverged",
+                "--iterations",
+                "20",
+            ])
+            .args(extra))
+    };
+    let (code, _, err) = train(&[
+        "--set",
+        "width=12",
+        "--set",
+        "depth=2",
+        "--set",
+        "shells=2000:1e-3",
+        "--set",
+        "surface_samples=500",
+        "--set",
+        "uniform_samples=500",
+        "--loss",
+        "clamped-l1",
+        "--scheduler",
+        "cosine",
+    ]);
+    assert_eq!(code, 0, "{err}");
+    let loaded = hisdf::model::load_model(&model, tch::Device::Cpu).unwrap();
+    assert_eq!(
+        (loaded.network.config.width, loaded.network.config.depth),
+        (12, 2)
+    );
+    let written: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("m.config.json")).unwrap()).unwrap();
+    assert_eq!(written["sampling"]["shells"][0]["count"], 2000, "{written}");
+    assert_eq!(
+        written["training"]["loss"]["kind"], "clamped-l1",
+        "{written}"
+    );
+    assert_eq!(
+        written["training"]["scheduler"]["kind"], "cosine",
+        "{written}"
+    );
+    // The old spellings are the same options.
+    let (code, _, err) = train(&["--set", "width=8", "--loss", "l1", "--schedule", "none"]);
+    assert_eq!(code, 0, "{err}");
+    for (pair, says) in [
+        ("widht=3", "unknown configuration key"),
+        ("width", "expected KEY=VALUE"),
+        ("width=0", "width"),
+        ("check_convergence=false", "--keep-unconverged"),
+    ] {
+        let (code, _, err) = train(&["--set", pair]);
+        assert_eq!(code, 1, "{pair}: {err}");
+        assert!(err.contains(says), "{pair}: {err}");
+    }
+    let (code, keys, _) = run(hisdf().arg("keys"));
+    assert_eq!(code, 0);
+    assert!(keys.lines().any(|l| l == "shells"), "{keys}");
+    assert!(keys.contains("presets: fast, detail"), "{keys}");
+}

@@ -153,6 +153,8 @@ pub fn resolve(args: &TrainArgs) -> Result<Settings> {
         recipe.training.seed = s;
     }
     apply_training_options(&mut recipe, args)?;
+    let mut extraction = extraction;
+    apply_named_settings(&mut recipe, &mut extraction, &args.set)?;
     recipe.validate()?;
     extraction.validate().map_err(at)?;
     evaluation.to_eval_config().map_err(at)?;
@@ -161,6 +163,40 @@ pub fn resolve(args: &TrainArgs) -> Result<Settings> {
         extraction,
         evaluation,
     })
+}
+
+/// `--set KEY=VALUE`: the library's named settings (`pipeline::settings`),
+/// the same keys and values as `hisdf_config_set`, parsed and checked by
+/// the library.
+fn apply_named_settings(
+    recipe: &mut Recipe,
+    extraction: &mut Extraction,
+    pairs: &[String],
+) -> Result<()> {
+    if pairs.is_empty() {
+        return Ok(());
+    }
+    let mut job = hisdf::pipeline::settings::JobSettings {
+        recipe: recipe.clone(),
+        extract: extraction.to_extract_config(),
+        check_convergence: true,
+    };
+    for pair in pairs {
+        let (key, value) = pair.split_once('=').ok_or_else(|| {
+            format!("--set {pair:?}: expected KEY=VALUE, e.g. --set iterations=500")
+        })?;
+        if key.trim() == "check_convergence" {
+            return Err("--set check_convergence: the command line always checks; \
+                 --keep-unconverged keeps a model the check rejects"
+                .into());
+        }
+        job.set(key, value)
+            .map_err(|e| format!("--set {pair}: {e}"))?;
+    }
+    *recipe = job.recipe;
+    extraction.resolution = job.extract.resolution;
+    extraction.sparse = job.extract.sparse.is_some();
+    Ok(())
 }
 
 /// The loss, schedule and network ablation options of `train`/`run`.
@@ -183,15 +219,19 @@ fn apply_training_options(recipe: &mut Recipe, args: &TrainArgs) -> Result<()> {
             Loss::ClampedL1 { .. } => Loss::ClampedL1 { clamp },
             Loss::Curriculum { stages, .. } => Loss::Curriculum { clamp, stages },
         },
-        Some("l1") => Loss::ClampedL1 { clamp },
+        Some("l1" | "clamped-l1") => Loss::ClampedL1 { clamp },
         Some("curriculum") => match Loss::paper_curriculum() {
             Loss::Curriculum { stages, .. } => Loss::Curriculum { clamp, stages },
             other => other,
         },
-        Some(v) => return Err(format!("--loss expects l1 or curriculum, got {v:?}")),
+        Some(v) => {
+            return Err(format!(
+                "--loss expects clamped-l1 (or l1) or curriculum, got {v:?}"
+            ))
+        }
     };
-    if let Some(v) = args.schedule.as_deref() {
-        recipe.training.scheduler = v.parse().map_err(|e| format!("--schedule: {e}"))?;
+    if let Some(v) = args.scheduler.as_deref() {
+        recipe.training.scheduler = v.parse().map_err(|e| format!("--scheduler: {e}"))?;
     }
     if args.weight_norm {
         recipe.network.weight_norm = true;

@@ -58,8 +58,8 @@ struct TrainArgs {
     /// Seed for sampling, initialisation and batches (default 0).
     #[arg(long)]
     seed: Option<u64>,
-    /// Loss: l1 (clamped L1, paper Eq. 3) or curriculum (paper Eq. 4 with
-    /// Table 2's schedule).
+    /// Loss: clamped-l1 (or l1: clamped L1, paper Eq. 3) or curriculum
+    /// (paper Eq. 4 with Table 2's schedule).
     #[arg(long)]
     loss: Option<String>,
     /// Clamp delta of the loss (e.g. 0.1), or "none" for unclamped.
@@ -67,9 +67,9 @@ struct TrainArgs {
     clamp: Option<String>,
     /// Learning-rate schedule: plateau (ReduceLROnPlateau 0.5/200/1e-4), cosine
     /// (the rate held for half the iterations, then lowered along a cosine to
-    /// 1/100 of it) or none.
-    #[arg(long)]
-    schedule: Option<String>,
+    /// 1/100 of it) or none. (--schedule is the same option.)
+    #[arg(long, alias = "schedule")]
+    scheduler: Option<String>,
     /// Weight normalisation of every layer (paper Sec. 4.1.1 ablation).
     #[arg(long)]
     weight_norm: bool,
@@ -101,6 +101,11 @@ struct TrainArgs {
     /// after training rejects; its findings are printed either way.
     #[arg(long)]
     keep_unconverged: bool,
+    /// Any setting by the name the C API, Python, C++ and Blender use, e.g.
+    /// --set shells=250000:1e-4,250000:1e-5 (repeatable; applied after every
+    /// other option; `hisdf keys` lists them).
+    #[arg(long = "set", value_name = "KEY=VALUE")]
+    set: Vec<String>,
 }
 
 #[derive(Subcommand)]
@@ -147,6 +152,9 @@ enum Command {
     Batch(batch::BatchArgs),
     /// Merge the results tables of a sharded batch.
     BatchMerge(batch::MergeArgs),
+    /// The named settings `--set` takes (the C API's, Python's, C++'s and
+    /// Blender's), one per line, then the presets.
+    Keys,
 }
 
 type Result<T> = std::result::Result<T, String>;
@@ -162,6 +170,14 @@ fn main() {
 
 fn dispatch(command: Command) -> Result<()> {
     match command {
+        Command::Keys => {
+            use hisdf::pipeline::settings::{KEYS, PRESETS};
+            for key in KEYS.split(", ") {
+                println!("{key}");
+            }
+            println!("presets: {PRESETS}");
+            Ok(())
+        }
         Command::Geometry(c) => geometry::run(c),
         Command::Query(a) => query::run(a),
         Command::Train { mesh, output, args } => {
