@@ -68,55 +68,32 @@ pub struct BatchArgs {
     /// CUDA device when training on CUDA, else one). The workers' tables
     /// are merged into this run's at the end.
     #[arg(long, default_value = "auto")]
-    gpus: Workers,
+    gpus: AutoCount,
     /// Shapes trained at once in one batched step: a number, or "auto" (as
     /// many as a quarter of the free GPU memory holds, at most 16; one on
     /// the CPU). Every model is the one training it alone gives.
     #[arg(long, default_value = "auto")]
-    pack: Pack,
+    pack: AutoCount,
     #[command(flatten)]
     args: TrainArgs,
 }
 
-/// `--gpus`: a number of workers, or the library's choice.
-#[derive(Clone, Copy, Debug)]
-enum Workers {
+/// `--gpus` and `--pack`: a number (1 or more), or "auto" for the
+/// library's choice.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum AutoCount {
     Auto,
     Count(usize),
 }
 
-impl std::str::FromStr for Workers {
+impl std::str::FromStr for AutoCount {
     type Err = String;
     fn from_str(s: &str) -> Result<Self> {
         match s {
-            "auto" => Ok(Workers::Auto),
+            "auto" => Ok(AutoCount::Auto),
             _ => match s.parse() {
-                Ok(n) if n > 0 => Ok(Workers::Count(n)),
-                _ => Err(format!(
-                    "--gpus {s:?}: expected a number of workers (1 or more) or auto"
-                )),
-            },
-        }
-    }
-}
-
-/// `--pack`: a number of shapes, or the library's choice.
-#[derive(Clone, Copy, Debug)]
-enum Pack {
-    Auto,
-    Shapes(usize),
-}
-
-impl std::str::FromStr for Pack {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self> {
-        match s {
-            "auto" => Ok(Pack::Auto),
-            _ => match s.parse() {
-                Ok(k) if k > 0 => Ok(Pack::Shapes(k)),
-                _ => Err(format!(
-                    "--pack {s:?}: expected a number of shapes (1 or more) or auto"
-                )),
+                Ok(n) if n > 0 => Ok(AutoCount::Count(n)),
+                _ => Err(format!("expected a number (1 or more) or auto, got {s:?}")),
             },
         }
     }
@@ -279,8 +256,8 @@ pub fn run(a: BatchArgs) -> Result<()> {
         return dry_run(&a.output, &mine, total, &label, &digest);
     }
     let workers = match a.gpus {
-        Workers::Count(n) => n,
-        Workers::Auto => pipeline::gpu_workers(&settings.recipe),
+        AutoCount::Count(n) => n,
+        AutoCount::Auto => pipeline::gpu_workers(&settings.recipe),
     };
     if workers > 1 {
         return run_workers(&a.output, shard, workers.min(mine.len().max(1)));
@@ -321,8 +298,8 @@ pub fn run(a: BatchArgs) -> Result<()> {
     }
     write_tables(&a.output, &stem, &table)?;
     let pack = match a.pack {
-        Pack::Shapes(k) => k,
-        Pack::Auto => pipeline::pack_size(&settings.recipe, todo.len()),
+        AutoCount::Count(k) => k,
+        AutoCount::Auto => pipeline::pack_size(&settings.recipe, todo.len()),
     };
     if !todo.is_empty() {
         eprintln!("batch: {} shapes to train, {pack} at a time", todo.len());

@@ -207,7 +207,7 @@ fn worker_args(args: impl Iterator<Item = std::ffi::OsString>) -> Vec<std::ffi::
 
 #[cfg(test)]
 mod tests {
-    use super::super::Workers;
+    use super::super::AutoCount;
     use super::*;
     #[test]
     fn workers_get_every_argument_but_their_shard_and_gpus() {
@@ -233,9 +233,9 @@ mod tests {
             ["batch", "list.txt", "-o", "out", "--pack", "8", "--sparse"]
                 .map(std::ffi::OsString::from)
         );
-        assert!(matches!("auto".parse(), Ok(Workers::Auto)));
-        assert!(matches!("3".parse(), Ok(Workers::Count(3))));
-        assert!("0".parse::<Workers>().is_err());
+        assert_eq!("auto".parse(), Ok(AutoCount::Auto));
+        assert_eq!("3".parse(), Ok(AutoCount::Count(3)));
+        assert!("0".parse::<AutoCount>().is_err());
     }
 
     #[test]
