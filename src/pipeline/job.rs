@@ -16,7 +16,7 @@ use crate::mesh::{MeshError, TriangleMesh};
 use crate::model::TrainedModel;
 use crate::sampling::Samples;
 use crate::sdf::MeshSdf;
-use crate::train::{batch_incompatibility, train, train_batch, Progress, TrainError, TrainInput};
+use crate::train::{batch_incompatibility, train_batch, Progress, TrainError, TrainInput};
 
 use super::convergence::check_convergence_with_sdf;
 use super::{prepare_mesh, ConvergenceConfig, ConvergenceReport, PreparedMesh, Recipe};
@@ -217,20 +217,13 @@ pub fn train_pack(
         for &j in &group {
             observer.stage(j, Stage::Train);
         }
-        let mut losses = vec![Vec::new(); group.len()];
-        let mut stopped = vec![false; group.len()];
         let t = Instant::now();
         let trained = {
             let inputs: Vec<TrainInput> = group
                 .iter()
                 .map(|&j| input_of(pack[j].as_ref().expect("not yet trained")))
                 .collect();
-            train_batch(&inputs, &mut |m, p| {
-                losses[m].push((p.iteration, p.loss));
-                let go = observer.progress(group[m], p);
-                stopped[m] |= !go;
-                go
-            })
+            train_batch_observed(&inputs, &group, observer)
         };
         let train_seconds = t.elapsed().as_secs_f64();
         let trained = match trained {
@@ -245,19 +238,14 @@ pub fn train_pack(
         for (m, model) in trained.into_iter().enumerate() {
             let j = group[m];
             let (sampled, recipe) = pack[j].take().expect("trained once");
-            let outcome = model.map_err(JobError::Train).and_then(|model| {
-                // A `false` at the final report has no iteration left to
-                // stop, but the caller asked to stop.
-                if model.metadata.cancelled || stopped[m] {
-                    return Err(JobError::Cancelled);
-                }
+            let outcome = model.and_then(|(model, losses)| {
                 let mut seconds = sampled.seconds;
                 seconds.train = train_seconds;
                 check(
                     model,
                     sampled,
                     recipe,
-                    std::mem::take(&mut losses[m]),
+                    losses,
                     seconds,
                     policy,
                     &mut |stage| observer.stage(j, stage),
@@ -459,9 +447,7 @@ impl PackObserver for Renamed<'_> {
 }
 
 /// Trains on a training set with an observer: the progress reports, the
-/// losses the convergence check reads, and cancellation. A `false` at the
-/// final report has no iteration left to stop, but the caller asked to
-/// stop: the job is cancelled whenever the answer lands.
+/// losses the convergence check reads, and cancellation.
 pub fn train_observed(
     samples: &Samples,
     normalisation: Normalisation,
@@ -472,24 +458,51 @@ pub fn train_observed(
         return Err(JobError::Cancelled);
     }
     observer.stage(Stage::Train);
-    let mut losses = Vec::new();
-    let mut stopped = false;
-    let model = train(
+    let input = TrainInput {
         samples,
         normalisation,
-        &recipe.network,
-        &recipe.training,
-        &mut |p| {
-            losses.push((p.iteration, p.loss));
-            let go = observer.progress(p);
-            stopped |= !go;
-            go
-        },
-    )?;
-    if model.metadata.cancelled || stopped {
-        return Err(JobError::Cancelled);
-    }
-    Ok((model, losses))
+        network: &recipe.network,
+        config: &recipe.training,
+    };
+    train_batch_observed(&[input], &[0], &mut One(observer))?
+        .pop()
+        .expect("one result for one training set")
+}
+
+/// A trained network and the (iteration, mean loss) pairs of its progress
+/// reports.
+type Trained = (TrainedModel, Vec<(usize, f64)>);
+
+/// [`train_batch`] heard by a pack's observer (input m is mesh `meshes[m]`
+/// to it): each network's model with the (iteration, mean loss) pairs of
+/// its progress reports, which the convergence check reads. A `false` at
+/// the final report has no iteration left to stop, but the caller asked to
+/// stop: that network is cancelled whenever the answer lands.
+fn train_batch_observed(
+    inputs: &[TrainInput],
+    meshes: &[usize],
+    observer: &mut dyn PackObserver,
+) -> Result<Vec<Result<Trained, JobError>>, TrainError> {
+    let mut losses = vec![Vec::new(); inputs.len()];
+    let mut stopped = vec![false; inputs.len()];
+    let trained = train_batch(inputs, &mut |m, p| {
+        losses[m].push((p.iteration, p.loss));
+        let go = observer.progress(meshes[m], p);
+        stopped[m] |= !go;
+        go
+    })?;
+    Ok(trained
+        .into_iter()
+        .zip(losses)
+        .zip(stopped)
+        .map(|((model, losses), stopped)| {
+            let model = model?;
+            if model.metadata.cancelled || stopped {
+                return Err(JobError::Cancelled);
+            }
+            Ok((model, losses))
+        })
+        .collect())
 }
 
 #[cfg(test)]
