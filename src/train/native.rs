@@ -68,18 +68,18 @@ fn checked(call: impl FnOnce(*mut c_char, usize) -> bool) -> Result<(), String> 
 /// the bias and ReLU fused into its epilogue on CUDA (cuBLASLt). tch's own
 /// `internal_addmm_activation` drops the bias (its flag lands in `beta`).
 pub fn addmm_relu(bias: &Tensor, mat1: &Tensor, mat2: &Tensor) -> Result<Tensor, String> {
+    new_tensor(|out, err, len| unsafe {
+        hisdf_native_addmm_relu(bias.as_ptr(), mat1.as_ptr(), mat2.as_ptr(), out, err, len)
+    })
+}
+
+/// The tensor a native call allocated for us in `*out` (tch frees it), or
+/// the call's message.
+fn new_tensor(
+    call: impl FnOnce(*mut *mut C_tensor, *mut c_char, usize) -> c_int,
+) -> Result<Tensor, String> {
     let mut out: *mut C_tensor = std::ptr::null_mut();
-    checked(|err, len| unsafe {
-        hisdf_native_addmm_relu(
-            bias.as_ptr(),
-            mat1.as_ptr(),
-            mat2.as_ptr(),
-            &mut out,
-            err,
-            len,
-        ) == 0
-    })?;
-    // The native side allocated a new at::Tensor for us; tch frees it.
+    checked(|err, len| call(&mut out, err, len) == 0)?;
     Ok(unsafe { Tensor::from_ptr(out) })
 }
 
@@ -88,13 +88,10 @@ pub fn addmm_relu(bias: &Tensor, mat1: &Tensor, mat2: &Tensor) -> Result<Tensor,
 /// the bias and the ReLU in its epilogue. `None` for the bias applies the
 /// ReLU alone.
 pub fn bmm_bias_relu(h: &Tensor, w: &Tensor, bias: Option<&Tensor>) -> Result<Tensor, String> {
-    let mut out: *mut C_tensor = std::ptr::null_mut();
     let bias = bias.map_or(std::ptr::null(), |b| b.as_ptr());
-    checked(|err, len| unsafe {
-        hisdf_native_bmm_bias_relu(h.as_ptr(), w.as_ptr(), bias, &mut out, err, len) == 0
-    })?;
-    // The native side allocated a new at::Tensor for us; tch frees it.
-    Ok(unsafe { Tensor::from_ptr(out) })
+    new_tensor(|out, err, len| unsafe {
+        hisdf_native_bmm_bias_relu(h.as_ptr(), w.as_ptr(), bias, out, err, len)
+    })
 }
 
 /// Free and total bytes of the current CUDA device's memory; `None` without

@@ -10,6 +10,7 @@
 #include <ATen/Context.h>
 #include <cstring>
 #include <dlfcn.h>
+#include <initializer_list>
 #include <stdexcept>
 #include <string>
 #include <type_traits>
@@ -30,6 +31,16 @@ void set_error(char *buf, size_t len, const char *msg) {
     std::strncpy(buf, msg, len - 1);
     buf[len - 1] = '\0';
   }
+}
+
+// The first of `names` this process has loaded (libtorch_cuda loads the
+// CUDA libraries it was built with), else the first that loads.
+void *cuda_library(std::initializer_list<const char *> names) {
+  for (const char *name : names)
+    if (void *lib = dlopen(name, RTLD_NOW | RTLD_NOLOAD)) return lib;
+  for (const char *name : names)
+    if (void *lib = dlopen(name, RTLD_NOW)) return lib;
+  return nullptr;
 }
 
 std::vector<at::Tensor> list(at::Tensor **ts, size_t n) {
@@ -154,12 +165,7 @@ struct Lt {
 
 const Lt *lt() {
   static const Lt *loaded = []() -> const Lt * {
-    void *lib = nullptr;
-    for (const char *name : {"libcublasLt.so.13", "libcublasLt.so.12", "libcublasLt.so"}) {
-      lib = dlopen(name, RTLD_NOW | RTLD_NOLOAD);
-      if (!lib) lib = dlopen(name, RTLD_NOW);
-      if (lib) break;
-    }
+    void *lib = cuda_library({"libcublasLt.so.13", "libcublasLt.so.12", "libcublasLt.so"});
     if (!lib) return nullptr;
     auto *l = new Lt;
     bool ok = true;
@@ -312,10 +318,9 @@ int hisdf_native_cuda_memory(size_t *free_bytes, size_t *total_bytes) {
     using MemGetInfo = int (*)(size_t *, size_t *);
     static MemGetInfo get = []() -> MemGetInfo {
       void *sym = dlsym(RTLD_DEFAULT, "cudaMemGetInfo");
-      for (const char *name : {"libcudart.so.13", "libcudart.so.12"}) {
-        if (sym) break;
-        if (void *lib = dlopen(name, RTLD_NOW | RTLD_NOLOAD)) sym = dlsym(lib, "cudaMemGetInfo");
-      }
+      if (!sym)
+        if (void *lib = cuda_library({"libcudart.so.13", "libcudart.so.12"}))
+          sym = dlsym(lib, "cudaMemGetInfo");
       return reinterpret_cast<MemGetInfo>(sym);
     }();
     if (!get) return 1;
