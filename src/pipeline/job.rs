@@ -385,11 +385,12 @@ pub fn train_many(
         });
         let mut ready: Vec<(usize, Recipe, SampledMesh)> = Vec::with_capacity(pack);
         let mut train_ready = |ready: &mut Vec<(usize, Recipe, SampledMesh)>| {
-            let (indices, members): (Vec<usize>, Vec<(Recipe, SampledMesh)>) = ready
-                .drain(..)
-                .map(|(i, recipe, s)| (i, (recipe, s)))
-                .unzip();
-            let (recipes, sampled): (Vec<Recipe>, Vec<SampledMesh>) = members.into_iter().unzip();
+            let (mut indices, mut recipes, mut sampled) = (Vec::new(), Vec::new(), Vec::new());
+            for (i, recipe, s) in ready.drain(..) {
+                indices.push(i);
+                recipes.push(recipe);
+                sampled.push(s);
+            }
             let mut renamed = Renamed {
                 inner: &mut *observer,
                 indices: &indices,

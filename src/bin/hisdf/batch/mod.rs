@@ -282,7 +282,6 @@ pub fn run(a: BatchArgs) -> Result<()> {
         config_digest: digest.clone(),
         results: Vec::new(),
     };
-    let started = Instant::now();
     let mut progress = Tally::new(mine.len(), label);
     let mut todo: Vec<&Shape> = Vec::new();
     for shape in &mine {
@@ -304,7 +303,6 @@ pub fn run(a: BatchArgs) -> Result<()> {
     if !todo.is_empty() {
         eprintln!("batch: {} shapes to train, {pack} at a time", todo.len());
     }
-    progress.started = Some(Instant::now());
     let inputs = todo
         .iter()
         .map(|shape| {
@@ -341,13 +339,14 @@ pub fn run(a: BatchArgs) -> Result<()> {
     if let Some(e) = write_error {
         return Err(e);
     }
-    write_tables(&a.output, &stem, &table)?;
+    // Every finished shape rewrote the tables, and they were written once
+    // before any shape trained.
     let failed = progress.failed;
     eprintln!(
         "batch: {} ok ({} finished before), {failed} failed, in {:.1} s; results in {}",
         mine.len() - failed,
         progress.skipped,
-        started.elapsed().as_secs_f64(),
+        progress.started.elapsed().as_secs_f64(),
         a.output.join(format!("{stem}.csv")).display()
     );
     if failed > 0 {
@@ -367,9 +366,9 @@ struct Tally {
     done: usize,
     skipped: usize,
     failed: usize,
-    /// When the first shape was started: shapes of a pack train together
-    /// and the stages overlap, so the pace is shapes per wall-clock second.
-    started: Option<Instant>,
+    /// When the run began: shapes of a pack train together and the stages
+    /// overlap, so the pace is shapes per wall-clock second.
+    started: Instant,
 }
 
 impl Tally {
@@ -380,7 +379,7 @@ impl Tally {
             done: 0,
             skipped: 0,
             failed: 0,
-            started: None,
+            started: Instant::now(),
         }
     }
 
@@ -392,9 +391,10 @@ impl Tally {
         // Only shapes actually worked on predict the rest.
         let fresh = self.done - self.skipped;
         let left = self.total - self.done;
-        let eta = match self.started {
-            Some(t) if fresh > 0 => t.elapsed().as_secs_f64() / fresh as f64 * left as f64,
-            _ => 0.0,
+        let eta = if fresh > 0 {
+            self.started.elapsed().as_secs_f64() / fresh as f64 * left as f64
+        } else {
+            0.0
         };
         eprintln!(
             "[{}/{}{}] {}: {}; {} done, {} failed, eta {eta:.0} s",

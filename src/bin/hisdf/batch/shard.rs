@@ -117,15 +117,15 @@ pub(super) fn run_workers(out: &Path, shard: Option<Shard>, workers: usize) -> R
         Ok(v) if !v.trim().is_empty() => v.split(',').map(|d| d.trim().to_string()).collect(),
         _ => (0..workers).map(|g| g.to_string()).collect(),
     };
+    let device_of: Vec<&str> = (0..workers)
+        .map(|g| devices[g % devices.len()].as_str())
+        .collect();
     eprintln!(
         "batch: {workers} workers, one per GPU (CUDA_VISIBLE_DEVICES {})",
-        (0..workers)
-            .map(|g| devices[g % devices.len()].as_str())
-            .collect::<Vec<_>>()
-            .join(", ")
+        device_of.join(", ")
     );
     let mut children = Vec::with_capacity(workers);
-    for g in 0..workers {
+    for (g, device) in device_of.iter().enumerate() {
         let mine = Shard {
             index: own.index + own.count * g,
             count: own.count * workers,
@@ -137,14 +137,10 @@ pub(super) fn run_workers(out: &Path, shard: Option<Shard>, workers: usize) -> R
             .arg(format!("{}/{}", mine.index, mine.count))
             .arg("--gpus")
             .arg("1")
-            .env("CUDA_VISIBLE_DEVICES", &devices[g % devices.len()]);
-        for var in [
-            "SLURM_ARRAY_TASK_ID",
-            "SLURM_ARRAY_TASK_COUNT",
-            "SLURM_ARRAY_TASK_MIN",
-        ] {
-            command.env_remove(var);
-        }
+            .env("CUDA_VISIBLE_DEVICES", device)
+            // The worker's shard is given; without a task id it does not
+            // look for (or remark on) the job array's.
+            .env_remove("SLURM_ARRAY_TASK_ID");
         let child = command
             .spawn()
             .map_err(|e| format!("cannot start worker {g} ({e})"))?;
