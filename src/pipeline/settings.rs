@@ -71,24 +71,18 @@ impl JobSettings {
     }
 }
 
-fn invalid(message: impl Into<String>) -> String {
-    message.into()
-}
-
 fn parse<T: std::str::FromStr>(key: &str, value: &str) -> Result<T, String> {
     value
         .trim()
         .parse()
-        .map_err(|_| invalid(format!("{key}: cannot read {value:?}")))
+        .map_err(|_| format!("{key}: cannot read {value:?}"))
 }
 
 pub(crate) fn parse_bool(key: &str, value: &str) -> Result<bool, String> {
     match value.trim() {
         "1" | "true" | "yes" | "on" => Ok(true),
         "0" | "false" | "no" | "off" => Ok(false),
-        _ => Err(invalid(format!(
-            "{key}: expected true or false, got {value:?}"
-        ))),
+        _ => Err(format!("{key}: expected true or false, got {value:?}")),
     }
 }
 
@@ -105,14 +99,14 @@ fn apply(recipe: &mut Recipe, key: &str, value: &str) -> Result<(), String> {
     let n = &mut recipe.network;
     let s = &mut recipe.sampling;
     match key {
-        "preset" => *recipe = value.trim().parse::<Preset>().map_err(invalid)?.recipe(),
+        "preset" => *recipe = value.trim().parse::<Preset>()?.recipe(),
         "iterations" => t.iterations = parse(key, value)?,
         "batch_size" => t.batch_size = parse(key, value)?,
         "learning_rate" => t.learning_rate = parse(key, value)?,
         "seed" => t.seed = parse(key, value)?,
-        "device" => t.device = value.trim().parse().map_err(invalid)?,
+        "device" => t.device = value.trim().parse()?,
         "progress_every" => t.progress_every = parse(key, value)?,
-        "precision" => t.precision = value.trim().parse().map_err(invalid)?,
+        "precision" => t.precision = value.trim().parse()?,
         "width" => n.width = parse(key, value)?,
         "skip" => {
             n.skip = match value.trim() {
@@ -127,9 +121,9 @@ fn apply(recipe: &mut Recipe, key: &str, value: &str) -> Result<(), String> {
                 "near-surface" => None,
                 "weighted" => Some(crate::sampling::WeightedConfig::paper()),
                 _ => {
-                    return Err(invalid(format!(
+                    return Err(format!(
                         "sampling: expected near-surface or weighted, got {value:?}"
-                    )))
+                    ))
                 }
             }
         }
@@ -141,27 +135,21 @@ fn apply(recipe: &mut Recipe, key: &str, value: &str) -> Result<(), String> {
                 "geometric" => Initialisation::Geometric { radius: 0.5 },
                 "siren" => Initialisation::Siren,
                 _ => {
-                    return Err(invalid(format!(
+                    return Err(format!(
                     "initialisation: expected pytorch-default, geometric or siren, got {value:?}"
-                )))
+                ))
                 }
             }
         }
         "activation" => {
-            let activation: Activation = value
-                .parse()
-                .map_err(|e| invalid(format!("activation: {e}")))?;
+            let activation: Activation = value.parse().map_err(|e| format!("activation: {e}"))?;
             n.set_activation(activation);
         }
-        "encoding" => {
-            n.encoding = value
-                .parse()
-                .map_err(|e| invalid(format!("encoding: {e}")))?
-        }
+        "encoding" => n.encoding = value.parse().map_err(|e| format!("encoding: {e}"))?,
         "geometric_radius" => {
             let radius: f64 = parse(key, value)?;
             if !(radius.is_finite() && radius > 0.0 && radius < 1.0) {
-                return Err(invalid("geometric_radius must be in (0, 1)"));
+                return Err("geometric_radius must be in (0, 1)".into());
             }
             n.initialisation = Initialisation::Geometric { radius };
         }
@@ -175,9 +163,9 @@ fn apply(recipe: &mut Recipe, key: &str, value: &str) -> Result<(), String> {
                     l
                 }
                 _ => {
-                    return Err(invalid(format!(
+                    return Err(format!(
                         "loss: expected clamped-l1 or curriculum, got {value:?}"
-                    )))
+                    ))
                 }
             }
         }
@@ -187,36 +175,28 @@ fn apply(recipe: &mut Recipe, key: &str, value: &str) -> Result<(), String> {
                 v => Some(parse(key, v)?),
             }
         }
-        "scheduler" => {
-            t.scheduler = value
-                .parse()
-                .map_err(|e| invalid(format!("scheduler: {e}")))?
-        }
+        "scheduler" => t.scheduler = value.parse().map_err(|e| format!("scheduler: {e}"))?,
         "surface_samples" => s.surface = parse(key, value)?,
         "uniform_samples" => s.uniform = parse(key, value)?,
         "shells" => {
             // "count:variance,count:variance", e.g. "250000:1e-4,250000:1e-5".
             let mut shells = Vec::new();
             for part in value.split(',').filter(|p| !p.trim().is_empty()) {
-                let (count, variance) = part.split_once(':').ok_or_else(|| {
-                    invalid(format!("shells: expected count:variance, got {part:?}"))
-                })?;
+                let (count, variance) = part
+                    .split_once(':')
+                    .ok_or_else(|| format!("shells: expected count:variance, got {part:?}"))?;
                 let shell = GaussianShell {
                     count: parse(key, count)?,
                     variance: parse(key, variance)?,
                 };
                 if !(shell.variance.is_finite() && shell.variance > 0.0) {
-                    return Err(invalid("shells: variance must be positive"));
+                    return Err("shells: variance must be positive".into());
                 }
                 shells.push(shell);
             }
             s.shells = shells;
         }
-        _ => {
-            return Err(invalid(format!(
-                "unknown configuration key {key:?} (known: {KEYS})"
-            )))
-        }
+        _ => return Err(format!("unknown configuration key {key:?} (known: {KEYS})")),
     }
     Ok(())
 }
@@ -260,9 +240,9 @@ fn value_of(settings: &JobSettings, key: &str) -> Result<String, String> {
         "geometric_radius" => match n.initialisation {
             Initialisation::Geometric { radius } => radius.to_string(),
             _ => {
-                return Err(invalid(
-                    "geometric_radius: this configuration's initialisation is not geometric",
-                ))
+                return Err(
+                    "geometric_radius: this configuration's initialisation is not geometric".into(),
+                )
             }
         },
         "activation" => match n.activation {
@@ -309,16 +289,13 @@ fn value_of(settings: &JobSettings, key: &str) -> Result<String, String> {
         "sparse" => flag(settings.extract.sparse.is_some()),
         "check_convergence" => flag(settings.check_convergence),
         "preset" => {
-            return Err(invalid(
+            return Err(
                 "preset is where a configuration starts, not one of its values; \
-                 read the settings it sets (iterations, width, ...) instead",
-            ))
+                 read the settings it sets (iterations, width, ...) instead"
+                    .into(),
+            )
         }
-        _ => {
-            return Err(invalid(format!(
-                "unknown configuration key {key:?} (known: {KEYS})"
-            )))
-        }
+        _ => return Err(format!("unknown configuration key {key:?} (known: {KEYS})")),
     })
 }
 
@@ -336,24 +313,20 @@ fn apply_setting(settings: &mut JobSettings, key: &str, value: &str) -> Result<(
 }
 
 fn check_settings(settings: &JobSettings) -> Result<(), String> {
-    check(&settings.recipe)?;
+    // The library's own checks: one place for every rule.
+    settings.recipe.validate()?;
     // Against the larger (sparse) bound whatever `sparse` says now, so the
     // order of two set calls never matters; the extraction itself refuses a
     // dense grid above its own bound.
     let e = &settings.extract;
     if !(8..=MAX_SPARSE_RESOLUTION).contains(&e.resolution) {
-        return Err(invalid(format!(
+        return Err(format!(
             "resolution must be between 8 and {MAX_SPARSE_RESOLUTION} \
              (above {MAX_DENSE_RESOLUTION} with sparse=true), got {}",
             e.resolution
-        )));
+        ));
     }
     Ok(())
-}
-
-/// The library's own checks (`Recipe::validate`): one place for every rule.
-fn check(recipe: &Recipe) -> Result<(), String> {
-    recipe.validate()
 }
 
 #[cfg(test)]
@@ -456,7 +429,7 @@ mod tests {
         apply(&mut r, "clamp", "none").unwrap();
         assert_eq!(r.training.loss, Loss::ClampedL1 { clamp: None });
         apply(&mut r, "width", "0").unwrap();
-        assert!(check(&r).is_err(), "width 0 must be refused");
+        assert!(r.validate().is_err(), "width 0 must be refused");
         assert!(apply(&mut r, "shells", "100:-1").is_err());
         assert!(apply(&mut r, "iterations", "many").is_err());
         assert!(apply(&mut r, "no_such_key", "1").is_err());
@@ -482,7 +455,7 @@ mod tests {
         assert!(r.sampling.weighted.is_some());
         apply(&mut r, "sampling", "near-surface").unwrap();
         assert!(r.sampling.weighted.is_none());
-        check(&r).unwrap();
+        r.validate().unwrap();
         for (key, value) in [
             ("precision", "fp16"),
             ("skip", "some"),
@@ -494,7 +467,7 @@ mod tests {
         for (key, value) in [("dropout", "1.5"), ("skip", "99")] {
             let mut bad = r.clone();
             apply(&mut bad, key, value).unwrap();
-            assert!(check(&bad).is_err(), "{key}={value}");
+            assert!(bad.validate().is_err(), "{key}={value}");
         }
     }
 
@@ -507,11 +480,11 @@ mod tests {
         apply(&mut r, "activation", "sine:20").unwrap();
         assert_eq!(r.network.activation, Activation::Sine { omega0: 20.0 });
         assert_eq!(r.network.initialisation, Initialisation::Siren);
-        check(&r).unwrap();
+        r.validate().unwrap();
         // A geometric start does not fit sine units: refused by the check.
         let mut geometric = r.clone();
         apply(&mut geometric, "initialisation", "geometric").unwrap();
-        let err = check(&geometric).unwrap_err();
+        let err = geometric.validate().unwrap_err();
         assert!(err.contains("siren"), "{err}");
         // Leaving sine leaves SIREN's initialisation too.
         apply(&mut r, "activation", "relu").unwrap();
@@ -519,15 +492,15 @@ mod tests {
             r.network.initialisation,
             Initialisation::Geometric { radius: 0.5 }
         );
-        check(&r).unwrap();
+        r.validate().unwrap();
         for (key, value) in [("encoding", "fourier:0"), ("encoding", "fourier:17")] {
             let mut bad = r.clone();
             apply(&mut bad, key, value).unwrap();
-            assert!(check(&bad).is_err(), "{key}={value}");
+            assert!(bad.validate().is_err(), "{key}={value}");
         }
         let mut bad = r.clone();
         apply(&mut bad, "activation", "sine:0").unwrap();
-        assert!(check(&bad).is_err());
+        assert!(bad.validate().is_err());
         assert!(apply(&mut r, "encoding", "fourier").is_err());
         assert!(apply(&mut r, "activation", "gelu").is_err());
     }
