@@ -45,6 +45,23 @@ fn run(cmd: &mut Command) -> (i32, String, String) {
     )
 }
 
+/// `hisdf batch INPUT -o OUT --config CONFIG --keep-unconverged EXTRA...`,
+/// with no CUDA_VISIBLE_DEVICES from the test's environment. 50 iterations
+/// of the TINY network do not converge; the check's refusal is tested in
+/// tests/cli.rs.
+fn run_batch(input: &Path, out: &Path, config: &Path, extra: &[&str]) -> (i32, String, String) {
+    run(hisdf()
+        .arg("batch")
+        .arg(input)
+        .arg("-o")
+        .arg(out)
+        .arg("--config")
+        .arg(config)
+        .arg("--keep-unconverged")
+        .args(extra)
+        .env_remove("CUDA_VISIBLE_DEVICES"))
+}
+
 fn read_json(path: &Path) -> Value {
     serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
 }
@@ -92,19 +109,7 @@ fn batch_records_failures_resumes_and_shards() {
     std::fs::write(&config, TINY).unwrap();
     let out = dir.join("out");
 
-    let batch = |extra: &[&str]| {
-        run(hisdf()
-            .arg("batch")
-            .arg(&input)
-            .arg("-o")
-            .arg(&out)
-            .arg("--config")
-            .arg(&config)
-            // 50 iterations of a tiny network do not converge; the check's
-            // refusal is tested in tests/cli.rs.
-            .arg("--keep-unconverged")
-            .args(extra))
-    };
+    let batch = |extra: &[&str]| run_batch(&input, &out, &config, extra);
 
     // First run: the malformed mesh fails, the other 19 finish.
     let (code, _, err) = batch(&[]);
@@ -177,15 +182,12 @@ fn batch_records_failures_resumes_and_shards() {
         (0, "9 ok (9 finished before)"),
         (1, "10 ok (10 finished before)"),
     ] {
-        let (_, _, err) = run(hisdf()
-            .arg("batch")
-            .arg(&input)
-            .arg("-o")
-            .arg(&out)
-            .arg("--config")
-            .arg(out.join("batch.config.json"))
-            .arg("--keep-unconverged")
-            .args(["--shard", &format!("{k}/2")]));
+        let (_, _, err) = run_batch(
+            &input,
+            &out,
+            &out.join("batch.config.json"),
+            &["--shard", &format!("{k}/2")],
+        );
         assert!(err.contains(finished), "{err}");
         let own = read_json(&out.join(format!("batch.shard-{k}-of-2.config.json")));
         assert_eq!(own["training"], written["training"]);
@@ -363,17 +365,7 @@ fn packed_shapes_train_as_they_train_alone() {
     std::fs::write(input.join("broken.obj"), b"v 0 0 0\nf 1 2 oops\n").unwrap();
     let config = dir.join("tiny.json");
     std::fs::write(&config, TINY).unwrap();
-    let batch = |out: &Path, extra: &[&str]| {
-        run(hisdf()
-            .arg("batch")
-            .arg(&input)
-            .arg("-o")
-            .arg(out)
-            .arg("--config")
-            .arg(&config)
-            .arg("--keep-unconverged")
-            .args(extra))
-    };
+    let batch = |out: &Path, extra: &[&str]| run_batch(&input, out, &config, extra);
     let (alone, packed) = (dir.join("alone"), dir.join("packed"));
     let (code, _, err) = batch(&alone, &["--pack", "1"]);
     assert_eq!(code, 1, "{err}");
@@ -427,26 +419,7 @@ fn workers_split_the_shapes_and_the_tables_are_merged() {
     std::fs::write(input.join("broken.obj"), b"v 0 0 0\nf 1 2 oops\n").unwrap();
     let config = dir.join("tiny.json");
     std::fs::write(&config, TINY).unwrap();
-    let batch = |out: &Path, extra: &[&str]| {
-        let mut cmd = hisdf();
-        cmd.arg("batch")
-            .arg(&input)
-            .arg("-o")
-            .arg(out)
-            .arg("--config")
-            .arg(&config)
-            .arg("--keep-unconverged")
-            .args(extra)
-            .env_remove("CUDA_VISIBLE_DEVICES");
-        for var in [
-            "SLURM_ARRAY_TASK_ID",
-            "SLURM_ARRAY_TASK_COUNT",
-            "SLURM_ARRAY_TASK_MIN",
-        ] {
-            cmd.env_remove(var);
-        }
-        run(&mut cmd)
-    };
+    let batch = |out: &Path, extra: &[&str]| run_batch(&input, out, &config, extra);
     let out = dir.join("two");
     let (code, said, err) = batch(&out, &["--gpus", "2"]);
     assert_eq!(code, 1, "{err}");
