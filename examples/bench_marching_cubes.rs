@@ -6,8 +6,7 @@
 //! Prints one JSON line per field: name, grid, median seconds over 5 runs,
 //! M voxels/s, vertex and triangle counts, and the .npy path.
 
-use std::io::Write;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::Instant;
 
 use hisdf::extract::{marching_cubes, SdfGrid};
@@ -22,7 +21,9 @@ fn main() {
     for (name, f) in fields {
         let grid = sample(n, f);
         let path = out.join(format!("{name}_{n}.npy"));
-        write_npy(&path, &grid).expect("write .npy");
+        // `values[x + nx*(y + ny*z)]` is C order for shape (nz, ny, nx).
+        let [nx, ny, nz] = grid.dims;
+        hisdf::io::npy::write(&path, &[nz, ny, nx], &grid.values).expect("write .npy");
         let mut times = Vec::new();
         let mut mesh = marching_cubes(&grid);
         for _ in 0..5 {
@@ -78,25 +79,4 @@ fn sample(n: usize, f: fn([f64; 3]) -> f64) -> SdfGrid {
         spacing: spacing as f32,
         values,
     }
-}
-
-/// `values[x + nx*(y + ny*z)]` is C order for shape (nz, ny, nx).
-fn write_npy(path: &Path, grid: &SdfGrid) -> std::io::Result<()> {
-    let [nx, ny, nz] = grid.dims;
-    let mut header =
-        format!("{{'descr': '<f4', 'fortran_order': False, 'shape': ({nz}, {ny}, {nx}), }}");
-    // Magic (6) + version (2) + length (2) + header, padded with spaces to a
-    // multiple of 64 and ended by a newline.
-    while (10 + header.len() + 1) % 64 != 0 {
-        header.push(' ');
-    }
-    header.push('\n');
-    let mut w = std::io::BufWriter::new(std::fs::File::create(path)?);
-    w.write_all(b"\x93NUMPY\x01\x00")?;
-    w.write_all(&(header.len() as u16).to_le_bytes())?;
-    w.write_all(header.as_bytes())?;
-    for v in &grid.values {
-        w.write_all(&v.to_le_bytes())?;
-    }
-    w.flush()
 }

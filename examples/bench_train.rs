@@ -12,7 +12,6 @@
 //! `--models K` trains K networks of the shape at once (seeds 0..K-1) in one
 //! batched step; the JSON line then also gives ms per shape-step.
 
-use std::io::Write;
 use std::time::Instant;
 
 use hisdf::mesh;
@@ -21,28 +20,6 @@ use hisdf::pipeline::{prepare_mesh, Preset};
 use hisdf::sampling::near_surface;
 use hisdf::sdf::MeshSdf;
 use hisdf::train::{train_batch, Loss, Precision, ReduceLrOnPlateau, Scheduler, TrainInput};
-
-fn write_npy(path: &str, rows: &[[f32; 4]]) -> std::io::Result<()> {
-    let mut header = format!(
-        "{{'descr': '<f4', 'fortran_order': False, 'shape': ({}, 4), }}",
-        rows.len()
-    );
-    // The .npy format pads the header with spaces to a 64-byte boundary.
-    while (10 + header.len() + 1) % 64 != 0 {
-        header.push(' ');
-    }
-    header.push('\n');
-    let mut f = std::io::BufWriter::new(std::fs::File::create(path)?);
-    f.write_all(b"\x93NUMPY\x01\x00")?;
-    f.write_all(&(header.len() as u16).to_le_bytes())?;
-    f.write_all(header.as_bytes())?;
-    for r in rows {
-        for v in r {
-            f.write_all(&v.to_le_bytes())?;
-        }
-    }
-    f.flush()
-}
 
 fn main() {
     let args: Vec<String> = std::env::args().collect();
@@ -97,13 +74,7 @@ fn main() {
     let t = Instant::now();
     let samples = near_surface(&prepared.normalised, &sdf, &recipe.sampling, 0);
     let sampling_s = t.elapsed().as_secs_f64();
-    let rows: Vec<[f32; 4]> = samples
-        .points
-        .iter()
-        .zip(&samples.sdf)
-        .map(|(p, d)| [p[0], p[1], p[2], *d])
-        .collect();
-    write_npy(&args[2], &rows).expect("samples written");
+    samples.save_npy(args[2].as_ref()).expect("samples written");
 
     let models: usize = value("--models").map_or(1, |k| k.parse().expect("--models K"));
     let configs: Vec<_> = (0..models as u64)

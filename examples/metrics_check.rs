@@ -7,13 +7,18 @@
 //! Without meshes it uses an icosphere against a bumpy, shifted copy.
 //! Also times our Chamfer on 100,000 points per set.
 
-use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
+use hisdf::io::npy;
 use hisdf::mesh::{self, icosphere, TriangleMesh};
 use hisdf::metrics::{chamfer_points, evaluate, metric_frame_meshes, metric_samples, EvalConfig};
 use hisdf::sampling::surface_points;
+
+/// An N x 3 float32 `.npy` of points.
+fn write_points(path: &Path, pts: &[[f32; 3]]) -> Result<(), npy::NpyError> {
+    npy::write(path, &[pts.len(), 3], hisdf::model::as_flat(pts))
+}
 
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -49,14 +54,14 @@ fn main() {
         ("emd_a", &s.emd_reference),
         ("emd_b", &s.emd_other),
     ] {
-        write_npy(&out.join(format!("{name}.npy")), pts).expect("write .npy");
+        write_points(&out.join(format!("{name}.npy")), pts).expect("write .npy");
     }
 
     // Chamfer at 100k points per set: the k-d tree's reason to exist.
     let big = 100_000;
     let (pa, pb) = (surface_points(&ma, big, 1), surface_points(&mb, big, 2));
-    write_npy(&out.join("big_a.npy"), &pa).expect("write .npy");
-    write_npy(&out.join("big_b.npy"), &pb).expect("write .npy");
+    write_points(&out.join("big_a.npy"), &pa).expect("write .npy");
+    write_points(&out.join("big_b.npy"), &pb).expect("write .npy");
     let mut times = Vec::new();
     let mut cd_big = 0.0;
     for _ in 0..3 {
@@ -75,25 +80,4 @@ fn main() {
         rayon::current_num_threads(),
         serde_json::to_string(&report).expect("report serialises")
     );
-}
-
-fn write_npy(path: &Path, pts: &[[f32; 3]]) -> std::io::Result<()> {
-    let mut header = format!(
-        "{{'descr': '<f4', 'fortran_order': False, 'shape': ({}, 3), }}",
-        pts.len()
-    );
-    while (10 + header.len() + 1) % 64 != 0 {
-        header.push(' ');
-    }
-    header.push('\n');
-    let mut w = std::io::BufWriter::new(std::fs::File::create(path)?);
-    w.write_all(b"\x93NUMPY\x01\x00")?;
-    w.write_all(&(header.len() as u16).to_le_bytes())?;
-    w.write_all(header.as_bytes())?;
-    for p in pts {
-        for c in p {
-            w.write_all(&c.to_le_bytes())?;
-        }
-    }
-    w.flush()
 }
