@@ -566,24 +566,7 @@ mod tests {
     use std::collections::{HashMap, HashSet};
     use std::f64::consts::PI;
 
-    type V3 = [f64; 3];
-
-    fn sub(a: V3, b: V3) -> V3 {
-        [a[0] - b[0], a[1] - b[1], a[2] - b[2]]
-    }
-    fn dot(a: V3, b: V3) -> f64 {
-        a[0] * b[0] + a[1] * b[1] + a[2] * b[2]
-    }
-    fn cross(a: V3, b: V3) -> V3 {
-        [
-            a[1] * b[2] - a[2] * b[1],
-            a[2] * b[0] - a[0] * b[2],
-            a[0] * b[1] - a[1] * b[0],
-        ]
-    }
-    fn norm(a: V3) -> f64 {
-        dot(a, a).sqrt()
-    }
+    use crate::mesh::geometry::{cross, dot, norm, sub, V3};
 
     /// Sample positions are computed the way the mesher computes vertex
     /// coordinates, so exact zeros of the SDF land on samples as intended.
