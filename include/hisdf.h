@@ -370,6 +370,15 @@ const char *hisdf_config_keys(void);
 // by ", " (never freed).
 const char *hisdf_presets(void);
 
+// Every key `hisdf_config_set` takes, described, as one static JSON string
+// (never freed): an array of objects, one per key in the order of
+// `hisdf_config_keys`, each with "key", "type" (integer | number | boolean
+// | choice | text), "default" (the value `hisdf_config_new(NULL)` starts
+// from, as `hisdf_config_get` writes it; null for preset), "range" (the
+// values in range, in words) and "doc" (what the key does). A front end
+// can build its settings from it instead of a copy.
+const char *hisdf_config_describe(void);
+
 // Routes the library's log records of `level` (a `HisdfLogLevel`; taken
 // as an integer so that any value is safe) and more severe to
 // `callback` (with `user_data` passed back unchanged). A NULL callback or

@@ -4,7 +4,8 @@
 //!
 //! One module per pipeline stage, in the paper's words: [`mesh`] (load,
 //! validate, normalise into the unit sphere), [`sdf`] (exact signed distance),
-//! [`sampling`] (near-surface samples), [`model`] (the network and its file),
+//! [`sampling`] (near-surface samples, read and written as .npy arrays by
+//! [`io`]), [`model`] (the network and its file),
 //! [`train`] (losses, schedules, Adam, the bf16 step), [`extract`] (marching
 //! cubes), [`metrics`] (Chamfer, Hausdorff and the rest) and [`pipeline`]
 //! (presets, the one-mesh job and the convergence check); [`render`] draws

@@ -5,6 +5,7 @@
 
 use std::path::Path;
 
+use crate::mesh::geometry::{cross, dot};
 use crate::mesh::{Normalisation, TriangleMesh};
 
 /// Where the camera looks from and how large the picture is.
@@ -87,18 +88,6 @@ fn camera_axes(view: &View) -> [[f64; 3]; 3] {
         return [back(right), back(up), back(towards)];
     }
     [right, up, towards]
-}
-
-fn cross(a: [f64; 3], b: [f64; 3]) -> [f64; 3] {
-    [
-        a[1] * b[2] - a[2] * b[1],
-        a[2] * b[0] - a[0] * b[2],
-        a[0] * b[1] - a[1] * b[0],
-    ]
-}
-
-fn dot(a: [f64; 3], b: [f64; 3]) -> f64 {
-    a[0] * b[0] + a[1] * b[1] + a[2] * b[2]
 }
 
 /// Supersampling factor per axis: anti-aliases silhouettes and the thin

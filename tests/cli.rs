@@ -597,3 +597,26 @@ fn named_settings_reach_the_model_and_bad_ones_are_refused() {
     assert!(keys.lines().any(|l| l == "shells"), "{keys}");
     assert!(keys.contains("presets: fast, detail"), "{keys}");
 }
+
+/// `hisdf keys` gives each key's type, default and range under its name,
+/// and `--json` the library's table as the C API hands it out.
+#[test]
+fn keys_are_listed_with_type_default_and_range() {
+    let (code, keys, _) = run(hisdf().arg("keys"));
+    assert_eq!(code, 0);
+    let lines: Vec<&str> = keys.lines().collect();
+    let width = lines
+        .iter()
+        .position(|l| *l == "width")
+        .expect("width listed");
+    assert!(
+        lines[width + 1].contains("integer: 1 to 8192; default (fast) 128"),
+        "{keys}"
+    );
+    let (code, json, _) = run(hisdf().args(["keys", "--json"]));
+    assert_eq!(code, 0);
+    assert!(
+        json.starts_with('[') && json.contains("\"key\":\"shells\""),
+        "{json}"
+    );
+}

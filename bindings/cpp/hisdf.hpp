@@ -158,6 +158,9 @@ inline std::vector<std::string> split_list(const char *list) {
 inline std::vector<std::string> config_keys() { return detail::split_list(hisdf_config_keys()); }
 /// Every preset `Config` takes.
 inline std::vector<std::string> presets() { return detail::split_list(hisdf_presets()); }
+/// Every key `Config::set` takes, described, as the library's JSON text
+/// (see `hisdf_config_describe`: key, type, default, range, doc).
+inline std::string config_describe() { return hisdf_config_describe(); }
 
 /// Whether the loaded library speaks this header's ABI (every call checks
 /// it and throws std::runtime_error when it does not).

@@ -3,10 +3,8 @@
 
 use std::time::Instant;
 
-use tch::{Device, Kind, Tensor};
-
 use crate::mesh::TriangleMesh;
-use crate::model::{as_flat, SdfNetwork, TrainedModel};
+use crate::model::{SdfNetwork, TrainedModel};
 use crate::train::{Precision, Tf32};
 
 use super::marching_cubes::{marching_cubes, IsoMesh};
@@ -240,23 +238,9 @@ pub(crate) fn dense_grid_values(
 /// by autograd in chunks. Where the gradient vanishes or is not finite, the
 /// area-weighted mean of the adjacent triangles' normals stands in.
 pub fn gradient_normals(network: &SdfNetwork, mesh: &IsoMesh) -> Vec<[f32; 3]> {
-    let device = network.device();
-    // Backward keeps every layer's activations: a quarter of the forward
-    // chunk keeps an 8x512 network well inside any device's memory.
-    let chunk = (TrainedModel::QUERY_CHUNK / 4).max(1);
-    let mut out = Vec::with_capacity(mesh.vertices.len());
-    for part in mesh.vertices.chunks(chunk) {
-        let x = Tensor::from_slice(as_flat(part))
-            .view([part.len() as i64, 3])
-            .to_device(device)
-            .set_requires_grad(true);
-        let y = network.forward(&x).sum(Kind::Float);
-        let grads = Tensor::run_backward(&[&y], &[&x], false, false);
-        let g = grads[0].to_kind(Kind::Float).to_device(Device::Cpu);
-        let mut buf = vec![0f32; part.len() * 3];
-        g.copy_data(&mut buf, part.len() * 3);
-        out.extend(buf.chunks_exact(3).map(|c| [c[0], c[1], c[2]]));
-    }
+    let mut out = network
+        .gradient(&mesh.vertices, TrainedModel::GRADIENT_CHUNK)
+        .unwrap_or_else(|e| panic!("autograd of the network failed: {e}"));
     let mut fallback: Option<Vec<[f64; 3]>> = None;
     for (i, n) in out.iter_mut().enumerate() {
         let len = n.iter().map(|c| c * c).sum::<f32>().sqrt();
@@ -301,6 +285,7 @@ mod tests {
     use super::*;
     use crate::mesh::Normalisation;
     use crate::model::{Initialisation, NetworkConfig, TrainingMetadata};
+    use tch::Device;
 
     /// An untrained network with the geometric initialisation is close to a
     /// sphere's SDF: enough of a surface for the model-level paths.

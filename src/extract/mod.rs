@@ -1,6 +1,7 @@
 //! Extract stage: turning a sampled signed distance field into a triangle
 //! mesh of its zero level set.
 
+mod case_table;
 pub mod marching_cubes;
 pub use marching_cubes::*;
 

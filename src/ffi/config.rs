@@ -10,7 +10,7 @@ use std::sync::OnceLock;
 
 use super::handles::{HisdfBytes, HisdfConfig, Settings};
 use super::{boundary, out_arg, str_arg, Failure, HisdfError, HisdfStatus};
-use crate::pipeline::settings::{JobSettings, KEYS, PRESETS};
+use crate::pipeline::settings::{describe, JobSettings, KEYS, PRESETS};
 use crate::pipeline::Preset;
 
 /// The library's key and preset lists as static C strings (never freed).
@@ -21,6 +21,7 @@ fn c_list(cell: &'static OnceLock<CString>, list: &str) -> *const c_char {
 
 static KEYS_C: OnceLock<CString> = OnceLock::new();
 static PRESETS_C: OnceLock<CString> = OnceLock::new();
+static DESCRIPTION_C: OnceLock<CString> = OnceLock::new();
 
 /// A new configuration holding a preset's values: "fast" (CPU-friendly, a
 /// minute on two cores), "detail" (8 x 512 for a GPU: the command line's
@@ -140,6 +141,20 @@ pub extern "C" fn hisdf_presets() -> *const c_char {
     c_list(&PRESETS_C, PRESETS)
 }
 
+/// Every key `hisdf_config_set` takes, described, as one static JSON string
+/// (never freed): an array of objects, one per key in the order of
+/// `hisdf_config_keys`, each with "key", "type" (integer | number | boolean
+/// | choice | text), "default" (the value `hisdf_config_new(NULL)` starts
+/// from, as `hisdf_config_get` writes it; null for preset), "range" (the
+/// values in range, in words) and "doc" (what the key does). A front end
+/// can build its settings from it instead of a copy.
+#[no_mangle]
+pub extern "C" fn hisdf_config_describe() -> *const c_char {
+    DESCRIPTION_C
+        .get_or_init(|| CString::new(describe()).expect("JSON escapes every NUL"))
+        .as_ptr()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -197,6 +212,7 @@ mod tests {
         };
         assert_eq!(read(hisdf_config_keys()), KEYS);
         assert_eq!(read(hisdf_presets()), PRESETS);
+        assert_eq!(read(hisdf_config_describe()), describe());
         // The same pointer every time: the string is static.
         assert_eq!(hisdf_config_keys(), hisdf_config_keys());
     }

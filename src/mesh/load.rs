@@ -3,6 +3,7 @@
 use std::collections::HashMap;
 use std::path::Path;
 
+use super::geometry::weld_key;
 use super::{obj, off, ply, stl, MeshError, TriangleMesh};
 
 /// Loads a mesh file.
@@ -225,7 +226,7 @@ impl Welder {
     /// reach the map.
     pub(super) fn vertex(&mut self, p: [f32; 3], path: &Path) -> Result<u32, MeshError> {
         // +0.0 and -0.0 are the same point but different bit patterns.
-        let key = p.map(|c| if c == 0.0 { 0 } else { c.to_bits() });
+        let key = weld_key(p);
         if let Some(&i) = self.map.get(&key) {
             return Ok(i);
         }

@@ -6,7 +6,9 @@
 //! read from file headers are checked against the file size before anything
 //! is allocated from them.
 
+mod clean;
 mod error;
+pub(crate) mod geometry;
 mod load;
 mod normalise;
 mod obj;
@@ -15,6 +17,7 @@ mod ply;
 pub mod primitives;
 mod stl;
 mod surface;
+mod topology;
 mod validate;
 mod write;
 
@@ -22,7 +25,9 @@ pub use error::MeshError;
 pub use load::{load, load_from_bytes};
 pub use normalise::{Centring, Normalisation};
 pub use primitives::{icosphere, torus, unit_cube};
-pub use validate::{Components, MeshInfo};
+pub use topology::Components;
+use validate::check_structure;
+pub use validate::MeshInfo;
 pub use write::{save, save_with_normals, to_bytes, write_obj, write_ply_binary, write_stl_binary};
 
 /// An indexed triangle mesh. Vertices are f32 because that is what mesh files
@@ -31,6 +36,86 @@ pub use write::{save, save_with_normals, to_bytes, write_obj, write_ply_binary, 
 pub struct TriangleMesh {
     pub vertices: Vec<[f32; 3]>,
     pub triangles: Vec<[u32; 3]>,
+}
+
+impl TriangleMesh {
+    /// Builds a mesh from flat xyz coordinates and flat triangle indices, as
+    /// handed over through the C ABI. The result is guaranteed to pass
+    /// [`TriangleMesh::validate`].
+    pub fn from_arrays(vertices: &[f32], indices: &[u32]) -> Result<Self, MeshError> {
+        if vertices.len() % 3 != 0 {
+            return Err(MeshError::WrongArrayLength {
+                what: "vertex coordinate",
+                len: vertices.len(),
+            });
+        }
+        if indices.len() % 3 != 0 {
+            return Err(MeshError::WrongArrayLength {
+                what: "triangle index",
+                len: indices.len(),
+            });
+        }
+        let mesh = TriangleMesh {
+            vertices: vertices
+                .chunks_exact(3)
+                .map(|c| [c[0], c[1], c[2]])
+                .collect(),
+            triangles: indices
+                .chunks_exact(3)
+                .map(|c| [c[0], c[1], c[2]])
+                .collect(),
+        };
+        check_structure(&mesh, true)?;
+        Ok(mesh)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn from_arrays_checks() {
+        let v = [0., 0., 0., 1., 0., 0., 0., 1., 0.];
+        let m = TriangleMesh::from_arrays(&v, &[0, 1, 2]).unwrap();
+        assert_eq!(m.vertices.len(), 3);
+        assert_eq!(m.triangles, vec![[0, 1, 2]]);
+        assert!(matches!(
+            TriangleMesh::from_arrays(&v[..8], &[0, 1, 2]),
+            Err(MeshError::WrongArrayLength { len: 8, .. })
+        ));
+        assert!(matches!(
+            TriangleMesh::from_arrays(&v, &[0, 1]),
+            Err(MeshError::WrongArrayLength { len: 2, .. })
+        ));
+        assert!(matches!(
+            TriangleMesh::from_arrays(&v, &[0, 1, 3]),
+            Err(MeshError::IndexOutOfRange {
+                triangle: 0,
+                index: 3,
+                vertex_count: 3
+            })
+        ));
+        let mut nan = v;
+        nan[4] = f32::NAN;
+        assert!(matches!(
+            TriangleMesh::from_arrays(&nan, &[0, 1, 2]),
+            Err(MeshError::NonFiniteVertex { index: 1 })
+        ));
+        nan[4] = f32::NEG_INFINITY;
+        assert!(matches!(
+            TriangleMesh::from_arrays(&nan, &[0, 1, 2]),
+            Err(MeshError::NonFiniteVertex { index: 1 })
+        ));
+        assert!(matches!(
+            TriangleMesh::from_arrays(&[], &[]),
+            Err(MeshError::Empty)
+        ));
+        assert!(matches!(
+            TriangleMesh::from_arrays(&v, &[]),
+            Err(MeshError::Empty)
+        ));
+    }
 }
 
 #[cfg(test)]

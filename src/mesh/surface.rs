@@ -2,7 +2,7 @@
 //! stages. Random numbers come from the caller so that this module stays
 //! deterministic and RNG-agnostic.
 
-use super::validate::{cross, dot, norm, sub};
+use super::geometry::{cross, dot, norm, sub};
 use super::TriangleMesh;
 
 impl TriangleMesh {

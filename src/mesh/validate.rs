@@ -1,4 +1,5 @@
-//! Structural checks (the errors) and topology statistics (the report).
+//! Structural checks (the errors) and the statistics of a mesh (the
+//! report): what a user should know before trusting the SDF.
 
 use super::{MeshError, TriangleMesh};
 
@@ -73,59 +74,7 @@ impl MeshInfo {
     }
 }
 
-/// What [`TriangleMesh::components`] found.
-#[derive(Clone, Debug, Default, PartialEq)]
-pub struct Components {
-    pub count: usize,
-    /// Per triangle, its component (numbered by first triangle), or
-    /// `u32::MAX` for a triangle with an out-of-range index.
-    pub triangle_component: Vec<u32>,
-    /// Surface area of each component.
-    pub areas: Vec<f64>,
-}
-
-impl Components {
-    /// Components holding at least `share` of the total surface area. A
-    /// count that ignores the crumbs marching cubes leaves of features
-    /// thinner than a grid cell, and the tiny parts of a reference that no
-    /// reconstruction at a finite resolution can be expected to reproduce.
-    pub fn significant(&self, share: f64) -> usize {
-        let total: f64 = self.areas.iter().sum();
-        self.areas.iter().filter(|&&a| a >= share * total).count()
-    }
-}
-
 impl TriangleMesh {
-    /// Builds a mesh from flat xyz coordinates and flat triangle indices, as
-    /// handed over through the C ABI. The result is guaranteed to pass
-    /// [`TriangleMesh::validate`].
-    pub fn from_arrays(vertices: &[f32], indices: &[u32]) -> Result<Self, MeshError> {
-        if vertices.len() % 3 != 0 {
-            return Err(MeshError::WrongArrayLength {
-                what: "vertex coordinate",
-                len: vertices.len(),
-            });
-        }
-        if indices.len() % 3 != 0 {
-            return Err(MeshError::WrongArrayLength {
-                what: "triangle index",
-                len: indices.len(),
-            });
-        }
-        let mesh = TriangleMesh {
-            vertices: vertices
-                .chunks_exact(3)
-                .map(|c| [c[0], c[1], c[2]])
-                .collect(),
-            triangles: indices
-                .chunks_exact(3)
-                .map(|c| [c[0], c[1], c[2]])
-                .collect(),
-        };
-        check_structure(&mesh, true)?;
-        Ok(mesh)
-    }
-
     /// Fails on what would make later stages misbehave (no triangles, NaN or
     /// infinite coordinates, indices past the vertex array) and otherwise
     /// reports topology and geometry statistics.
@@ -187,127 +136,6 @@ impl TriangleMesh {
             surface_area,
         })
     }
-
-    /// Connected components of the surface: triangles are connected when
-    /// they share a corner *position*, not only a vertex index. Loaders
-    /// differ in how they index: the STL loader welds bit-identical corners,
-    /// OBJ, PLY and OFF keep the file's indices, and some exporters write
-    /// every triangle with its own three vertices; marching cubes welds by
-    /// grid edge. Counting on welded positions gives every one of them the
-    /// same answer, so a reference and a reconstruction are compared alike
-    /// and duplicated vertices never split a surface. (+0.0 and -0.0 are one
-    /// position, as in the STL welder.) Triangles with out-of-range indices
-    /// get no component.
-    pub fn components(&self) -> Components {
-        let n = self.vertices.len();
-        let mut sets = UnionFind::new(n);
-        // Equal positions joined through a sort rather than a hash map:
-        // deterministic and without per-vertex allocation.
-        let key = |v: usize| self.vertices[v].map(|c| if c == 0.0 { 0 } else { c.to_bits() });
-        let mut order: Vec<u32> = (0..n as u32).collect();
-        order.sort_unstable_by_key(|&v| key(v as usize));
-        for pair in order.windows(2) {
-            if key(pair[0] as usize) == key(pair[1] as usize) {
-                sets.union(pair[0], pair[1]);
-            }
-        }
-        let valid = |tri: &[u32; 3]| tri.iter().all(|&v| (v as usize) < n);
-        for tri in self.triangles.iter().filter(|t| valid(t)) {
-            sets.union(tri[0], tri[1]);
-            sets.union(tri[1], tri[2]);
-        }
-        // Components numbered in order of their first triangle.
-        let mut number = vec![u32::MAX; n];
-        let mut areas = Vec::new();
-        let mut triangle_component = Vec::with_capacity(self.triangles.len());
-        for (t, tri) in self.triangles.iter().enumerate() {
-            if !valid(tri) {
-                triangle_component.push(u32::MAX);
-                continue;
-            }
-            let root = sets.find(tri[0]) as usize;
-            if number[root] == u32::MAX {
-                number[root] = areas.len() as u32;
-                areas.push(0.0);
-            }
-            let c = number[root];
-            areas[c as usize] += self.triangle_area(t);
-            triangle_component.push(c);
-        }
-        Components {
-            count: areas.len(),
-            triangle_component,
-            areas,
-        }
-    }
-
-    /// Per vertex, whether some triangle uses it: the surface's vertices,
-    /// as opposed to stray ones. Out-of-range indices are ignored.
-    pub fn referenced_vertices(&self) -> Vec<bool> {
-        let mut used = vec![false; self.vertices.len()];
-        for &v in self.triangles.iter().flatten() {
-            if let Some(u) = used.get_mut(v as usize) {
-                *u = true;
-            }
-        }
-        used
-    }
-
-    /// The mesh without degenerate triangles, and how many were removed.
-    /// Vertices are kept as they are so indices stay meaningful to callers;
-    /// triangles with out-of-range indices are dropped (and counted) too,
-    /// since nothing sensible can be done with them.
-    pub fn without_degenerate(&self) -> (TriangleMesh, usize) {
-        let n = self.vertices.len();
-        let triangles: Vec<[u32; 3]> = self
-            .triangles
-            .iter()
-            .enumerate()
-            .filter(|(t, tri)| tri.iter().all(|&v| (v as usize) < n) && !self.is_degenerate(*t))
-            .map(|(_, tri)| *tri)
-            .collect();
-        let removed = self.triangles.len() - triangles.len();
-        (
-            TriangleMesh {
-                vertices: self.vertices.clone(),
-                triangles,
-            },
-            removed,
-        )
-    }
-
-    /// Repeated index, or an area that is zero up to rounding. The tolerance
-    /// is relative to the longest edge, so it flags exactly collinear or
-    /// coincident corners (whose computed cross product is only rounding
-    /// noise) and never a real sliver representable in f32.
-    pub(crate) fn is_degenerate(&self, t: usize) -> bool {
-        let Some([a, b, c]) = self.triangles.get(t).copied() else {
-            return true;
-        };
-        if a == b || b == c || a == c {
-            return true;
-        }
-        let Some([p, q, r]) = self.corners(t) else {
-            return true;
-        };
-        let e1 = sub(q, p);
-        let e2 = sub(r, p);
-        let e3 = sub(r, q);
-        let longest = dot(e1, e1).max(dot(e2, e2)).max(dot(e3, e3));
-        let cross = norm(cross(e1, e2));
-        cross <= 1e-12 * longest
-    }
-
-    /// The three corners of triangle `t` in f64, or `None` if it refers to
-    /// a vertex that does not exist.
-    pub(crate) fn corners(&self, t: usize) -> Option<[[f64; 3]; 3]> {
-        let tri = self.triangles.get(t)?;
-        let mut out = [[0.0; 3]; 3];
-        for (o, &v) in out.iter_mut().zip(tri) {
-            *o = self.vertices.get(v as usize)?.map(f64::from);
-        }
-        Some(out)
-    }
 }
 
 /// The error checks shared by `validate`, `from_arrays` and the writers.
@@ -336,56 +164,6 @@ pub(crate) fn check_structure(
         }
     }
     Ok(())
-}
-
-pub(crate) fn sub(a: [f64; 3], b: [f64; 3]) -> [f64; 3] {
-    [a[0] - b[0], a[1] - b[1], a[2] - b[2]]
-}
-
-pub(crate) fn dot(a: [f64; 3], b: [f64; 3]) -> f64 {
-    a[0] * b[0] + a[1] * b[1] + a[2] * b[2]
-}
-
-pub(crate) fn cross(a: [f64; 3], b: [f64; 3]) -> [f64; 3] {
-    [
-        a[1] * b[2] - a[2] * b[1],
-        a[2] * b[0] - a[0] * b[2],
-        a[0] * b[1] - a[1] * b[0],
-    ]
-}
-
-pub(crate) fn norm(a: [f64; 3]) -> f64 {
-    dot(a, a).sqrt()
-}
-
-struct UnionFind {
-    parent: Vec<u32>,
-}
-
-impl UnionFind {
-    fn new(n: usize) -> Self {
-        UnionFind {
-            parent: (0..n as u32).collect(),
-        }
-    }
-
-    fn find(&mut self, mut x: u32) -> u32 {
-        // Path halving keeps trees shallow without recursion.
-        while self.parent[x as usize] != x {
-            let grand = self.parent[self.parent[x as usize] as usize];
-            self.parent[x as usize] = grand;
-            x = grand;
-        }
-        x
-    }
-
-    fn union(&mut self, a: u32, b: u32) {
-        let (ra, rb) = (self.find(a), self.find(b));
-        // Smaller root wins: deterministic, and good enough with halving.
-        if ra != rb {
-            self.parent[ra.max(rb) as usize] = ra.min(rb);
-        }
-    }
 }
 
 #[cfg(test)]
@@ -478,53 +256,6 @@ mod tests {
         assert!(!info.watertight);
     }
 
-    /// Every triangle with its own three vertices, as some exporters write.
-    fn soup(mesh: &TriangleMesh) -> TriangleMesh {
-        let mut out = TriangleMesh::default();
-        for tri in &mesh.triangles {
-            let base = out.vertices.len() as u32;
-            out.vertices
-                .extend(tri.iter().map(|&v| mesh.vertices[v as usize]));
-            out.triangles.push([base, base + 1, base + 2]);
-        }
-        out
-    }
-
-    #[test]
-    fn components_count_welded_positions() {
-        let cube = unit_cube();
-        let mut two = cube.clone();
-        let offset = two.vertices.len() as u32;
-        two.vertices
-            .extend(cube.vertices.iter().map(|p| [p[0] + 3.0, p[1] * 0.1, p[2]]));
-        two.triangles
-            .extend(cube.triangles.iter().map(|t| t.map(|v| v + offset)));
-        // Unwelded: 12 triangles with 36 vertices are still one cube.
-        assert_eq!(soup(&cube).components().count, 1);
-        assert_eq!(soup(&cube).validate().unwrap().components, 1);
-        let c = soup(&two).components();
-        assert_eq!(c.count, 2);
-        assert_eq!(c.triangle_component[..12], [0; 12]);
-        assert_eq!(c.triangle_component[12..], [1; 12]);
-        // The flat box has area 2*(0.1 + 1 + 0.1) = 2.4 against 6.
-        assert!((c.areas[0] - 6.0).abs() < 1e-9 && (c.areas[1] - 2.4).abs() < 1e-6);
-        assert_eq!(c.significant(0.1), 2);
-        assert_eq!(c.significant(0.3), 1);
-        // -0.0 and +0.0 are one position.
-        let flat = TriangleMesh {
-            vertices: vec![
-                [0.0, 0.0, 0.0],
-                [1.0, 0.0, 0.0],
-                [0.0, 1.0, 0.0],
-                [-0.0, 0.0, 0.0],
-                [0.0, -1.0, 0.0],
-                [1.0, 0.0, 0.0],
-            ],
-            triangles: vec![[0, 1, 2], [3, 4, 5]],
-        };
-        assert_eq!(flat.components().count, 1);
-    }
-
     #[test]
     fn primitives_are_closed_and_consistent() {
         for mesh in [icosphere(0), icosphere(3), torus(1.0, 0.25, 24, 12)] {
@@ -534,90 +265,6 @@ mod tests {
             assert_eq!(info.components, 1);
             assert_eq!(info.degenerate_triangles, 0);
         }
-    }
-
-    #[test]
-    fn degenerate_triangles_counted_and_removed() {
-        let mut m = unit_cube();
-        m.vertices.push([0.5, 0.5, 0.5]); // duplicates vertex position of a corner
-        let dup = (m.vertices.len() - 1) as u32;
-        let corner = m
-            .vertices
-            .iter()
-            .position(|p| *p == [0.5, 0.5, 0.5])
-            .unwrap() as u32;
-        m.vertices.push([0.0, 0.0, 0.0]);
-        let mid = (m.vertices.len() - 1) as u32;
-        let far = m
-            .vertices
-            .iter()
-            .position(|p| *p == [-0.5, -0.5, -0.5])
-            .unwrap() as u32;
-        m.triangles.push([0, 0, 1]); // repeated index
-        m.triangles.push([corner, dup, 2]); // coincident corners
-        m.triangles.push([far, mid, corner]); // collinear through the centre
-        let info = m.validate().unwrap();
-        assert_eq!(info.degenerate_triangles, 3);
-        let (clean, removed) = m.without_degenerate();
-        assert_eq!(removed, 3);
-        assert_eq!(clean.triangles, unit_cube().triangles);
-        assert_eq!(clean.vertices.len(), m.vertices.len());
-
-        // A thin but real sliver is kept.
-        let sliver = TriangleMesh {
-            vertices: vec![[0.0, 0.0, 0.0], [1.0, 0.0, 0.0], [0.5, 1e-6, 0.0]],
-            triangles: vec![[0, 1, 2]],
-        };
-        assert_eq!(sliver.validate().unwrap().degenerate_triangles, 0);
-
-        let bad = TriangleMesh {
-            vertices: vec![[0.0; 3]; 3],
-            triangles: vec![[0, 1, 7]],
-        };
-        assert_eq!(bad.without_degenerate().1, 1);
-    }
-
-    #[test]
-    fn from_arrays_checks() {
-        let v = [0., 0., 0., 1., 0., 0., 0., 1., 0.];
-        let m = TriangleMesh::from_arrays(&v, &[0, 1, 2]).unwrap();
-        assert_eq!(m.vertices.len(), 3);
-        assert_eq!(m.triangles, vec![[0, 1, 2]]);
-        assert!(matches!(
-            TriangleMesh::from_arrays(&v[..8], &[0, 1, 2]),
-            Err(MeshError::WrongArrayLength { len: 8, .. })
-        ));
-        assert!(matches!(
-            TriangleMesh::from_arrays(&v, &[0, 1]),
-            Err(MeshError::WrongArrayLength { len: 2, .. })
-        ));
-        assert!(matches!(
-            TriangleMesh::from_arrays(&v, &[0, 1, 3]),
-            Err(MeshError::IndexOutOfRange {
-                triangle: 0,
-                index: 3,
-                vertex_count: 3
-            })
-        ));
-        let mut nan = v;
-        nan[4] = f32::NAN;
-        assert!(matches!(
-            TriangleMesh::from_arrays(&nan, &[0, 1, 2]),
-            Err(MeshError::NonFiniteVertex { index: 1 })
-        ));
-        nan[4] = f32::NEG_INFINITY;
-        assert!(matches!(
-            TriangleMesh::from_arrays(&nan, &[0, 1, 2]),
-            Err(MeshError::NonFiniteVertex { index: 1 })
-        ));
-        assert!(matches!(
-            TriangleMesh::from_arrays(&[], &[]),
-            Err(MeshError::Empty)
-        ));
-        assert!(matches!(
-            TriangleMesh::from_arrays(&v, &[]),
-            Err(MeshError::Empty)
-        ));
     }
 
     #[test]

@@ -6,11 +6,14 @@
 //! bounds) before it takes effect, so a refused value leaves the settings
 //! as they were and a setting that cannot run fails before any work.
 
+use std::ops::Bound;
+
 use crate::extract::sparse::SparseConfig;
 use crate::extract::{ExtractConfig, MAX_DENSE_RESOLUTION, MAX_SPARSE_RESOLUTION};
 use crate::model::{Activation, Initialisation};
 use crate::sampling::GaussianShell;
-use crate::train::Loss;
+use crate::sampling::MAX_SAMPLES;
+use crate::train::{Loss, MAX_BATCH_SIZE};
 
 use super::{Preset, Recipe};
 
@@ -24,6 +27,261 @@ shells, resolution, sparse, check_convergence";
 
 /// Every preset the `preset` key takes, separated by ", ".
 pub const PRESETS: &str = "fast, detail, paper-l1, paper-curriculum";
+
+/// What a key's value is and which values are in range: the part of a
+/// [`Setting`] that front ends show and the tests hold `set` to.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum Kind {
+    /// A whole number from `min` to `max`, both included.
+    Integer { min: u64, max: u64 },
+    /// A finite real number between the two bounds.
+    Number(Bound<f64>, Bound<f64>),
+    /// true | false (also yes | no, on | off, 1 | 0).
+    Boolean,
+    /// One of these words.
+    Choice(&'static [&'static str]),
+    /// Text in the form given, whose range the library checks as a whole.
+    Text(&'static str),
+}
+
+impl Kind {
+    /// The type's name, as `hisdf keys` and `hisdf_config_describe` give it.
+    pub fn name(self) -> &'static str {
+        match self {
+            Kind::Integer { .. } => "integer",
+            Kind::Number(..) => "number",
+            Kind::Boolean => "boolean",
+            Kind::Choice(_) => "choice",
+            Kind::Text(_) => "text",
+        }
+    }
+
+    /// The values in range, in words: "1 to 64", "(0, 1)", "fp32 | tf32".
+    pub fn range(self) -> String {
+        match self {
+            Kind::Integer { min, max: u64::MAX } => format!("{min} or more"),
+            Kind::Integer { min, max } => format!("{min} to {max}"),
+            Kind::Number(low, high) => {
+                let low = match low {
+                    Bound::Included(x) => format!("[{x}"),
+                    Bound::Excluded(x) => format!("({x}"),
+                    Bound::Unbounded => "(-inf".into(),
+                };
+                let high = match high {
+                    Bound::Included(x) => format!("{x}]"),
+                    Bound::Excluded(x) => format!("{x})"),
+                    Bound::Unbounded => "inf)".into(),
+                };
+                format!("{low}, {high}")
+            }
+            Kind::Boolean => "true | false".into(),
+            Kind::Choice(words) => words.join(" | "),
+            Kind::Text(form) => form.into(),
+        }
+    }
+}
+
+/// One named setting: its key, what its value is, and what it does.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Setting {
+    pub key: &'static str,
+    pub kind: Kind,
+    pub doc: &'static str,
+}
+
+impl Setting {
+    /// The value a new configuration holds: the `fast` preset's, which is
+    /// what `hisdf_config_new(NULL)` starts from (each preset sets its own;
+    /// `hisdf_config_get` reads them). None where there is no value: the
+    /// `preset` key itself.
+    pub fn default_value(&self) -> Option<String> {
+        JobSettings::from_preset(Preset::Fast).get(self.key).ok()
+    }
+}
+
+const fn integer(min: u64, max: u64) -> Kind {
+    Kind::Integer { min, max }
+}
+
+/// Every setting, in the order of [`KEYS`], with its type, range and
+/// documentation; defaults come from [`Setting::default_value`]. The ranges
+/// are those the library's own checks enforce (`Recipe::validate`,
+/// `NetworkConfig::validate`, `TrainConfig::validate`, the extraction's
+/// bounds); a test holds `set` to every one of them.
+pub const SETTINGS: &[Setting] = &[
+    Setting {
+        key: "preset",
+        kind: Kind::Choice(&["fast", "detail", "paper-l1", "paper-curriculum"]),
+        doc: "starts again from a preset: every setting but the extraction's is reset",
+    },
+    Setting {
+        key: "iterations",
+        kind: integer(1, usize::MAX as u64),
+        doc: "training iterations (one batch each)",
+    },
+    Setting {
+        key: "batch_size",
+        kind: integer(1, MAX_BATCH_SIZE as u64),
+        doc: "samples per iteration",
+    },
+    Setting {
+        key: "learning_rate",
+        kind: Kind::Number(Bound::Excluded(0.0), Bound::Unbounded),
+        doc: "Adam's learning rate at the start",
+    },
+    Setting {
+        key: "seed",
+        kind: integer(0, u64::MAX),
+        doc: "seed of the sampling and of the network's initial weights",
+    },
+    Setting {
+        key: "device",
+        kind: Kind::Choice(&["auto", "cpu", "cuda"]),
+        doc: "where to train: auto takes CUDA when there is one",
+    },
+    Setting {
+        key: "progress_every",
+        kind: integer(1, usize::MAX as u64),
+        doc: "iterations between progress reports and cancellation checks",
+    },
+    Setting {
+        key: "precision",
+        kind: Kind::Choice(&["fp32", "tf32", "bf16"]),
+        doc: "CUDA arithmetic of training: bf16 is the mixed-precision step for the plain \
+              ReLU network (others train in tf32); the CPU always trains in fp32",
+    },
+    Setting {
+        key: "width",
+        kind: integer(1, 8192),
+        doc: "units per hidden layer",
+    },
+    Setting {
+        key: "depth",
+        kind: integer(1, 64),
+        doc: "hidden layers",
+    },
+    Setting {
+        key: "tanh_output",
+        kind: Kind::Boolean,
+        doc: "a tanh on the network's output, bounding the predicted distance to (-1, 1)",
+    },
+    Setting {
+        key: "initialisation",
+        kind: Kind::Choice(&["pytorch-default", "geometric", "siren"]),
+        doc: "how the weights start: PyTorch's default, a sphere's SDF (SAL), or SIREN's \
+              (for the sine activation only)",
+    },
+    Setting {
+        key: "geometric_radius",
+        kind: Kind::Number(Bound::Excluded(0.0), Bound::Excluded(1.0)),
+        doc: "radius of the sphere a geometric initialisation starts as (sets the \
+              initialisation to geometric)",
+    },
+    Setting {
+        key: "activation",
+        kind: Kind::Text("relu | softplus[:beta] | sine[:omega0], beta and omega0 positive"),
+        doc: "the hidden units; sine brings SIREN's initialisation, leaving it the geometric one",
+    },
+    Setting {
+        key: "encoding",
+        kind: Kind::Text("none | fourier:L, L from 1 to 16"),
+        doc: "what the network sees of a point: its coordinates, or with them the sines \
+              and cosines of L octaves",
+    },
+    Setting {
+        key: "skip",
+        kind: Kind::Text("a hidden layer from 1 to depth, or none"),
+        doc: "a hidden layer that receives the input again",
+    },
+    Setting {
+        key: "weight_norm",
+        kind: Kind::Boolean,
+        doc: "weight normalisation of every linear layer",
+    },
+    Setting {
+        key: "dropout",
+        kind: Kind::Number(Bound::Included(0.0), Bound::Excluded(1.0)),
+        doc: "dropout probability after each hidden layer, in training only",
+    },
+    Setting {
+        key: "loss",
+        kind: Kind::Choice(&["clamped-l1", "curriculum"]),
+        doc: "the paper's clamped L1 loss, or its curriculum (Table 2)",
+    },
+    Setting {
+        key: "clamp",
+        kind: Kind::Text("a positive number, or none"),
+        doc: "the loss's clamp delta: distances beyond it count as delta",
+    },
+    Setting {
+        key: "scheduler",
+        kind: Kind::Choice(&["none", "plateau", "cosine"]),
+        doc: "the learning rate's schedule: constant, lowered when the loss stalls, or a \
+              cosine decay over the last half",
+    },
+    Setting {
+        key: "sampling",
+        kind: Kind::Choice(&["near-surface", "weighted"]),
+        doc: "near-surface: the surface, the shells and uniform points; weighted: the \
+              paper's 10M uniform pool, 1M kept by exp(-100 |SDF|)",
+    },
+    Setting {
+        key: "surface_samples",
+        kind: integer(0, MAX_SAMPLES as u64),
+        doc: "samples on the surface itself (all samples together at most 200,000,000)",
+    },
+    Setting {
+        key: "uniform_samples",
+        kind: integer(0, MAX_SAMPLES as u64),
+        doc: "samples uniform in the unit ball (all samples together at most 200,000,000)",
+    },
+    Setting {
+        key: "shells",
+        kind: Kind::Text("count:variance,... with positive variances"),
+        doc: "Gaussian shells around the surface: samples displaced by N(0, variance); \
+              all samples together at most 200,000,000",
+    },
+    Setting {
+        key: "resolution",
+        kind: integer(8, MAX_SPARSE_RESOLUTION as u64),
+        doc: "grid points per axis of the extraction: to 1024 dense, to 2048 sparse",
+    },
+    Setting {
+        key: "sparse",
+        kind: Kind::Boolean,
+        doc: "coarse-to-fine extraction, sampling only the bricks the surface can cross",
+    },
+    Setting {
+        key: "check_convergence",
+        kind: Kind::Boolean,
+        doc: "after training, refuse a model with no surface, spurious surfaces, wrong \
+              signs far from the surface or a stagnant loss",
+    },
+];
+
+/// The setting named `key`, if there is one.
+pub fn setting(key: &str) -> Option<&'static Setting> {
+    SETTINGS.iter().find(|s| s.key == key.trim())
+}
+
+/// Every setting as a JSON array of objects with key, type, default (null
+/// where there is none), range and doc: what `hisdf_config_describe` hands
+/// to C and `hisdf keys --json` prints.
+pub fn describe() -> String {
+    let all: Vec<serde_json::Value> = SETTINGS
+        .iter()
+        .map(|s| {
+            serde_json::json!({
+                "key": s.key,
+                "type": s.kind.name(),
+                "default": s.default_value(),
+                "range": s.kind.range(),
+                "doc": s.doc,
+            })
+        })
+        .collect();
+    serde_json::Value::Array(all).to_string()
+}
 
 /// What one training job is set to: how to sample, train and check, and
 /// how to extract the surface afterwards.
@@ -383,6 +641,92 @@ mod tests {
             presets,
             Preset::ALL.iter().map(|p| p.name()).collect::<Vec<_>>()
         );
+    }
+
+    /// The table and what `set` and `get` take agree, key by key: the same
+    /// keys in the same order as KEYS, each default read back and set again
+    /// unchanged, each value the range excludes refused, each listed choice
+    /// read.
+    #[test]
+    fn the_settings_table_is_what_set_and_get_take() {
+        let keys: Vec<_> = SETTINGS.iter().map(|s| s.key).collect();
+        assert_eq!(keys, KEYS.split(", ").collect::<Vec<_>>());
+        let fast = JobSettings::from_preset(Preset::Fast);
+        // Text ranges are checked as a whole: one value out of each.
+        let text_refused = [
+            ("activation", "softplus:0"),
+            ("encoding", "fourier:17"),
+            ("skip", "0"),
+            ("clamp", "-1"),
+            ("shells", "100:-1"),
+        ];
+        for s in SETTINGS {
+            let refuses = |value: &str| {
+                let mut settings = fast.clone();
+                let refused = settings.set(s.key, value).is_err();
+                if refused {
+                    assert_eq!(settings, fast, "refused {}={value} changed them", s.key);
+                }
+                refused
+            };
+            match s.default_value() {
+                Some(value) => {
+                    assert_eq!(fast.get(s.key).as_deref(), Ok(value.as_str()));
+                    let mut again = fast.clone();
+                    again
+                        .set(s.key, &value)
+                        .unwrap_or_else(|e| panic!("{}={value}: {e}", s.key));
+                    assert_eq!(again, fast, "{}={value} is not the default", s.key);
+                }
+                None => assert_eq!(s.key, "preset"),
+            }
+            let mut out_of_range: Vec<String> = Vec::new();
+            match s.kind {
+                Kind::Integer { min, max } => {
+                    if min > 0 {
+                        out_of_range.push((min - 1).to_string());
+                    }
+                    out_of_range.push((u128::from(max) + 1).to_string());
+                }
+                Kind::Number(low, high) => {
+                    for (bound, outside) in [(low, -1.0), (high, 1.0)] {
+                        out_of_range.push(match bound {
+                            Bound::Excluded(x) => x.to_string(),
+                            Bound::Included(x) => (x + outside).to_string(),
+                            Bound::Unbounded => (outside * f64::INFINITY).to_string(),
+                        });
+                    }
+                }
+                Kind::Boolean => out_of_range.push("maybe".into()),
+                Kind::Choice(words) => {
+                    out_of_range.push("no-such-choice".into());
+                    for word in words {
+                        let mut settings = fast.clone();
+                        apply_setting(&mut settings, s.key, word)
+                            .unwrap_or_else(|e| panic!("{}={word}: {e}", s.key));
+                    }
+                }
+                Kind::Text(_) => {
+                    let (_, value) = text_refused
+                        .iter()
+                        .find(|(key, _)| *key == s.key)
+                        .unwrap_or_else(|| panic!("no refused value for {}", s.key));
+                    out_of_range.push(value.to_string());
+                }
+            }
+            for value in &out_of_range {
+                assert!(refuses(value), "{}={value} was accepted", s.key);
+            }
+            assert!(!s.doc.is_empty() && !s.kind.range().is_empty());
+        }
+        let described: serde_json::Value = serde_json::from_str(&describe()).unwrap();
+        let described = described.as_array().unwrap();
+        assert_eq!(described.len(), SETTINGS.len());
+        assert_eq!(described[1]["key"], "iterations");
+        assert_eq!(described[1]["default"], "3000");
+        assert_eq!(described[0]["default"], serde_json::Value::Null);
+        assert_eq!(setting("dropout").unwrap().kind.range(), "[0, 1)");
+        assert_eq!(setting("width").unwrap().kind.range(), "1 to 8192");
     }
 
     #[test]

@@ -21,6 +21,7 @@ use std::sync::OnceLock;
 
 use rayon::prelude::*;
 
+use crate::mesh::geometry::{is_degenerate_triangle, weld_key};
 use crate::mesh::TriangleMesh;
 use bvh::DistanceBvh;
 use distance::closest_point_on_triangle;
@@ -30,12 +31,6 @@ use winding::{CellGrid, WindingBvh};
 /// Points per rayon task: large enough to amortise task overhead, small
 /// enough to balance surface-hugging and far points across threads.
 const CHUNK: usize = 4096;
-
-/// A triangle whose area is below this fraction of its longest edge squared
-/// has no usable normal (a segment or a point); it is left out of both
-/// structures. Its effect on distances is at most its (vanishing) width, and
-/// on winding numbers its (vanishing) solid angle.
-const DEGENERATE_REL_AREA: f64 = 1e-12;
 
 /// Signed distance queries against one triangle mesh. Build once per mesh
 /// (the mesh is expected in the normalised unit-sphere frame, though nothing
@@ -121,9 +116,8 @@ impl MeshSdf {
                 if !v.iter().all(|c| c.is_finite()) {
                     return None;
                 }
-                let key = v.map(|c| if c == 0.0 { 0 } else { c.to_bits() });
                 let next = points.len() as u32;
-                let id = *weld.entry(key).or_insert(next);
+                let id = *weld.entry(weld_key(*v)).or_insert(next);
                 if id == next {
                     points.push(to_f64(*v));
                 }
@@ -141,7 +135,11 @@ impl MeshSdf {
                 continue;
             };
             let [pa, pb, pc] = [a, b, c].map(|j| points[j as usize]);
-            if a == b || b == c || c == a || is_degenerate(pa, pb, pc) {
+            // A degenerate triangle has no usable normal; it is left out of
+            // both structures. Its effect on distances is at most its
+            // (vanishing) width, and on winding numbers its (vanishing)
+            // solid angle.
+            if a == b || b == c || c == a || is_degenerate_triangle(pa, pb, pc) {
                 skipped += 1;
                 continue;
             }
@@ -500,15 +498,4 @@ fn spread_bits(x: u32) -> u32 {
     x = (x | (x << 4)) & 0x030c_30c3;
     x = (x | (x << 2)) & 0x0924_9249;
     x
-}
-
-/// Twice the area, |(b - a) x (c - a)|, at most `DEGENERATE_REL_AREA` times
-/// the longest edge squared (corners are finite here).
-fn is_degenerate(a: V3, b: V3, c: V3) -> bool {
-    let (ab, bc, ca) = (sub(b, a), sub(c, b), sub(a, c));
-    let longest = [ab, bc, ca]
-        .iter()
-        .map(|e| vec3::dot(*e, *e))
-        .fold(0.0, f64::max);
-    norm(cross(ab, sub(c, a))) <= DEGENERATE_REL_AREA * longest
 }

@@ -1,59 +1,9 @@
-//! Minimal f64 3-vector helpers. Plain arrays rather than nalgebra types keep
-//! the hot winding-number loops free of generic indirection and make the
-//! memory layout of the BVH explicit.
+//! The f64 3-vector helpers the SDF uses: the shared primitives of
+//! `mesh::geometry`, and the solid angle of a triangle.
 
-pub(crate) type V3 = [f64; 3];
-
-#[inline(always)]
-pub(crate) fn sub(a: V3, b: V3) -> V3 {
-    [a[0] - b[0], a[1] - b[1], a[2] - b[2]]
-}
-
-#[inline(always)]
-pub(crate) fn add(a: V3, b: V3) -> V3 {
-    [a[0] + b[0], a[1] + b[1], a[2] + b[2]]
-}
-
-#[inline(always)]
-pub(crate) fn scale(a: V3, s: f64) -> V3 {
-    [a[0] * s, a[1] * s, a[2] * s]
-}
-
-#[inline(always)]
-pub(crate) fn dot(a: V3, b: V3) -> f64 {
-    a[0] * b[0] + a[1] * b[1] + a[2] * b[2]
-}
-
-#[inline(always)]
-pub(crate) fn cross(a: V3, b: V3) -> V3 {
-    [
-        a[1] * b[2] - a[2] * b[1],
-        a[2] * b[0] - a[0] * b[2],
-        a[0] * b[1] - a[1] * b[0],
-    ]
-}
-
-#[inline(always)]
-pub(crate) fn norm(a: V3) -> f64 {
-    dot(a, a).sqrt()
-}
-
-/// L1 norm: an upper bound of the Euclidean norm that needs no square root,
-/// used to scale floating-point error bounds.
-#[inline(always)]
-pub(crate) fn l1(a: V3) -> f64 {
-    a[0].abs() + a[1].abs() + a[2].abs()
-}
-
-#[inline(always)]
-pub(crate) fn to_f64(p: [f32; 3]) -> V3 {
-    [f64::from(p[0]), f64::from(p[1]), f64::from(p[2])]
-}
-
-#[inline(always)]
-pub(crate) fn is_finite(p: V3) -> bool {
-    p.iter().all(|c| c.is_finite())
-}
+pub(crate) use crate::mesh::geometry::{
+    add, cross, dot, is_finite, l1, norm, scale, sub, to_f64, V3,
+};
 
 /// Solid angle subtended at the origin by the triangle (a, b, c), given as
 /// vectors from the query point (Van Oosterom & Strackee 1983). Signed:

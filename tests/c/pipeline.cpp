@@ -148,6 +148,8 @@ int main(int argc, char **argv) {
         CHECK(keys.size() > 20 && keys.front() == "preset");
         auto presets = hisdf::presets();
         CHECK(presets.size() == 4 && presets[1] == "detail");
+        auto described = hisdf::config_describe();
+        CHECK(described.front() == '[' && described.find("\"key\":\"iterations\"") != std::string::npos);
 
         // Buffers: the same model and mesh through bytes instead of files.
         auto model_bytes = model.to_bytes();

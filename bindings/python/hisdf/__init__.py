@@ -23,6 +23,7 @@ $HISDF_LIBRARY, next to this package, or in the checkout's target/release.
 import collections
 import ctypes
 import enum
+import json
 import os
 import threading
 
@@ -224,6 +225,13 @@ def config_keys():
 def presets():
     """Every preset Config takes."""
     return _c().hisdf_presets().decode().split(", ")
+
+
+def config_describe():
+    """Every key Config.set takes, described by the library: a list of dicts
+    with "key", "type", "default" (the "fast" preset's value as Config.get
+    writes it; None for "preset"), "range" and "doc", in config_keys() order."""
+    return json.loads(_c().hisdf_config_describe().decode())
 
 
 _log_callback = None  # kept alive while the library may call it

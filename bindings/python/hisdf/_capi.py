@@ -135,6 +135,7 @@ PROTOTYPES = {
     "hisdf_config_get": (Status, [POINTER(Config), c_char_p, POINTER(POINTER(Bytes)), ErrorOut]),
     "hisdf_config_keys": (c_char_p, []),
     "hisdf_presets": (c_char_p, []),
+    "hisdf_config_describe": (c_char_p, []),
     "hisdf_config_free": (None, [POINTER(Config)]),
     "hisdf_config_set_monitor": (Status, [POINTER(Config), POINTER(TrainMonitor), ErrorOut]),
     "hisdf_train_monitor_new": (Status, [POINTER(POINTER(TrainMonitor)), ErrorOut]),

@@ -225,3 +225,16 @@ def test_settings_read_back_and_the_lists_are_the_library_s():
     assert caught.value.status == hisdf.Status.INVALID_ARGUMENT
     assert hisdf.presets() == ["fast", "detail", "paper-l1", "paper-curriculum"]
     assert "precision" in hisdf.config_keys()
+
+
+def test_every_key_is_described_by_the_library():
+    described = hisdf.config_describe()
+    assert [d["key"] for d in described] == hisdf.config_keys()
+    fast = hisdf.Config("fast")
+    for d in described:
+        assert d["type"] in ("integer", "number", "boolean", "choice", "text")
+        assert d["range"] and d["doc"]
+        if d["key"] == "preset":
+            assert d["default"] is None
+        else:
+            assert d["default"] == fast.get(d["key"])

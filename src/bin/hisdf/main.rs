@@ -153,8 +153,13 @@ enum Command {
     /// Merge the results tables of a sharded batch.
     BatchMerge(batch::MergeArgs),
     /// The named settings `--set` takes (the C API's, Python's, C++'s and
-    /// Blender's), one per line, then the presets.
-    Keys,
+    /// Blender's), one per line with its type, default, range and meaning
+    /// below it, then the presets.
+    Keys {
+        /// The same as JSON (what the C API's hisdf_config_describe gives).
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 type Result<T> = std::result::Result<T, String>;
@@ -170,10 +175,21 @@ fn main() {
 
 fn dispatch(command: Command) -> Result<()> {
     match command {
-        Command::Keys => {
-            use hisdf::pipeline::settings::{KEYS, PRESETS};
-            for key in KEYS.split(", ") {
-                println!("{key}");
+        Command::Keys { json } => {
+            use hisdf::pipeline::settings::{describe, PRESETS, SETTINGS};
+            if json {
+                println!("{}", describe());
+                return Ok(());
+            }
+            for s in SETTINGS {
+                let default = s.default_value().unwrap_or_else(|| "none".into());
+                println!("{}", s.key);
+                println!(
+                    "    {}: {}; default (fast) {default}",
+                    s.kind.name(),
+                    s.kind.range()
+                );
+                println!("    {}", s.doc);
             }
             println!("presets: {PRESETS}");
             Ok(())
