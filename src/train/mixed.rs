@@ -32,7 +32,7 @@ use crate::model::{Activation, NetworkConfig, SdfNetwork};
 use super::loss::{Loss, LossState};
 use std::cell::{Cell, RefCell};
 
-use super::native::{addmm_relu, bmm_bias_relu, FusedAdam};
+use super::native::{addmm_relu, bmm_bias_relu, FlatAdam, FusedAdam};
 
 /// Offsets into the flat buffers are rounded up to this many elements, so
 /// every weight matrix starts on a 128-byte boundary (what tensor-core
@@ -74,6 +74,10 @@ pub(super) struct MixedStep {
     /// A column of ones [K, B, 1] in the compute kind, kept between steps:
     /// the bias gradients are its product with the layers' gradients.
     ones: RefCell<Option<Tensor>>,
+    /// Adam over the whole flat buffer in one launch, writing the bf16
+    /// copy too (CUDA); `None` where it cannot run, and PyTorch's fused
+    /// Adam, one launch per network, and a cast take over.
+    flat_adam: Option<FlatAdam>,
 }
 
 impl MixedStep {
@@ -169,7 +173,33 @@ impl MixedStep {
                 bias_low: all(&low, 2 * l + 1),
             })
             .collect();
+        let flat_adam = if compute == Kind::BFloat16 && device.is_cuda() && k <= i16::MAX as i64 {
+            // Every element's network, padding included (its gradient is
+            // zero, so it stays zero whatever rate it gets).
+            let owner = (k > 1).then(|| {
+                let mut owner = vec![0i16; total as usize];
+                for (&offset, &stride) in offsets.iter().zip(&strides) {
+                    for j in 0..k {
+                        let start = (offset + j * stride) as usize;
+                        owner[start..start + stride as usize].fill(j as i16);
+                    }
+                }
+                Tensor::from_slice(&owner).to_device(device)
+            });
+            match FlatAdam::new(&master, &grads, Some(&low), owner) {
+                Ok(adam) => Some(adam),
+                Err(e) => {
+                    log::warn!(
+                        "the flat Adam kernel is not available ({e}); using PyTorch's fused Adam"
+                    );
+                    None
+                }
+            }
+        } else {
+            None
+        };
         let step = MixedStep {
+            flat_adam,
             layers,
             master,
             grads,
@@ -190,6 +220,13 @@ impl MixedStep {
     /// Adam for every network, each over its own parameters with its own
     /// rate (one fused launch per network).
     pub(super) fn optimizers(&self, learning_rates: &[f64]) -> Vec<FusedAdam> {
+        if self.flat_adam.is_some() {
+            let device = self.master.device();
+            return learning_rates
+                .iter()
+                .map(|&lr| FusedAdam::rate_only(lr, device))
+                .collect();
+        }
         if self.models == 1 {
             // One network: the whole flat buffer, padding included.
             return vec![FusedAdam::with_gradients(
@@ -236,10 +273,14 @@ impl MixedStep {
         rows.sum(Kind::Float).backward();
         let df = f_leaf.grad();
         tch::no_grad(|| self.backward(&input, &activations, &f, &df));
-        for adam in adams {
-            adam.step()?;
+        if let Some(flat) = &self.flat_adam {
+            flat.step(adams)?;
+        } else {
+            for adam in adams.iter_mut() {
+                adam.step()?;
+            }
+            self.refresh_low();
         }
-        self.refresh_low();
         Ok(rows.detach())
     }
 

@@ -37,6 +37,22 @@ extern "C" {
         err: *mut c_char,
         err_len: usize,
     ) -> c_int;
+    fn hisdf_native_flat_adam_prepare(err: *mut c_char, err_len: usize) -> c_int;
+    fn hisdf_native_flat_adam(
+        p: *const C_tensor,
+        g: *const C_tensor,
+        m: *const C_tensor,
+        v: *const C_tensor,
+        low: *const C_tensor,
+        owner: *const C_tensor,
+        lr: *const C_tensor,
+        step: *const C_tensor,
+        beta1: f64,
+        beta2: f64,
+        eps: f64,
+        err: *mut c_char,
+        err_len: usize,
+    ) -> c_int;
     fn hisdf_native_cuda_memory(free: *mut usize, total: *mut usize) -> c_int;
     fn hisdf_native_set_tf32(enabled: c_int) -> c_int;
     fn hisdf_native_tf32_enabled() -> c_int;
@@ -92,6 +108,77 @@ pub fn bmm_bias_relu(h: &Tensor, w: &Tensor, bias: Option<&Tensor>) -> Result<Te
     new_tensor(|out, err, len| unsafe {
         hisdf_native_bmm_bias_relu(h.as_ptr(), w.as_ptr(), bias, out, err, len)
     })
+}
+
+/// Adam (PyTorch's arithmetic and defaults) over the flat parameter buffer
+/// of K networks on CUDA in one launch that spans the GPU, writing the bf16
+/// copy of the new weights in the same pass (src/train/native/step.cpp
+/// says why: PyTorch's fused Adam gives a 2M-parameter buffer 33 blocks).
+/// Network j's rate is the 0-dim device tensor of `rates[j]`, read at
+/// every step, so a captured graph follows rate changes.
+pub struct FlatAdam {
+    params: Tensor,
+    grads: Tensor,
+    low: Option<Tensor>,
+    exp_avg: Tensor,
+    exp_avg_sq: Tensor,
+    /// Network of each element (int16); `None` for one network.
+    owner: Option<Tensor>,
+    step: Tensor,
+}
+
+impl FlatAdam {
+    /// Compiles the kernel for `params`' device (NVRTC, once per device)
+    /// and allocates the moments. `owner[i]` is the network of element i.
+    pub fn new(
+        params: &Tensor,
+        grads: &Tensor,
+        low: Option<&Tensor>,
+        owner: Option<Tensor>,
+    ) -> Result<FlatAdam, String> {
+        if !params.device().is_cuda() {
+            return Err("the flat Adam kernel runs on CUDA only".into());
+        }
+        checked(|err, len| unsafe { hisdf_native_flat_adam_prepare(err, len) == 0 })?;
+        Ok(FlatAdam {
+            params: params.shallow_clone(),
+            grads: grads.shallow_clone(),
+            low: low.map(|t| t.shallow_clone()),
+            exp_avg: params.zeros_like(),
+            exp_avg_sq: params.zeros_like(),
+            owner,
+            step: Tensor::zeros([1], (Kind::Float, params.device())),
+        })
+    }
+
+    /// One step, network j at the rate `rates[j]` holds.
+    pub fn step(&self, rates: &[FusedAdam]) -> Result<(), String> {
+        let _guard = tch::no_grad_guard();
+        let lr = if rates.len() == 1 {
+            rates[0].lr.reshape([1])
+        } else {
+            Tensor::stack(&rates.iter().map(|a| &a.lr).collect::<Vec<_>>(), 0)
+        };
+        let _ = self.step.shallow_clone().g_add_scalar_(1.0);
+        let ptr = |t: Option<&Tensor>| t.map_or(std::ptr::null(), |t| t.as_ptr());
+        checked(|err, len| unsafe {
+            hisdf_native_flat_adam(
+                self.params.as_ptr(),
+                self.grads.as_ptr(),
+                self.exp_avg.as_ptr(),
+                self.exp_avg_sq.as_ptr(),
+                ptr(self.low.as_ref()),
+                ptr(self.owner.as_ref()),
+                lr.as_ptr(),
+                self.step.as_ptr(),
+                0.9,
+                0.999,
+                1e-8,
+                err,
+                len,
+            ) == 0
+        })
+    }
 }
 
 /// Free and total bytes of the current CUDA device's memory; `None` without
@@ -192,6 +279,20 @@ impl FusedAdam {
         }
     }
 
+    /// A rate and nothing else, for networks whose step a [`FlatAdam`]
+    /// takes: it holds the rate on the device that kernel reads.
+    pub fn rate_only(lr: f64, device: Device) -> FusedAdam {
+        FusedAdam {
+            params: Vec::new(),
+            grads: Some(Vec::new()),
+            exp_avgs: Vec::new(),
+            exp_avg_sqs: Vec::new(),
+            steps: Vec::new(),
+            lr: Tensor::from(lr as f32).to_device(device),
+            lr_value: lr,
+        }
+    }
+
     /// Adam whose gradients are always read from `grads` (one per parameter,
     /// same shape), not from autograd.
     pub fn with_gradients(params: Vec<Tensor>, grads: Vec<Tensor>, lr: f64) -> FusedAdam {
@@ -225,6 +326,9 @@ impl FusedAdam {
     }
 
     pub fn step(&mut self) -> Result<(), String> {
+        if self.params.is_empty() {
+            return Err("this Adam holds a rate only: its FlatAdam takes the step".into());
+        }
         let _guard = tch::no_grad_guard();
         let mut grads: Vec<Tensor> = match &self.grads {
             Some(g) => g.iter().map(|t| t.shallow_clone()).collect(),
@@ -390,6 +494,80 @@ mod tests {
                 bias.is_some()
             );
         }
+    }
+
+    /// The flat Adam kernel moves parameters as PyTorch's fused Adam does,
+    /// each network of the buffer at its own rate (one frozen at 0, one
+    /// changed part way), and writes their bf16 copy; on the CPU it is an
+    /// error, not a crash.
+    #[test]
+    fn flat_adam_matches_fused_adam() {
+        let cpu = Tensor::zeros([8], (Kind::Float, Device::Cpu));
+        assert!(FlatAdam::new(&cpu, &cpu, None, None).is_err());
+        if !tch::Cuda::is_available() {
+            eprintln!("skipped: no CUDA device");
+            return;
+        }
+        let cuda = Device::Cuda(0);
+        let n = 3000i64;
+        tch::manual_seed(11);
+        let init = Tensor::randn([3 * n], (Kind::Float, cuda));
+        let owner = Tensor::arange(3 * n, (Kind::Int64, cuda))
+            .divide_scalar_mode(n, "floor")
+            .to_kind(Kind::Int16);
+        let params = init.copy();
+        let grads = params.zeros_like();
+        let low = Tensor::zeros([3 * n], (Kind::BFloat16, cuda));
+        let flat = FlatAdam::new(&params, &grads, Some(&low), Some(owner)).unwrap();
+        let mut rates: Vec<FusedAdam> = [1e-2, 0.0, 3e-3]
+            .iter()
+            .map(|&lr| FusedAdam::rate_only(lr, cuda))
+            .collect();
+        assert!(rates[0].step().is_err(), "a rate-only Adam cannot step");
+        // The reference: one fused Adam per network on its own copy.
+        let copies: Vec<Tensor> = (0..3).map(|j| init.narrow(0, j * n, n).copy()).collect();
+        let copy_grads: Vec<Tensor> = copies.iter().map(|c| c.zeros_like()).collect();
+        let mut reference: Vec<FusedAdam> = (0..3)
+            .map(|j| {
+                FusedAdam::with_gradients(
+                    vec![copies[j].shallow_clone()],
+                    vec![copy_grads[j].shallow_clone()],
+                    rates[j].learning_rate(),
+                )
+            })
+            .collect();
+        for i in 0..30 {
+            if i == 15 {
+                rates[2].set_learning_rate(1e-2);
+                reference[2].set_learning_rate(1e-2);
+            }
+            let g = (&params - 0.5).sin() * (i as f64 + 1.0).recip();
+            grads.shallow_clone().copy_(&g);
+            flat.step(&rates).unwrap();
+            for (j, (grad, adam)) in copy_grads.iter().zip(&mut reference).enumerate() {
+                grad.shallow_clone().copy_(&g.narrow(0, j as i64 * n, n));
+                adam.step().unwrap();
+            }
+        }
+        for (j, copy) in copies.iter().enumerate() {
+            let ours = params.narrow(0, j as i64 * n, n);
+            let diff = (&ours - copy).abs().max().double_value(&[]);
+            let moved = (&ours - init.narrow(0, j as i64 * n, n))
+                .abs()
+                .max()
+                .double_value(&[]);
+            assert!(diff < 1e-5, "network {j}: {diff} from PyTorch's fused Adam");
+            assert_eq!(moved > 0.0, j != 1, "network {j} moved {moved}");
+        }
+        let cast = params.to_kind(Kind::BFloat16).to_kind(Kind::Float);
+        let low_diff = (low.to_kind(Kind::Float) - cast)
+            .abs()
+            .max()
+            .double_value(&[]);
+        assert_eq!(
+            low_diff, 0.0,
+            "the bf16 copy is not the cast of the parameters"
+        );
     }
 
     /// The same on CUDA, where a different kernel runs (skipped without a GPU).
