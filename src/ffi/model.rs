@@ -141,7 +141,9 @@ pub extern "C" fn hisdf_samples_from_arrays(
         let values = slice_arg(sdf, sdf_len, "sdf")?;
         out_arg(out, "out")?;
         if pts.is_empty() {
-            return Err(Failure::invalid("no samples"));
+            return Err(Failure::invalid(
+                "no samples: points is empty; pass at least one point (x, y, z) with its signed distance",
+            ));
         }
         if values.iter().any(|v| !v.is_finite()) {
             return Err(Failure::invalid("sdf contains NaN or infinity"));
