@@ -319,7 +319,14 @@ fn quiet_panics() {
         let previous = std::panic::take_hook();
         std::panic::set_hook(Box::new(move |info| {
             if panic_is_ours() {
-                log::error!("hisdf: caught a panic: {info}");
+                // The first line only: a libtorch failure carries its C++
+                // backtrace (dozens of frames of no use to a host's user).
+                let caught = CaughtPanic::from_payload(info.payload());
+                let at = info
+                    .location()
+                    .map(|l| format!(" at {}:{}", l.file(), l.line()))
+                    .unwrap_or_default();
+                log::error!("hisdf: caught a panic{at}: {}", caught.message());
             } else {
                 previous(info);
             }

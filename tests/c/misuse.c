@@ -6,7 +6,8 @@
  * case's number: a fork alone would inherit a parent's thread pools
  * without their threads), so a crash is seen as a signal instead of ending
  * the test; the child exits with the status the call returned.
- * Usage: misuse. Prints one line per case; exit 0 when every case returned
+ * Usage: misuse. Prints one line per case (and, indented,
+ * the error records the library logs); exit 0 when every case returned
  * its expected status. */
 #define _POSIX_C_SOURCE 200809L
 
@@ -265,9 +266,20 @@ static const struct misuse cases[] = {
 };
 #define CASES (sizeof cases / sizeof cases[0])
 
+/* Error records of the library, on stdout: a caught panic must be
+ * reported here, through the log callback, and never on stderr. */
+static void print_log(void *user_data, HisdfLogLevel level, const char *target,
+                      const char *message) {
+    (void)user_data;
+    (void)level;
+    printf("  log %s: %s\n", target, message);
+}
+
 /* The child: sets up a tetrahedron (and a tiny trained model when the case
  * needs one), runs one case and exits with its status. */
 static int run_one(size_t k) {
+    if (hisdf_set_log_callback(print_log, NULL, HISDF_LOG_LEVEL_ERROR, NULL) != HISDF_STATUS_OK)
+        return 200;
     float v[12] = {0, 0, 0, 1, 0, 0, 0, 1, 0, 0, 0, 1};
     uint32_t t[12] = {0, 2, 1, 0, 1, 3, 0, 3, 2, 1, 2, 3};
     HisdfError *err = NULL;
