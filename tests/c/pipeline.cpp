@@ -164,6 +164,9 @@ int main(int argc, char **argv) {
         CHECK(from_bytes.query(points) == values);
         EXPECT_STATUS(HISDF_STATUS_INVALID_MODEL_FILE,
                       hisdf::Model::from_bytes(std::vector<std::uint8_t>{1, 2, 3}));
+        // Empty buffers are empty files, refused for what they hold.
+        EXPECT_STATUS(HISDF_STATUS_INVALID_MODEL_FILE, hisdf::Model::from_bytes({}));
+        EXPECT_STATUS(HISDF_STATUS_INVALID_MESH, hisdf::Mesh::from_bytes({}));
         auto mesh_bytes = extracted.to_bytes("ply");
         auto mesh_again = hisdf::Mesh::from_bytes(mesh_bytes);
         CHECK(mesh_again.triangle_count() == extracted.triangle_count());
