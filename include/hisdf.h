@@ -37,7 +37,10 @@
 // - Every handle has a `*_free` function that accepts NULL. A freed or
 //   foreign handle is refused with `HISDF_STATUS_INVALID_HANDLE` while its
 //   memory is still readable (a safety net, not a guarantee).
-// - No panic crosses the boundary: a caught panic is `HISDF_STATUS_PANIC`.
+// - No panic crosses the boundary: a caught panic is `HISDF_STATUS_PANIC`
+//   (or `HISDF_STATUS_OUT_OF_MEMORY` for a failed libtorch allocation).
+//   Its report goes to the log callback at error level, never to the
+//   host's stderr, whichever of the library's threads it happened on.
 // - Points are in the caller's coordinates and SDF values in the caller's
 //   units, whatever frame the network was trained in.
 enum HisdfStatus

@@ -55,7 +55,7 @@ pub extern "C" fn hisdf_config_new(
 /// Frees a configuration; NULL is ignored.
 #[no_mangle]
 pub extern "C" fn hisdf_config_free(config: *mut HisdfConfig) {
-    let _ = std::panic::catch_unwind(|| HisdfConfig::free(config));
+    super::release(|| HisdfConfig::free(config));
 }
 
 /// Sets one option from text, e.g. `hisdf_config_set(cfg, "iterations",

@@ -251,7 +251,7 @@ pub extern "C" fn hisdf_mesh_normalisation(
 /// Frees a mesh; NULL is ignored.
 #[no_mangle]
 pub extern "C" fn hisdf_mesh_free(mesh: *mut HisdfMesh) {
-    let _ = std::panic::catch_unwind(|| HisdfMesh::free(mesh));
+    super::release(|| HisdfMesh::free(mesh));
 }
 
 /// The exact signed distance from points to a mesh (negative inside, by the
@@ -475,5 +475,5 @@ pub extern "C" fn hisdf_metrics_entry(
 /// Frees metrics; NULL is ignored.
 #[no_mangle]
 pub extern "C" fn hisdf_metrics_free(metrics: *mut HisdfMetrics) {
-    let _ = std::panic::catch_unwind(|| HisdfMetrics::free(metrics));
+    super::release(|| HisdfMetrics::free(metrics));
 }

@@ -31,7 +31,6 @@ mod model;
 mod monitor;
 
 use std::ffi::{c_char, CStr};
-use std::panic::catch_unwind;
 use std::path::PathBuf;
 
 pub use config::*;
@@ -78,7 +77,10 @@ use crate::util::{catch_panic, CaughtPanic};
 /// - Every handle has a `*_free` function that accepts NULL. A freed or
 ///   foreign handle is refused with `HISDF_STATUS_INVALID_HANDLE` while its
 ///   memory is still readable (a safety net, not a guarantee).
-/// - No panic crosses the boundary: a caught panic is `HISDF_STATUS_PANIC`.
+/// - No panic crosses the boundary: a caught panic is `HISDF_STATUS_PANIC`
+///   (or `HISDF_STATUS_OUT_OF_MEMORY` for a failed libtorch allocation).
+///   Its report goes to the log callback at error level, never to the
+///   host's stderr, whichever of the library's threads it happened on.
 /// - Points are in the caller's coordinates and SDF values in the caller's
 ///   units, whatever frame the network was trained in.
 #[repr(u32)]
@@ -204,7 +206,7 @@ pub extern "C" fn hisdf_error_free(error: *mut HisdfError) {
     if let Some(e) = unsafe { error.as_mut() } {
         if e.tag == HisdfError::TAG {
             e.tag = 0;
-            let _ = catch_unwind(|| drop(unsafe { Box::from_raw(error) }));
+            release(|| drop(unsafe { Box::from_raw(error) }));
         }
     }
 }
@@ -292,6 +294,21 @@ thread_local! {
     static IN_BOUNDARY: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
 }
 
+/// C API calls running now, on any thread. A call's parallel work runs on
+/// rayon's worker threads, where `IN_BOUNDARY` is not set; a panic there
+/// would reach the host's stderr before rayon hands it to the calling
+/// thread's boundary.
+static CALLS_RUNNING: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+
+/// Whether a panic on this thread belongs to a C API call: raised in a
+/// call's body, or on a rayon worker while a call runs (a Rust host's own
+/// rayon work at that moment is taken for ours: it is logged, not printed).
+fn panic_is_ours() -> bool {
+    IN_BOUNDARY.with(|b| b.get())
+        || (rayon::current_thread_index().is_some()
+            && CALLS_RUNNING.load(std::sync::atomic::Ordering::SeqCst) > 0)
+}
+
 /// Panics inside a C API call go to the log callback, never to the host's
 /// stderr (Rust's default hook prints there). Installed on the first call;
 /// panics anywhere else (a Rust host's own, a test's assertion) still go to
@@ -301,8 +318,15 @@ fn quiet_panics() {
     HOOK.call_once(|| {
         let previous = std::panic::take_hook();
         std::panic::set_hook(Box::new(move |info| {
-            if IN_BOUNDARY.with(|b| b.get()) {
-                log::error!("hisdf: caught a panic: {info}");
+            if panic_is_ours() {
+                // The first line only: a libtorch failure carries its C++
+                // backtrace (dozens of frames of no use to a host's user).
+                let caught = CaughtPanic::from_payload(info.payload());
+                let at = info
+                    .location()
+                    .map(|l| format!(" at {}:{}", l.file(), l.line()))
+                    .unwrap_or_default();
+                log::error!("hisdf: caught a panic{at}: {}", caught.message());
             } else {
                 previous(info);
             }
@@ -329,7 +353,9 @@ fn boundary(
     quiet_panics();
     // Calls nest (a progress callback may call back in): restore, not clear.
     let outer = IN_BOUNDARY.with(|b| b.replace(true));
+    CALLS_RUNNING.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
     let outcome = catch_panic(body);
+    CALLS_RUNNING.fetch_sub(1, std::sync::atomic::Ordering::SeqCst);
     IN_BOUNDARY.with(|b| b.set(outer));
     let outcome = outcome.unwrap_or_else(|panic| Err(panic_failure(panic)));
     match outcome {
@@ -349,6 +375,16 @@ fn boundary(
             status
         }
     }
+}
+
+/// The boundary of the `*_free` functions, which return nothing: a panic
+/// while dropping (our bug) is logged as any call's is, never printed on
+/// the host's stderr nor unwound into C.
+fn release(free: impl FnOnce()) {
+    let _ = boundary(std::ptr::null_mut(), || {
+        free();
+        Ok(())
+    });
 }
 
 fn status_str(status: HisdfStatus) -> &'static str {
@@ -490,7 +526,7 @@ pub extern "C" fn hisdf_bytes_data(
 /// Frees bytes; NULL is ignored.
 #[no_mangle]
 pub extern "C" fn hisdf_bytes_free(bytes: *mut HisdfBytes) {
-    let _ = catch_unwind(|| HisdfBytes::free(bytes));
+    release(|| HisdfBytes::free(bytes));
 }
 
 /// A frame's centre and scale to the caller: a point p of the caller's maps
@@ -534,6 +570,47 @@ mod tests {
         let Failure(status, message) = panic_failure(bug);
         assert_eq!(status, HisdfStatus::Panic);
         assert!(message.contains("please report"), "{message}");
+    }
+
+    /// A panic on one of rayon's workers during a call (where the call's
+    /// parallel work runs) is logged, not printed on the host's stderr, and
+    /// still comes back as a status. The default hook prints to the real
+    /// stderr even under the test harness, so the check runs this test
+    /// again in a child process and reads what it printed.
+    #[test]
+    fn worker_thread_panics_stay_off_stderr() {
+        const NAME: &str = "ffi::tests::worker_thread_panics_stay_off_stderr";
+        if std::env::var_os("HISDF_WORKER_PANIC_CHILD").is_some() {
+            use rayon::prelude::*;
+            let status = boundary(std::ptr::null_mut(), || {
+                (0..64).into_par_iter().for_each(|i| {
+                    if i % 2 == 0 {
+                        panic!("planted worker panic {i}");
+                    }
+                });
+                Ok(())
+            });
+            assert_eq!(status, HisdfStatus::Panic);
+            // Outside a call, a panic on a worker is the host's: printed.
+            let outside = std::panic::catch_unwind(|| {
+                rayon::ThreadPoolBuilder::new()
+                    .num_threads(1)
+                    .build()
+                    .unwrap()
+                    .install(|| panic!("host's own panic"))
+            });
+            assert!(outside.is_err());
+            return;
+        }
+        let out = std::process::Command::new(std::env::current_exe().unwrap())
+            .args(["--exact", NAME, "--nocapture", "--test-threads=1"])
+            .env("HISDF_WORKER_PANIC_CHILD", "1")
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(out.status.success(), "child failed:\n{stderr}");
+        assert!(!stderr.contains("planted worker panic"), "{stderr}");
+        assert!(stderr.contains("host's own panic"), "{stderr}");
     }
 
     /// Lengths are checked before any buffer is read: a lying length with a

@@ -141,7 +141,9 @@ pub extern "C" fn hisdf_samples_from_arrays(
         let values = slice_arg(sdf, sdf_len, "sdf")?;
         out_arg(out, "out")?;
         if pts.is_empty() {
-            return Err(Failure::invalid("no samples"));
+            return Err(Failure::invalid(
+                "no samples: points is empty; pass at least one point (x, y, z) with its signed distance",
+            ));
         }
         if values.iter().any(|v| !v.is_finite()) {
             return Err(Failure::invalid("sdf contains NaN or infinity"));
@@ -223,7 +225,7 @@ pub extern "C" fn hisdf_samples_copy_arrays(
 /// Frees a training set; NULL is ignored.
 #[no_mangle]
 pub extern "C" fn hisdf_samples_free(samples: *mut HisdfSamples) {
-    let _ = std::panic::catch_unwind(|| HisdfSamples::free(samples));
+    super::release(|| HisdfSamples::free(samples));
 }
 
 /// Samples the true SDF of `mesh` and trains a network, as `config` says.
@@ -341,7 +343,7 @@ pub extern "C" fn hisdf_cancel_token_reset(
 /// Frees a cancel token once no running call uses it; NULL is ignored.
 #[no_mangle]
 pub extern "C" fn hisdf_cancel_token_free(token: *mut HisdfCancelToken) {
-    let _ = std::panic::catch_unwind(|| HisdfCancelToken::free(token));
+    super::release(|| HisdfCancelToken::free(token));
 }
 
 /// SDF values of the network: `points` holds `points_len` floats (x, y, z
@@ -572,5 +574,5 @@ pub extern "C" fn hisdf_model_normalisation(
 /// Frees a model; NULL is ignored.
 #[no_mangle]
 pub extern "C" fn hisdf_model_free(model: *mut HisdfModel) {
-    let _ = std::panic::catch_unwind(|| HisdfModel::free(model));
+    super::release(|| HisdfModel::free(model));
 }

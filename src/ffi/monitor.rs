@@ -159,7 +159,7 @@ pub extern "C" fn hisdf_train_monitor_read(
 /// `hisdf_train_monitor_read` on this handle must not race with the free.
 #[no_mangle]
 pub extern "C" fn hisdf_train_monitor_free(monitor: *mut HisdfTrainMonitor) {
-    let _ = std::panic::catch_unwind(|| HisdfTrainMonitor::free(monitor));
+    super::release(|| HisdfTrainMonitor::free(monitor));
 }
 
 /// Attaches `monitor` to `config` (NULL detaches): every later

@@ -1,11 +1,13 @@
 /* Arguments that must never kill the host: lengths that lie (SIZE_MAX and
  * lengths that disagree), sizes too large to allocate (10^12 samples,
- * points, batch), a double free of an error, NULL buffers of length 0.
+ * points, batch), mesh files in memory whose headers promise billions of
+ * elements, a double free of an error, NULL buffers of length 0.
  * Each case runs in a process of its own (this program run again with the
  * case's number: a fork alone would inherit a parent's thread pools
  * without their threads), so a crash is seen as a signal instead of ending
  * the test; the child exits with the status the call returned.
- * Usage: misuse. Prints one line per case; exit 0 when every case returned
+ * Usage: misuse. Prints one line per case (and, indented,
+ * the error records the library logs); exit 0 when every case returned
  * its expected status. */
 #define _POSIX_C_SOURCE 200809L
 
@@ -125,6 +127,76 @@ static HisdfStatus extract_size_max(void) {
 /* Within every maximum, but 2^24 x 8192 activations (512 GiB) cannot be
  * allocated: libtorch's failure must come back as a status. */
 static HisdfStatus train_too_large(void) { return train_with("8192", "16777216"); }
+static HisdfStatus gradient_both_lie(void) {
+    return hisdf_model_gradient(model, points, SIZE_MAX - 2, values, SIZE_MAX - 2, NULL);
+}
+static HisdfStatus samples_copy_size_max(void) {
+    HisdfSamples *s = NULL;
+    float sdf[3] = {0.1f, -0.1f, 0.2f};
+    HisdfError *err = NULL;
+    ok_or_die(hisdf_samples_from_arrays(points, 9, sdf, 3, &s, &err), err, "samples");
+    HisdfStatus st = hisdf_samples_copy_arrays(s, values, SIZE_MAX, sdf, 3, NULL);
+    hisdf_samples_free(s);
+    return st;
+}
+static HisdfStatus mesh_buffer_size_max(void) {
+    HisdfMesh *m = NULL;
+    return hisdf_mesh_load_from_buffer((const uint8_t *)points, SIZE_MAX, NULL, &m, NULL);
+}
+static HisdfStatus model_buffer_size_max(void) {
+    HisdfModel *m = NULL;
+    return hisdf_model_load_from_buffer((const uint8_t *)points, SIZE_MAX, HISDF_DEVICE_CPU, &m,
+                                        NULL);
+}
+/* Files whose headers promise far more than their bytes hold: the counts
+ * must be refused, not reserved (4 x 10^9 triangles are 48 GB). */
+static HisdfStatus mesh_buffer_text(const char *text, const char *hint) {
+    HisdfMesh *m = NULL;
+    HisdfStatus s =
+        hisdf_mesh_load_from_buffer((const uint8_t *)text, strlen(text), hint, &m, NULL);
+    hisdf_mesh_free(m);
+    return s;
+}
+static HisdfStatus ply_lying_counts(void) {
+    return mesh_buffer_text("ply\nformat ascii 1.0\nelement vertex 4000000000\n"
+                            "property float x\nproperty float y\nproperty float z\n"
+                            "element face 4000000000\nproperty list uchar int vertex_indices\n"
+                            "end_header\n0 0 0\n1 0 0\n0 1 0\n3 0 1 2\n",
+                            "ply");
+}
+static HisdfStatus off_lying_counts(void) {
+    return mesh_buffer_text("OFF\n4000000000 4000000000 0\n0 0 0\n1 0 0\n0 1 0\n3 0 1 2\n",
+                            "off");
+}
+static HisdfStatus stl_lying_count(void) {
+    /* 80 header bytes, then a little-endian count of 0xFFFFFFFF and one
+     * 50-byte record of zeros. */
+    uint8_t stl[80 + 4 + 50];
+    memset(stl, 0, sizeof stl);
+    memset(stl + 80, 0xff, 4);
+    HisdfMesh *m = NULL;
+    HisdfStatus s = hisdf_mesh_load_from_buffer(stl, sizeof stl, "stl", &m, NULL);
+    hisdf_mesh_free(m);
+    return s;
+}
+static HisdfStatus mesh_normalisation_size_max(void) {
+    double centre[3], scale;
+    return hisdf_mesh_normalisation(mesh, centre, SIZE_MAX, &scale, NULL);
+}
+static HisdfStatus model_normalisation_size_max(void) {
+    double centre[3], scale;
+    return hisdf_model_normalisation(model, centre, SIZE_MAX, &scale, NULL);
+}
+static HisdfStatus metrics_entry_size_max(void) {
+    HisdfMetrics *m = NULL;
+    HisdfError *err = NULL;
+    ok_or_die(hisdf_evaluate(mesh, mesh, 200, 20, 0.0, 0, &m, &err), err, "evaluate");
+    const char *name = NULL;
+    double value = 0;
+    HisdfStatus s = hisdf_metrics_entry(m, SIZE_MAX, &name, &value, NULL);
+    hisdf_metrics_free(m);
+    return s;
+}
 static HisdfStatus error_double_free(void) {
     HisdfError *err = NULL;
     HisdfStatus s = hisdf_mesh_signed_distance(NULL, points, 3, values, 1, &err);
@@ -177,6 +249,16 @@ static const struct misuse cases[] = {
     {"config batch_size 10^12", INVALID, batch_tera, 0},
     {"config resolution SIZE_MAX", INVALID, resolution_size_max, 0},
     {"extract, resolution SIZE_MAX", INVALID, extract_size_max, 1},
+    {"gradient, both lengths SIZE_MAX-sized", INVALID, gradient_both_lie, 1},
+    {"samples copy arrays, points_len SIZE_MAX", INVALID, samples_copy_size_max, 0},
+    {"mesh from buffer, len SIZE_MAX", INVALID, mesh_buffer_size_max, 0},
+    {"model from buffer, len SIZE_MAX", INVALID, model_buffer_size_max, 0},
+    {"PLY buffer promising 4e9 vertices and faces", HISDF_STATUS_INVALID_MESH, ply_lying_counts, 0},
+    {"OFF buffer promising 4e9 vertices and faces", HISDF_STATUS_INVALID_MESH, off_lying_counts, 0},
+    {"binary STL buffer promising 2^32-1 triangles", HISDF_STATUS_INVALID_MESH, stl_lying_count, 0},
+    {"mesh normalisation, centre_len SIZE_MAX", INVALID, mesh_normalisation_size_max, 0},
+    {"model normalisation, centre_len SIZE_MAX", INVALID, model_normalisation_size_max, 1},
+    {"metrics entry, index SIZE_MAX", INVALID, metrics_entry_size_max, 0},
     {"train, 512 GiB of activations", HISDF_STATUS_OUT_OF_MEMORY, train_too_large, 0},
     {"error freed twice", HISDF_STATUS_OK, error_double_free, 0},
     {"NULL buffers of length 0", HISDF_STATUS_OK, empty_buffers, 1},
@@ -184,9 +266,20 @@ static const struct misuse cases[] = {
 };
 #define CASES (sizeof cases / sizeof cases[0])
 
+/* Error records of the library, on stdout: a caught panic must be
+ * reported here, through the log callback, and never on stderr. */
+static void print_log(void *user_data, HisdfLogLevel level, const char *target,
+                      const char *message) {
+    (void)user_data;
+    (void)level;
+    printf("  log %s: %s\n", target, message);
+}
+
 /* The child: sets up a tetrahedron (and a tiny trained model when the case
  * needs one), runs one case and exits with its status. */
 static int run_one(size_t k) {
+    if (hisdf_set_log_callback(print_log, NULL, HISDF_LOG_LEVEL_ERROR, NULL) != HISDF_STATUS_OK)
+        return 200;
     float v[12] = {0, 0, 0, 1, 0, 0, 0, 1, 0, 0, 0, 1};
     uint32_t t[12] = {0, 2, 1, 0, 1, 3, 0, 3, 2, 1, 2, 3};
     HisdfError *err = NULL;

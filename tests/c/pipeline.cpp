@@ -117,11 +117,19 @@ int main(int argc, char **argv) {
         CHECK(model.query(std::vector<float>{}).empty());
         CHECK(model.gradient(std::vector<float>{}).empty());
         EXPECT_STATUS(HISDF_STATUS_INVALID_MESH, hisdf::Mesh::from_arrays({}, {}));
+        CHECK(mesh.signed_distance(std::vector<float>{}).empty());
+        // An empty training set is refused as empty, not as a NULL pointer.
+        EXPECT_STATUS(HISDF_STATUS_INVALID_ARGUMENT, hisdf::Samples::from_arrays({}, {}));
         // Doubles keep their value: with six decimals 1e-7 would be 0, a
         // learning rate the library refuses.
         hisdf::Config precise("fast");
         precise.set("learning_rate", 1e-7).set("geometric_radius", 0.123456789012345);
         EXPECT_STATUS(HISDF_STATUS_INVALID_ARGUMENT, precise.set("learning_rate", 0.0));
+        // ...and are read back as the same double, to the last bit
+        // (std::to_string would have sent 0.000123 and 0.123457).
+        precise.set("learning_rate", 1.2345678901234567e-4);
+        CHECK(std::stod(precise.get("learning_rate")) == 1.2345678901234567e-4);
+        CHECK(std::stod(precise.get("geometric_radius")) == 0.123456789012345);
 
         auto extracted = model.extract(24);
         auto sparse = model.extract_with(hisdf::Config().set("resolution", 24).set("sparse", true));
@@ -158,6 +166,9 @@ int main(int argc, char **argv) {
         CHECK(from_bytes.query(points) == values);
         EXPECT_STATUS(HISDF_STATUS_INVALID_MODEL_FILE,
                       hisdf::Model::from_bytes(std::vector<std::uint8_t>{1, 2, 3}));
+        // Empty buffers are empty files, refused for what they hold.
+        EXPECT_STATUS(HISDF_STATUS_INVALID_MODEL_FILE, hisdf::Model::from_bytes({}));
+        EXPECT_STATUS(HISDF_STATUS_INVALID_MESH, hisdf::Mesh::from_bytes({}));
         auto mesh_bytes = extracted.to_bytes("ply");
         auto mesh_again = hisdf::Mesh::from_bytes(mesh_bytes);
         CHECK(mesh_again.triangle_count() == extracted.triangle_count());
