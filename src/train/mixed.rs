@@ -32,7 +32,7 @@ use crate::model::{Activation, NetworkConfig, SdfNetwork};
 use super::loss::{Loss, LossState};
 use std::cell::{Cell, RefCell};
 
-use super::native::{addmm_relu, bmm_bias_relu, FlatAdam, FusedAdam};
+use super::native::{addmm_relu, bmm_bias_relu, split_points, split_weights, FlatAdam, FusedAdam};
 
 /// Offsets into the flat buffers are rounded up to this many elements, so
 /// every weight matrix starts on a 128-byte boundary (what tensor-core
@@ -66,10 +66,9 @@ pub(super) struct MixedStep {
     models: i64,
     compute: Kind,
     tanh_output: bool,
-    /// In bf16 on CUDA every network count (one included) takes cuBLASLt's
-    /// batched product with the bias and ReLU in its epilogue; cleared
-    /// (with a warning) if that product fails, and ATen's products take
-    /// over.
+    /// K networks in bf16 on CUDA take cuBLASLt's batched product with the
+    /// bias and ReLU in its epilogue; cleared (with a warning) if that
+    /// product fails, and ATen's batched products take over.
     fused_batched: Cell<bool>,
     /// A column of ones [K, B, 1] in the compute kind, kept between steps:
     /// the bias gradients are its product with the layers' gradients.
@@ -208,9 +207,11 @@ impl MixedStep {
             models: k,
             compute,
             tanh_output: network.config.tanh_output,
-            // One network takes the batched path too (K = 1): measured level
-            // with ATen's fp32 input layer and addmm (0.705 vs 0.706 ms).
-            fused_batched: Cell::new(compute == Kind::BFloat16 && device.is_cuda()),
+            // One network keeps ATen's fp32 input layer and addmm: as fast
+            // (0.514 vs 0.509 ms a step on an H200), and on the fox with the
+            // paper's setting the split bf16 input stalled at a loss of
+            // 8.7e-3 where the fp32 one reached 4.7e-4 (docs/results.md).
+            fused_batched: Cell::new(k > 1 && compute == Kind::BFloat16 && device.is_cuda()),
             ones: RefCell::new(None),
         };
         step.refresh_low();
@@ -349,6 +350,15 @@ impl MixedStep {
             let cols = 3 * size[2] + 2;
             let pad = (cols + 7) / 8 * 8 - cols;
             let opts = (Kind::BFloat16, input.device());
+            if self.flat_adam.is_some() {
+                // hisdf's own kernels are loaded: each side is one kernel
+                // instead of a dozen casts, differences and concatenations.
+                let points = Tensor::empty([k, b, cols + pad], opts);
+                split_points(&input.contiguous(), &points)?;
+                let weights = Tensor::empty([k, n, cols + pad], opts);
+                split_weights(&first.weight, &first.bias, &weights)?;
+                return bmm_bias_relu(&points, &weights, None);
+            }
             let (x_hi, x_lo) = split(input);
             let points = Tensor::cat(
                 &[

@@ -53,6 +53,19 @@ extern "C" {
         err: *mut c_char,
         err_len: usize,
     ) -> c_int;
+    fn hisdf_native_split_points(
+        x: *const C_tensor,
+        out: *const C_tensor,
+        err: *mut c_char,
+        err_len: usize,
+    ) -> c_int;
+    fn hisdf_native_split_weights(
+        w: *const C_tensor,
+        b: *const C_tensor,
+        out: *const C_tensor,
+        err: *mut c_char,
+        err_len: usize,
+    ) -> c_int;
     fn hisdf_native_cuda_memory(free: *mut usize, total: *mut usize) -> c_int;
     fn hisdf_native_set_tf32(enabled: c_int) -> c_int;
     fn hisdf_native_tf32_enabled() -> c_int;
@@ -179,6 +192,26 @@ impl FlatAdam {
             ) == 0
         })
     }
+}
+
+/// The input layer's points in split bf16, one kernel: x [K, B, f] float32
+/// (contiguous) into `out` [K, B, cols >= 3 f + 2] as [hi, lo, hi, 1, 1,
+/// 0...] (hi = bf16(x), lo = bf16(x - hi)). CUDA, after [`FlatAdam::new`]
+/// compiled the kernels.
+pub fn split_points(x: &Tensor, out: &Tensor) -> Result<(), String> {
+    checked(|err, len| unsafe {
+        hisdf_native_split_points(x.as_ptr(), out.as_ptr(), err, len) == 0
+    })
+}
+
+/// The input layer's weights in split bf16, one kernel: w [K, n, f] and
+/// b [K, n] float32 into `out` [K, n, cols] as [w hi, w hi, w lo, b hi,
+/// b lo, 0...], so that `split_points` rows times these rows give
+/// x w + b to about float32 precision.
+pub fn split_weights(w: &Tensor, b: &Tensor, out: &Tensor) -> Result<(), String> {
+    checked(|err, len| unsafe {
+        hisdf_native_split_weights(w.as_ptr(), b.as_ptr(), out.as_ptr(), err, len) == 0
+    })
 }
 
 /// Free and total bytes of the current CUDA device's memory; `None` without
@@ -568,6 +601,50 @@ mod tests {
             low_diff, 0.0,
             "the bf16 copy is not the cast of the parameters"
         );
+    }
+
+    /// The split kernels write exactly what ATen's casts and differences
+    /// give (both round to nearest even), the ones and the zero padding
+    /// included, for weights with a batch stride past their size.
+    #[test]
+    fn split_kernels_match_aten() {
+        if !tch::Cuda::is_available() {
+            eprintln!("skipped: no CUDA device");
+            return;
+        }
+        let cuda = Device::Cuda(0);
+        // Compiles the kernels.
+        let p = Tensor::zeros([8], (Kind::Float, cuda));
+        FlatAdam::new(&p, &p, None, None).unwrap();
+        let bf16 = Kind::BFloat16;
+        let split = |t: &Tensor| {
+            let hi = t.to_kind(bf16);
+            let lo = (t - hi.to_kind(Kind::Float)).to_kind(bf16);
+            (hi, lo)
+        };
+        let (k, b, n, f, cols) = (2, 37, 5, 3, 16);
+        let x = Tensor::randn([k, b, f], (Kind::Float, cuda)) * 0.7;
+        let out = Tensor::full([k, b, cols], 9.0, (bf16, cuda));
+        split_points(&x, &out).unwrap();
+        let (hi, lo) = split(&x);
+        let ones = Tensor::ones([k, b, 2], (bf16, cuda));
+        let zeros = Tensor::zeros([k, b, cols - 3 * f - 2], (bf16, cuda));
+        let want = Tensor::cat(&[&hi, &lo, &hi, &ones, &zeros], 2);
+        assert!(out.equal(&want), "split points differ from ATen's");
+        let flat = Tensor::randn([k * (n * f + 7)], (Kind::Float, cuda));
+        let w = flat
+            .view([k, n * f + 7])
+            .narrow(1, 0, n * f)
+            .view([k, n, f]);
+        let bias_flat = Tensor::randn([k * (n + 3)], (Kind::Float, cuda));
+        let bias = bias_flat.view([k, n + 3]).narrow(1, 0, n);
+        let out = Tensor::full([k, n, cols], 9.0, (bf16, cuda));
+        split_weights(&w, &bias, &out).unwrap();
+        let (w_hi, w_lo) = split(&w);
+        let (b_hi, b_lo) = split(&bias.unsqueeze(-1));
+        let zeros = Tensor::zeros([k, n, cols - 3 * f - 2], (bf16, cuda));
+        let want = Tensor::cat(&[&w_hi, &w_hi, &w_lo, &b_hi, &b_lo, &zeros], 2);
+        assert!(out.equal(&want), "split weights differ from ATen's");
     }
 
     /// The same on CUDA, where a different kernel runs (skipped without a GPU).

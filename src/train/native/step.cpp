@@ -367,6 +367,70 @@ extern "C" __global__ void hisdf_flat_adam(
     }
   }
 }
+
+__device__ unsigned short to_bf16(float x) {
+  const unsigned int b = __float_as_uint(x);
+  return x != x ? (unsigned short)((b >> 16) | 0x40u)
+                : (unsigned short)((b + 0x7fffu + ((b >> 16) & 1u)) >> 16);
+}
+
+__device__ float from_bf16(unsigned short h) { return __uint_as_float((unsigned int)h << 16); }
+
+// The input layer's points in split bf16 (src/train/mixed.rs says why):
+// each row of x [rows, f] becomes [hi, lo, hi, 1, 1, 0...] of `cols`.
+extern "C" __global__ void hisdf_split_points(const float *__restrict__ x,
+                                              unsigned short *__restrict__ out,
+                                              long long rows, int f, int cols) {
+  const long long stride = (long long)gridDim.x * blockDim.x;
+  for (long long i = (long long)blockIdx.x * blockDim.x + threadIdx.x; i < rows * cols;
+       i += stride) {
+    const long long r = i / cols;
+    const int c = (int)(i - r * cols);
+    unsigned short v = 0;
+    if (c < 3 * f) {
+      const float xv = x[r * f + c % f];
+      const unsigned short hi = to_bf16(xv);
+      v = c >= f && c < 2 * f ? to_bf16(xv - from_bf16(hi)) : hi;
+    } else if (c < 3 * f + 2) {
+      v = 0x3f80;  // 1.0
+    }
+    out[i] = v;
+  }
+}
+
+// The input layer's weights of K networks in split bf16: row o of network
+// j becomes [w hi, w hi, w lo, b hi, b lo, 0...] of `cols`, from w [K, n, f]
+// (rows contiguous, networks w_stride apart) and b [K, n] (b_stride apart).
+extern "C" __global__ void hisdf_split_weights(const float *__restrict__ w,
+                                               const float *__restrict__ b,
+                                               unsigned short *__restrict__ out, int k, int n,
+                                               int f, int cols, long long w_stride,
+                                               long long b_stride) {
+  const long long total = (long long)k * n * cols;
+  const long long stride = (long long)gridDim.x * blockDim.x;
+  for (long long i = (long long)blockIdx.x * blockDim.x + threadIdx.x; i < total; i += stride) {
+    const long long row = i / cols;
+    const int c = (int)(i - row * cols);
+    const long long j = row / n, o = row - j * n;
+    unsigned short v = 0;
+    float value = 0.0f;
+    bool low_part = false, used = true;
+    if (c < 3 * f) {
+      value = w[j * w_stride + o * f + c % f];
+      low_part = c >= 2 * f;
+    } else if (c < 3 * f + 2) {
+      value = b[j * b_stride + o];
+      low_part = c == 3 * f + 1;
+    } else {
+      used = false;
+    }
+    if (used) {
+      const unsigned short hi = to_bf16(value);
+      v = low_part ? to_bf16(value - from_bf16(hi)) : hi;
+    }
+    out[i] = v;
+  }
+}
 )";
 
 // NVRTC and the CUDA driver, looked up at run time: NVRTC ships with every
@@ -436,18 +500,31 @@ const Jit *jit() {
   return loaded;
 }
 
-// The Adam kernel compiled for the current device (once per device; the
-// module stays loaded for the process). Throws with NVRTC's log on failure.
-void *adam_kernel() {
+// hisdf's kernels (kAdamSource), compiled by NVRTC for `device` and loaded.
+// Throws with NVRTC's log on failure.
+void *load_module(const Jit *j, int device);
+
+// Kernel `which` of kAdamSource (0 Adam, 1 split points, 2 split weights)
+// for the current device: compiled once per device, the module kept for
+// the life of the process.
+void *kernel(int which) {
+  static const char *names[] = {"hisdf_flat_adam", "hisdf_split_points", "hisdf_split_weights"};
   static std::mutex lock;
-  static void *kernels[64] = {};
+  static void *modules[64] = {};
   const Jit *j = jit();
   TORCH_CHECK(j, "NVRTC or the CUDA driver could not be loaded");
   int device = 0;
   TORCH_CHECK(j->ctx_device(&device) == 0 && device >= 0 && device < 64,
               "no current CUDA context");
   std::lock_guard<std::mutex> guard(lock);
-  if (kernels[device]) return kernels[device];
+  if (!modules[device]) modules[device] = load_module(j, device);
+  void *function = nullptr;
+  TORCH_CHECK(j->get_function(&function, modules[device], names[which]) == 0,
+              "cuModuleGetFunction failed for ", names[which]);
+  return function;
+}
+
+void *load_module(const Jit *j, int device) {
   int major = 0, minor = 0;
   TORCH_CHECK(j->attribute(&major, 75, device) == 0 && j->attribute(&minor, 76, device) == 0,
               "cannot read the device's compute capability");
@@ -470,13 +547,21 @@ void *adam_kernel() {
     j->log(program, image.data());
   }
   j->destroy(&program);
-  TORCH_CHECK(compiled == 0, "NVRTC could not compile the Adam kernel: ", image);
-  void *module = nullptr, *kernel = nullptr;
+  TORCH_CHECK(compiled == 0, "NVRTC could not compile hisdf's kernels: ", image);
+  void *module = nullptr;
   TORCH_CHECK(j->module_load(&module, image.data()) == 0, "cuModuleLoadData failed");
-  TORCH_CHECK(j->get_function(&kernel, module, "hisdf_flat_adam") == 0,
-              "cuModuleGetFunction failed");
-  kernels[device] = kernel;
-  return kernel;
+  return module;
+}
+// Launches one of our grid-stride kernels over n elements on the current
+// stream: enough blocks to fill every multiprocessor several times, each
+// thread striding over the rest.
+void launch(void *function, int64_t n, void **args, int device) {
+  const unsigned threads = 256;
+  const int64_t wanted = (n + threads - 1) / threads;
+  const auto blocks = static_cast<unsigned>(std::max<int64_t>(1, std::min<int64_t>(wanted, 132 * 8)));
+  TORCH_CHECK(jit()->launch(function, blocks, 1, 1, threads, 1, 1, 0,
+                            c10::cuda::getCurrentCUDAStream(device).stream(), args, nullptr) == 0,
+              "cuLaunchKernel failed");
 }
 }  // namespace
 #endif
@@ -486,7 +571,7 @@ void *adam_kernel() {
 int hisdf_native_flat_adam_prepare(char *err, size_t err_len) {
   return guarded("unknown C++ exception preparing flat Adam", err, err_len, [&] {
 #ifdef HISDF_WITH_CUDA
-    adam_kernel();
+    kernel(0);
 #else
     TORCH_CHECK(false, "built without CUDA");
 #endif
@@ -518,7 +603,7 @@ int hisdf_native_flat_adam(at::Tensor *p, at::Tensor *g, at::Tensor *m, at::Tens
                 "lr must be a contiguous float CUDA tensor");
     TORCH_CHECK(step->is_cuda() && step->numel() == 1 && step->scalar_type() == at::kFloat,
                 "step must be one float on CUDA");
-    void *kernel = adam_kernel();
+    void *adam = kernel(0);
     void *pp = p->data_ptr(), *gp = g->data_ptr(), *mp = m->data_ptr(), *vp = v->data_ptr();
     void *lowp = low ? low->data_ptr() : nullptr, *ownerp = owner ? owner->data_ptr() : nullptr;
     void *lrp = lr->data_ptr(), *stepp = step->data_ptr();
@@ -526,15 +611,61 @@ int hisdf_native_flat_adam(at::Tensor *p, at::Tensor *g, at::Tensor *m, at::Tens
           e = static_cast<float>(eps);
     long long count = n;
     void *args[] = {&pp, &gp, &mp, &vp, &lowp, &ownerp, &lrp, &stepp, &b1, &b2, &e, &count};
-    const unsigned threads = 256;
-    // Enough blocks to fill every multiprocessor several times; each
-    // thread strides over the rest.
-    const int64_t wanted = (n + threads - 1) / threads;
-    const unsigned blocks = static_cast<unsigned>(std::max<int64_t>(1, std::min<int64_t>(wanted, 132 * 8)));
-    TORCH_CHECK(jit()->launch(kernel, blocks, 1, 1, threads, 1, 1, 0,
-                              c10::cuda::getCurrentCUDAStream(p->get_device()).stream(), args,
-                              nullptr) == 0,
-                "cuLaunchKernel failed for flat Adam");
+    launch(adam, n, args, p->get_device());
+#else
+    TORCH_CHECK(false, "built without CUDA");
+#endif
+  });
+}
+
+// The split bf16 input of the input layer (src/train/mixed.rs): x
+// [K, B, f] float32 (contiguous) into out [K, B, cols] bf16 as
+// [hi, lo, hi, 1, 1, 0...]. Returns 0.
+int hisdf_native_split_points(at::Tensor *x, at::Tensor *out, char *err, size_t err_len) {
+  return guarded("unknown C++ exception splitting points", err, err_len, [&] {
+#ifdef HISDF_WITH_CUDA
+    const at::Tensor &X = *x, &O = *out;
+    TORCH_CHECK(X.is_cuda() && X.is_contiguous() && X.scalar_type() == at::kFloat && X.dim() == 3,
+                "x must be a contiguous [K, B, f] float32 CUDA tensor");
+    TORCH_CHECK(O.is_cuda() && O.is_contiguous() && O.scalar_type() == at::kBFloat16 &&
+                    O.dim() == 3 && O.size(0) == X.size(0) && O.size(1) == X.size(1) &&
+                    O.size(2) >= 3 * X.size(2) + 2,
+                "out must be a contiguous [K, B, >= 3 f + 2] bf16 CUDA tensor");
+    void *xp = X.data_ptr(), *op = O.data_ptr();
+    long long rows = X.size(0) * X.size(1);
+    int f = static_cast<int>(X.size(2)), cols = static_cast<int>(O.size(2));
+    void *args[] = {&xp, &op, &rows, &f, &cols};
+    launch(kernel(1), rows * cols, args, X.get_device());
+#else
+    TORCH_CHECK(false, "built without CUDA");
+#endif
+  });
+}
+
+// The split bf16 weights of the input layer: w [K, n, f] and b [K, n]
+// float32 (rows contiguous, any batch stride) into out [K, n, cols] bf16 as
+// [w hi, w hi, w lo, b hi, b lo, 0...]. Returns 0.
+int hisdf_native_split_weights(at::Tensor *w, at::Tensor *b, at::Tensor *out, char *err,
+                               size_t err_len) {
+  return guarded("unknown C++ exception splitting weights", err, err_len, [&] {
+#ifdef HISDF_WITH_CUDA
+    const at::Tensor &W = *w, &B = *b, &O = *out;
+    TORCH_CHECK(W.is_cuda() && W.scalar_type() == at::kFloat && W.dim() == 3 &&
+                    W.stride(2) == 1 && W.stride(1) == W.size(2),
+                "w must be [K, n, f] float32 on CUDA with contiguous rows");
+    TORCH_CHECK(B.is_cuda() && B.scalar_type() == at::kFloat && B.dim() == 2 &&
+                    B.size(0) == W.size(0) && B.size(1) == W.size(1) && B.stride(1) == 1,
+                "b must be [K, n] float32 on CUDA");
+    TORCH_CHECK(O.is_cuda() && O.is_contiguous() && O.scalar_type() == at::kBFloat16 &&
+                    O.dim() == 3 && O.size(0) == W.size(0) && O.size(1) == W.size(1) &&
+                    O.size(2) >= 3 * W.size(2) + 2,
+                "out must be a contiguous [K, n, >= 3 f + 2] bf16 CUDA tensor");
+    void *wp = W.data_ptr(), *bp = B.data_ptr(), *op = O.data_ptr();
+    int k = static_cast<int>(W.size(0)), n = static_cast<int>(W.size(1)),
+        f = static_cast<int>(W.size(2)), cols = static_cast<int>(O.size(2));
+    long long w_stride = W.stride(0), b_stride = B.stride(0);
+    void *args[] = {&wp, &bp, &op, &k, &n, &f, &cols, &w_stride, &b_stride};
+    launch(kernel(2), static_cast<int64_t>(k) * n * cols, args, W.get_device());
 #else
     TORCH_CHECK(false, "built without CUDA");
 #endif
