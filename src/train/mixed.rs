@@ -265,14 +265,7 @@ impl MixedStep {
         adams: &mut [FusedAdam],
     ) -> Result<Tensor, String> {
         let (input, activations, f) = tch::no_grad(|| self.forward(network, x))?;
-        // The loss and its gradient with respect to f through autograd: a
-        // few elementwise kernels on [K, B], whatever loss is configured.
-        // The sum of the rows' means gives every row its own mean's
-        // gradient.
-        let f_leaf = f.detach().set_requires_grad(true);
-        let rows = loss.evaluate_rows_with(&f_leaf, s, loss_state);
-        rows.sum(Kind::Float).backward();
-        let df = f_leaf.grad();
+        let (rows, df) = self.loss_and_gradient(&f, s, loss, loss_state);
         tch::no_grad(|| self.backward(&input, &activations, &f, &df));
         if let Some(flat) = &self.flat_adam {
             flat.step(adams)?;
@@ -282,7 +275,32 @@ impl MixedStep {
             }
             self.refresh_low();
         }
-        Ok(rows.detach())
+        Ok(rows)
+    }
+
+    /// The rows' mean losses [K] and dL/df [K, B]: hisdf's loss kernel where
+    /// its kernels are loaded (CUDA), else autograd through the loss's
+    /// tensor expression.
+    fn loss_and_gradient(
+        &self,
+        f: &Tensor,
+        s: &Tensor,
+        loss: &Loss,
+        loss_state: &LossState,
+    ) -> (Tensor, Tensor) {
+        if self.flat_adam.is_some() {
+            match tch::no_grad(|| loss.rows_and_gradient_fused(f, s, loss_state)) {
+                Ok(fused) => return fused,
+                Err(e) => log::warn!("hisdf's loss kernel failed ({e}); using autograd"),
+            }
+        }
+        // Autograd: a few elementwise kernels on [K, B], whatever loss is
+        // configured. The sum of the rows' means gives every row its own
+        // mean's gradient.
+        let f_leaf = f.detach().set_requires_grad(true);
+        let rows = loss.evaluate_rows_with(&f_leaf, s, loss_state);
+        rows.sum(Kind::Float).backward();
+        (rows.detach(), f_leaf.grad())
     }
 
     /// The input (float32, encoded, [K, B, features]), every hidden layer's

@@ -66,6 +66,20 @@ extern "C" {
         err: *mut c_char,
         err_len: usize,
     ) -> c_int;
+    #[allow(clippy::too_many_arguments)]
+    fn hisdf_native_loss(
+        f: *const C_tensor,
+        s: *const C_tensor,
+        loss: *const C_tensor,
+        df: *const C_tensor,
+        epsilon: *const C_tensor,
+        lambda: *const C_tensor,
+        clamp: c_int,
+        delta: f64,
+        mode: c_int,
+        err: *mut c_char,
+        err_len: usize,
+    ) -> c_int;
     fn hisdf_native_cuda_memory(free: *mut usize, total: *mut usize) -> c_int;
     fn hisdf_native_set_tf32(enabled: c_int) -> c_int;
     fn hisdf_native_tf32_enabled() -> c_int;
@@ -212,6 +226,41 @@ pub fn split_weights(w: &Tensor, b: &Tensor, out: &Tensor) -> Result<(), String>
     checked(|err, len| unsafe {
         hisdf_native_split_weights(w.as_ptr(), b.as_ptr(), out.as_ptr(), err, len) == 0
     })
+}
+
+/// The paper's losses in one kernel (src/train/native/step.cpp): for f, s
+/// [K, B] float32 on CUDA, every sample's loss and the gradient of its row's
+/// mean with respect to f, as (loss, df). `clamp` is the clamp delta,
+/// `target_side` the prediction clamp mode, epsilon and lambda the
+/// curriculum's device scalars (zero for clamped L1).
+pub fn loss_and_gradient(
+    f: &Tensor,
+    s: &Tensor,
+    clamp: Option<f64>,
+    target_side: bool,
+    epsilon: &Tensor,
+    lambda: &Tensor,
+) -> Result<(Tensor, Tensor), String> {
+    let f = f.contiguous();
+    let s = s.contiguous();
+    let loss = f.empty_like();
+    let df = f.empty_like();
+    checked(|err, len| unsafe {
+        hisdf_native_loss(
+            f.as_ptr(),
+            s.as_ptr(),
+            loss.as_ptr(),
+            df.as_ptr(),
+            epsilon.as_ptr(),
+            lambda.as_ptr(),
+            clamp.is_some() as c_int,
+            clamp.unwrap_or(0.0),
+            target_side as c_int,
+            err,
+            len,
+        ) == 0
+    })?;
+    Ok((loss, df))
 }
 
 /// Free and total bytes of the current CUDA device's memory; `None` without

@@ -431,6 +431,47 @@ extern "C" __global__ void hisdf_split_weights(const float *__restrict__ w,
     out[i] = v;
   }
 }
+
+// The paper's losses and their gradient with respect to f in one pass
+// (src/train/loss.rs defines them; autograd takes about twenty kernels):
+// for f, s [rows, b], loss = (1 + lambda sign(s') sign(s' - f'))
+// max(|s' - f'| - epsilon, 0) with s', f' clamped to +-delta (clamp != 0;
+// mode 0 clamps f always, 1 only on a clamped target's side), clamped L1
+// being epsilon = lambda = 0. Writes each sample's loss and d(row mean)/df,
+// with autograd's conventions at the kinks (clamp passes its bounds,
+// sign(0) = 0).
+extern "C" __global__ void hisdf_loss(const float *__restrict__ f, const float *__restrict__ s,
+                                      float *__restrict__ loss, float *__restrict__ df,
+                                      const float *__restrict__ epsilon,
+                                      const float *__restrict__ lambda, long long n, long long b,
+                                      int clamp, float delta, int mode) {
+  const float eps = *epsilon, lam = *lambda, inv_b = 1.0f / (float)b;
+  const long long stride = (long long)gridDim.x * blockDim.x;
+  for (long long i = (long long)blockIdx.x * blockDim.x + threadIdx.x; i < n; i += stride) {
+    const float fi = f[i], si = s[i];
+    float fc = fi, sc = si, pass = 1.0f;
+    if (clamp) {
+      sc = fminf(fmaxf(si, -delta), delta);
+      if (mode == 0) {
+        fc = fminf(fmaxf(fi, -delta), delta);
+        pass = fi >= -delta && fi <= delta ? 1.0f : 0.0f;
+      } else if (si >= delta) {
+        fc = fminf(fi, delta);
+        pass = fi <= delta ? 1.0f : 0.0f;
+      } else if (si <= -delta) {
+        fc = fmaxf(fi, -delta);
+        pass = fi >= -delta ? 1.0f : 0.0f;
+      }
+    }
+    const float diff = sc - fc;
+    const float sign_diff = (float)((diff > 0.0f) - (diff < 0.0f));
+    const float sign_s = (float)((sc > 0.0f) - (sc < 0.0f));
+    const float a = fabsf(diff) - eps;
+    const float k = 1.0f + lam * sign_s * sign_diff;
+    loss[i] = k * fmaxf(a, 0.0f);
+    df[i] = a >= 0.0f ? -k * sign_diff * pass * inv_b : 0.0f;
+  }
+}
 )";
 
 // NVRTC and the CUDA driver, looked up at run time: NVRTC ships with every
@@ -504,11 +545,13 @@ const Jit *jit() {
 // Throws with NVRTC's log on failure.
 void *load_module(const Jit *j, int device);
 
-// Kernel `which` of kAdamSource (0 Adam, 1 split points, 2 split weights)
+// Kernel `which` of kAdamSource (0 Adam, 1 split points, 2 split weights,
+// 3 loss)
 // for the current device: compiled once per device, the module kept for
 // the life of the process.
 void *kernel(int which) {
-  static const char *names[] = {"hisdf_flat_adam", "hisdf_split_points", "hisdf_split_weights"};
+  static const char *names[] = {"hisdf_flat_adam", "hisdf_split_points", "hisdf_split_weights",
+                                "hisdf_loss"};
   static std::mutex lock;
   static void *modules[64] = {};
   const Jit *j = jit();
@@ -666,6 +709,36 @@ int hisdf_native_split_weights(at::Tensor *w, at::Tensor *b, at::Tensor *out, ch
     long long w_stride = W.stride(0), b_stride = B.stride(0);
     void *args[] = {&wp, &bp, &op, &k, &n, &f, &cols, &w_stride, &b_stride};
     launch(kernel(2), static_cast<int64_t>(k) * n * cols, args, W.get_device());
+#else
+    TORCH_CHECK(false, "built without CUDA");
+#endif
+  });
+}
+
+// The loss of every sample and d(row mean)/df for f, s [K, B] float32
+// (contiguous, CUDA) into loss and df of the same shape; epsilon and lambda
+// 0-dim float CUDA tensors, clamp 0 for no clamp, mode 0 (clamp f always)
+// or 1 (on the target's side). Returns 0.
+int hisdf_native_loss(at::Tensor *f, at::Tensor *s, at::Tensor *loss, at::Tensor *df,
+                      at::Tensor *epsilon, at::Tensor *lambda, int clamp, double delta, int mode,
+                      char *err, size_t err_len) {
+  return guarded("unknown C++ exception in the loss", err, err_len, [&] {
+#ifdef HISDF_WITH_CUDA
+    const at::Tensor &F = *f;
+    TORCH_CHECK(F.dim() == 2, "f must be [K, B]");
+    for (const at::Tensor *t : {f, s, loss, df})
+      TORCH_CHECK(t->is_cuda() && t->is_contiguous() && t->scalar_type() == at::kFloat &&
+                      t->sizes() == F.sizes(),
+                  "f, s, loss and df must be contiguous float32 CUDA tensors of one shape");
+    for (const at::Tensor *t : {epsilon, lambda})
+      TORCH_CHECK(t->is_cuda() && t->numel() == 1 && t->scalar_type() == at::kFloat,
+                  "epsilon and lambda must be one float on CUDA");
+    void *fp = F.data_ptr(), *sp = s->data_ptr(), *lp = loss->data_ptr(), *dp = df->data_ptr(),
+         *ep = epsilon->data_ptr(), *lamp = lambda->data_ptr();
+    long long n = F.numel(), b = F.size(1);
+    float d = static_cast<float>(delta);
+    void *args[] = {&fp, &sp, &lp, &dp, &ep, &lamp, &n, &b, &clamp, &d, &mode};
+    launch(kernel(3), n, args, F.get_device());
 #else
     TORCH_CHECK(false, "built without CUDA");
 #endif
