@@ -15,6 +15,8 @@ from collections import defaultdict
 import torch
 from torch.profiler import ProfilerActivity, profile
 
+from torch_reference import capture
+
 
 def main():
     ap = argparse.ArgumentParser()
@@ -102,15 +104,7 @@ def main():
         print(f"{us / args.steps:8.1f} us {counts[name] / args.steps:5.1f}x  {name}")
 
     # The same step in a CUDA graph: kernel time plus the gaps between them.
-    side = torch.cuda.Stream()
-    side.wait_stream(torch.cuda.current_stream())
-    with torch.cuda.stream(side):
-        for _ in range(3):
-            step()
-    torch.cuda.current_stream().wait_stream(side)
-    graph = torch.cuda.CUDAGraph()
-    with torch.cuda.graph(graph):
-        step()
+    graph = capture(step)
     for _ in range(20):
         graph.replay()
     start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)

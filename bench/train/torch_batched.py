@@ -18,7 +18,7 @@ import time
 import numpy as np
 import torch
 
-from torch_reference import STAGES
+from torch_reference import STAGES, capture
 
 
 class Batched(torch.nn.Module):
@@ -90,15 +90,7 @@ def main():
         lam.fill_(l)
 
     set_stage(0)
-    side = torch.cuda.Stream()
-    side.wait_stream(torch.cuda.current_stream())
-    with torch.cuda.stream(side):
-        for _ in range(3):
-            step()
-    torch.cuda.current_stream().wait_stream(side)
-    graph = torch.cuda.CUDAGraph()
-    with torch.cuda.graph(graph):
-        step()
+    graph = capture(step)
     loss_sum.zero_()
 
     window, times, losses = 100, [], []

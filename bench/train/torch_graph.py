@@ -16,7 +16,7 @@ import time
 import numpy as np
 import torch
 
-from torch_reference import STAGES, network
+from torch_reference import STAGES, capture, network
 
 
 def main():
@@ -63,18 +63,8 @@ def main():
         eps.fill_(e)
         lam.fill_(l)
 
-    # Warm-up on a side stream (as the PyTorch CUDA-graph docs prescribe),
-    # then capture one step.
     set_stage(0)
-    side = torch.cuda.Stream()
-    side.wait_stream(torch.cuda.current_stream())
-    with torch.cuda.stream(side):
-        for _ in range(3):
-            step()
-    torch.cuda.current_stream().wait_stream(side)
-    graph = torch.cuda.CUDAGraph()
-    with torch.cuda.graph(graph):
-        step()
+    graph = capture(step)
     loss_sum.zero_()
 
     window, times, losses = 100, [], []

@@ -16,6 +16,22 @@ import torch.nn as nn
 STAGES = [(0, 0.025, 0.0), (200, 0.01, 0.1), (600, 0.0025, 0.2), (1000, 0.0, 0.5), (5000, 0.0, 0.8)]
 
 
+def capture(step):
+    """One call of `step` captured as a CUDA graph, after three warm-up calls
+    on a side stream (as the PyTorch CUDA-graph documentation prescribes):
+    the peers' whole-step graphs."""
+    side = torch.cuda.Stream()
+    side.wait_stream(torch.cuda.current_stream())
+    with torch.cuda.stream(side):
+        for _ in range(3):
+            step()
+    torch.cuda.current_stream().wait_stream(side)
+    graph = torch.cuda.CUDAGraph()
+    with torch.cuda.graph(graph):
+        step()
+    return graph
+
+
 def network(depth, width):
     layers, fan_in = [], 3
     for _ in range(depth):
