@@ -81,17 +81,43 @@ def _preset_changed(self, _context):
     self.depth = int(config.get("depth"))
 
 
+# The presets as the library lists them, each described by its own network
+# and schedule. Kept at module level: Blender only borrows the strings of a
+# dynamic enum's items, so they must outlive the callback.
+_preset_items = []
+# Until the library loads, the one preset a CPU-only machine can run; it is
+# the library's first preset too, so the stored index keeps its meaning.
+_NO_LIBRARY = [("fast", "Fast", "The hisdf library is not loaded yet")]
+
+
+def _presets(_self, _context):
+    global _preset_items
+    if not _preset_items:
+        hisdf, _ = _load()
+        if hisdf is None:
+            return _NO_LIBRARY
+        items = []
+        for name in hisdf.presets():
+            config = hisdf.Config(name)
+            get = config.get
+            items.append((
+                name,
+                name.replace("-", " ").capitalize(),
+                "%s x %s network, %s iterations, %s precision, device %s" % (
+                    get("depth"), get("width"), get("iterations"), get("precision"),
+                    get("device")),
+            ))
+        _preset_items = items
+    return _preset_items
+
+
 class HISDF_Settings(bpy.types.PropertyGroup):
     preset: EnumProperty(
         name="Preset",
-        items=[
-            ("fast", "Fast", "CPU-friendly: 4 x 128 network, 3,000 iterations"),
-            ("detail", "Detail", "GPU: 8 x 512, the bf16 step, 25,000 iterations with a "
-             "cosine decay (about 20 s on an H200)"),
-            ("paper-l1", "Paper L1", "The paper's clamped L1 setting, 8 x 512 (GPU)"),
-            ("paper-curriculum", "Paper curriculum", "The paper's final curriculum loss (GPU)"),
-        ],
-        default="fast",
+        items=_presets,
+        # The library's first preset, `fast` (a dynamic list's default is
+        # an index).
+        default=0,
         update=_preset_changed,
     )
     iterations: IntProperty(name="Iterations", default=3000, min=1, max=1_000_000)

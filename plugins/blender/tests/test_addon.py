@@ -167,6 +167,10 @@ def main():
     settings = bpy.context.scene.hisdf
     # The panel's fields show each preset's values, as the library has them.
     import hisdf_blender.hisdf as hisdf
+    # The preset list is the library's, not a copy.
+    listed = [item[0] for item in addon._presets(settings, bpy.context)]
+    check(listed == hisdf.presets(), "the panel lists %r, the library %r" % (listed, hisdf.presets()))
+    check(settings.preset == "fast", "the default preset is %r" % settings.preset)
     for preset in ("detail", "paper-l1", "fast"):
         settings.preset = preset
         config = hisdf.Config(preset)
