@@ -152,9 +152,8 @@ pub fn resolve(args: &TrainArgs) -> Result<Settings> {
     if let Some(s) = args.seed {
         recipe.training.seed = s;
     }
-    apply_training_options(&mut recipe, args)?;
     let mut extraction = extraction;
-    apply_named_settings(&mut recipe, &mut extraction, &args.set)?;
+    apply_named_settings(&mut recipe, &mut extraction, args)?;
     recipe.validate()?;
     extraction.validate().map_err(at)?;
     evaluation.to_eval_config().map_err(at)?;
@@ -165,15 +164,17 @@ pub fn resolve(args: &TrainArgs) -> Result<Settings> {
     })
 }
 
-/// `--set KEY=VALUE`: the library's named settings (`pipeline::settings`),
-/// the same keys and values as `hisdf_config_set`, parsed and checked by
-/// the library.
+/// The options that are the library's named settings (`pipeline::settings`,
+/// the keys of `hisdf_config_set`), parsed and checked by the library: the
+/// training options' flags, then every `--set KEY=VALUE`.
 fn apply_named_settings(
     recipe: &mut Recipe,
     extraction: &mut Extraction,
-    pairs: &[String],
+    args: &TrainArgs,
 ) -> Result<()> {
-    if pairs.is_empty() {
+    let options = training_options(args);
+    let pairs = &args.set;
+    if pairs.is_empty() && options.is_empty() {
         return Ok(());
     }
     let mut job = hisdf::pipeline::settings::JobSettings {
@@ -181,6 +182,10 @@ fn apply_named_settings(
         extract: extraction.to_extract_config(),
         check_convergence: true,
     };
+    for (flag, key, value) in &options {
+        job.set(key, value)
+            .map_err(|e| format!("{flag} {value}: {e}"))?;
+    }
     for pair in pairs {
         let (key, value) = pair.split_once('=').ok_or_else(|| {
             format!("--set {pair:?}: expected KEY=VALUE, e.g. --set iterations=500")
@@ -199,72 +204,34 @@ fn apply_named_settings(
     Ok(())
 }
 
-/// The loss, schedule and network ablation options of `train`/`run`.
-fn apply_training_options(recipe: &mut Recipe, args: &TrainArgs) -> Result<()> {
-    use hisdf::model::Activation;
-    use hisdf::train::Loss;
-    let current_clamp = match &recipe.training.loss {
-        Loss::ClampedL1 { clamp } | Loss::Curriculum { clamp, .. } => *clamp,
-    };
-    let clamp = match args.clamp.as_deref() {
-        None => current_clamp,
-        Some("none") => None,
-        Some(v) => Some(
-            v.parse::<f64>()
-                .map_err(|_| format!("--clamp expects a number or none, got {v:?}"))?,
+/// The loss, schedule, network and sampling options of `train`/`run` as
+/// the library's named settings: (flag, key, value), parsed and checked by
+/// `JobSettings::set` exactly as `--set` and the C API are. The loss comes
+/// before its clamp: setting the loss keeps the clamp in force.
+fn training_options(args: &TrainArgs) -> Vec<(&'static str, &'static str, String)> {
+    let loss = args.loss.as_deref().map(|v| match v {
+        // The command line's older name.
+        "l1" => "clamped-l1".to_string(),
+        v => v.to_string(),
+    });
+    [
+        ("--loss", "loss", loss),
+        ("--clamp", "clamp", args.clamp.clone()),
+        ("--scheduler", "scheduler", args.scheduler.clone()),
+        (
+            "--weight-norm",
+            "weight_norm",
+            args.weight_norm.then(|| "true".to_string()),
         ),
-    };
-    recipe.training.loss = match args.loss.as_deref() {
-        None => match recipe.training.loss.clone() {
-            Loss::ClampedL1 { .. } => Loss::ClampedL1 { clamp },
-            Loss::Curriculum { stages, .. } => Loss::Curriculum { clamp, stages },
-        },
-        Some("l1" | "clamped-l1") => Loss::ClampedL1 { clamp },
-        Some("curriculum") => match Loss::paper_curriculum() {
-            Loss::Curriculum { stages, .. } => Loss::Curriculum { clamp, stages },
-            other => other,
-        },
-        Some(v) => {
-            return Err(format!(
-                "--loss expects clamped-l1 (or l1) or curriculum, got {v:?}"
-            ))
-        }
-    };
-    if let Some(v) = args.scheduler.as_deref() {
-        recipe.training.scheduler = v.parse().map_err(|e| format!("--scheduler: {e}"))?;
-    }
-    if args.weight_norm {
-        recipe.network.weight_norm = true;
-    }
-    if let Some(d) = args.dropout {
-        recipe.network.dropout = d;
-    }
-    if args.skip.is_some() {
-        recipe.network.skip = args.skip;
-    }
-    if let Some(v) = args.activation.as_deref() {
-        let activation: Activation = v.parse().map_err(|e| format!("--activation: {e}"))?;
-        recipe.network.set_activation(activation);
-    }
-    if let Some(v) = args.encoding.as_deref() {
-        recipe.network.encoding = v.parse().map_err(|e| format!("--encoding: {e}"))?;
-    }
-    if let Some(p) = args.precision {
-        recipe.training.precision = p;
-    }
-    match args.sampling.as_deref() {
-        None => {}
-        Some("near-surface") => recipe.sampling.weighted = None,
-        Some("weighted") => {
-            recipe.sampling.weighted = Some(hisdf::sampling::WeightedConfig::paper())
-        }
-        Some(v) => {
-            return Err(format!(
-                "--sampling expects near-surface or weighted, got {v:?}"
-            ))
-        }
-    }
-    Ok(())
+        ("--dropout", "dropout", args.dropout.map(|d| d.to_string())),
+        ("--skip", "skip", args.skip.map(|k| k.to_string())),
+        ("--activation", "activation", args.activation.clone()),
+        ("--encoding", "encoding", args.encoding.clone()),
+        ("--sampling", "sampling", args.sampling.clone()),
+    ]
+    .into_iter()
+    .filter_map(|(flag, key, value)| value.map(|v| (flag, key, v)))
+    .collect()
 }
 
 impl Settings {
