@@ -30,6 +30,9 @@ MODEL_PROPERTY = "hisdf_model"
 SPACE_PROPERTY = "hisdf_space"
 MATRIX_PROPERTY = "hisdf_matrix"
 KEY_PROPERTY = "hisdf_key"
+# On a result: the KEY_PROPERTY of the object it was extracted from, so that
+# extracting again replaces it and Extract works with either one active.
+SOURCE_PROPERTY = "hisdf_source"
 SUFFIX = ".hisdf"
 
 
@@ -283,14 +286,32 @@ def tick():
     return None
 
 
+def _result_of(obj):
+    """The result extracted earlier from obj, if it still exists."""
+    key = obj.get(KEY_PROPERTY)
+    if not key:
+        return None
+    for other in bpy.data.objects:
+        if other.get(SOURCE_PROPERTY) == key:
+            return other
+    return None
+
+
 def extract(context, obj):
-    """Extracts obj's model as a new object beside it; returns (new, None)
-    or (None, message)."""
+    """Extracts obj's model as its result object: a new object, or the
+    previous result with its mesh replaced, selected and made active as
+    Blender's own conversions leave their result. With a result active, its
+    source is extracted again. Returns (result, None) or (None, message)."""
     import numpy as np
 
     hisdf, error = _load()
     if error:
         return None, error
+    if obj is not None and obj.get(SOURCE_PROPERTY):
+        source = _find_object(obj[SOURCE_PROPERTY])
+        if source is None:
+            return None, "the object %s was extracted from is gone" % obj.name
+        obj = source
     stored = obj.get(MODEL_PROPERTY) if obj is not None else None
     if not stored:
         return None, "the active object has no trained model: press Train first"
@@ -326,10 +347,28 @@ def extract(context, obj):
         mesh.polygons.foreach_set("loop_total", np.full(n, 3, dtype=np.int32))
     mesh.update(calc_edges=True)
     mesh.validate()
-    new = bpy.data.objects.new(name, mesh)
+    if not obj.get(KEY_PROPERTY):
+        # A model stored by an older version of the add-on.
+        obj[KEY_PROPERTY] = uuid.uuid4().hex
+    new = _result_of(obj)
+    if new is None:
+        new = bpy.data.objects.new(name, mesh)
+        new[SOURCE_PROPERTY] = obj[KEY_PROPERTY]
+        collections = obj.users_collection or (context.scene.collection,)
+        collections[0].objects.link(new)
+    else:
+        # Re-extraction (another resolution): the same object, new mesh.
+        old = new.data
+        new.data = mesh
+        if old.users == 0:
+            bpy.data.meshes.remove(old)
+        mesh.name = name
     new.matrix_world = obj.matrix_world.copy()
-    collections = obj.users_collection or (context.scene.collection,)
-    collections[0].objects.link(new)
+    for other in context.view_layer.objects:
+        other.select_set(False)
+    if new.name in context.view_layer.objects:
+        new.select_set(True)
+        context.view_layer.objects.active = new
     return new, None
 
 

@@ -239,6 +239,23 @@ def main():
     check(np.allclose(np.array(new.matrix_world), np.array(torus.matrix_world)),
           "the new object does not share the original's transform")
     check(len(new.data.polygons) > 100, "extracted mesh is tiny")
+    # The result is selected and active, the source no longer selected, as
+    # Blender's own conversions leave things.
+    check(bpy.context.view_layer.objects.active == new, "the result is not active")
+    check(new.select_get() and not torus.select_get(), "the result is not the selection")
+    # Extracting again, with the result active, replaces the result (no
+    # Torus.hisdf.001), from the source's model, at the new resolution.
+    count, fine = len(bpy.data.objects), len(new.data.polygons)
+    settings.resolution = 48
+    bpy.ops.hisdf.extract()
+    check(len(bpy.data.objects) == count, "re-extraction added an object")
+    check("Torus.hisdf.001" not in bpy.data.objects, "re-extraction made Torus.hisdf.001")
+    check(bpy.data.objects.get("Torus.hisdf") == new, "re-extraction replaced the object itself")
+    check(0 < len(new.data.polygons) < fine, "re-extraction at 48 kept %d of %d triangles"
+          % (len(new.data.polygons), fine))
+    check(bpy.context.view_layer.objects.active == new, "the re-extracted result is not active")
+    settings.resolution = 96
+    bpy.ops.hisdf.extract()
     reference = world_mesh(addon, torus)
     chamfer = hisdf.chamfer(reference, world_mesh(addon, new))
     bpy.ops.mesh.primitive_uv_sphere_add(radius=1.35 * 1.5, location=torus.location)
@@ -266,6 +283,7 @@ def main():
     # 9. World space: trained on the placed mesh, extracted back into the
     # object's own frame, so the new object again shares its transform.
     bpy.data.objects.remove(bpy.data.objects["Torus.hisdf"])
+    select_only(torus)
     settings = bpy.context.scene.hisdf
     settings.space = "WORLD"
     settings.preset, settings.device = "fast", "cpu"
