@@ -255,9 +255,6 @@ mod tests {
             return;
         }
         let cuda = Device::Cuda(0);
-        // Compiles hisdf's kernels.
-        let p = Tensor::zeros([8], (Kind::Float, cuda));
-        crate::train::native::FlatAdam::new(&p, &p, None, None).unwrap();
         tch::manual_seed(3);
         let f = Tensor::randn([3, 1001], (Kind::Float, cuda)) * 0.15;
         let s = Tensor::randn([3, 1001], (Kind::Float, cuda)) * 0.15;

@@ -218,10 +218,16 @@ impl MixedStep {
         Ok(step)
     }
 
+    /// Whether hisdf's own CUDA kernels (Adam, the loss, the split input)
+    /// are compiled and take their steps: the flat Adam compiled them.
+    fn own_kernels(&self) -> bool {
+        self.flat_adam.is_some()
+    }
+
     /// Adam for every network, each over its own parameters with its own
     /// rate (one fused launch per network).
     pub(super) fn optimizers(&self, learning_rates: &[f64]) -> Vec<FusedAdam> {
-        if self.flat_adam.is_some() {
+        if self.own_kernels() {
             let device = self.master.device();
             return learning_rates
                 .iter()
@@ -288,7 +294,7 @@ impl MixedStep {
         loss: &Loss,
         loss_state: &LossState,
     ) -> (Tensor, Tensor) {
-        if self.flat_adam.is_some() {
+        if self.own_kernels() {
             match tch::no_grad(|| loss.rows_and_gradient_fused(f, s, loss_state)) {
                 Ok(fused) => return fused,
                 Err(e) => log::warn!("hisdf's loss kernel failed ({e}); using autograd"),
@@ -368,7 +374,7 @@ impl MixedStep {
             let cols = 3 * size[2] + 2;
             let pad = (cols + 7) / 8 * 8 - cols;
             let opts = (Kind::BFloat16, input.device());
-            if self.flat_adam.is_some() {
+            if self.own_kernels() {
                 // hisdf's own kernels are loaded: each side is one kernel
                 // instead of a dozen casts, differences and concatenations.
                 let points = Tensor::empty([k, b, cols + pad], opts);

@@ -545,11 +545,12 @@ const Jit *jit() {
 // Throws with NVRTC's log on failure.
 void *load_module(const Jit *j, int device);
 
-// Kernel `which` of kAdamSource (0 Adam, 1 split points, 2 split weights,
-// 3 loss)
-// for the current device: compiled once per device, the module kept for
-// the life of the process.
-void *kernel(int which) {
+// The kernels of kAdamSource, in the order of their names in kernel().
+enum Kernel { kAdam, kSplitPoints, kSplitWeights, kLoss };
+
+// Kernel `which` for the current device: compiled once per device, the
+// module kept for the life of the process.
+void *kernel(Kernel which) {
   static const char *names[] = {"hisdf_flat_adam", "hisdf_split_points", "hisdf_split_weights",
                                 "hisdf_loss"};
   static std::mutex lock;
@@ -572,7 +573,7 @@ void *load_module(const Jit *j, int device) {
   TORCH_CHECK(j->attribute(&major, 75, device) == 0 && j->attribute(&minor, 76, device) == 0,
               "cannot read the device's compute capability");
   std::string arch = "--gpu-architecture=sm_" + std::to_string(major * 10 + minor);
-  const char *options[] = {arch.c_str(), "--use_fast_math=false"};
+  const char *options[] = {arch.c_str()};
   void *program = nullptr;
   TORCH_CHECK(j->create(&program, kAdamSource, "hisdf_adam.cu", 0, nullptr, nullptr) == 0,
               "nvrtcCreateProgram failed");
@@ -609,12 +610,12 @@ void launch(void *function, int64_t n, void **args, int device) {
 }  // namespace
 #endif
 
-// Compiles and loads the flat Adam kernel for the current CUDA device, so
+// Compiles and loads hisdf's kernels for the current CUDA device, so
 // that no compilation happens inside a captured graph. Returns 0.
 int hisdf_native_flat_adam_prepare(char *err, size_t err_len) {
   return guarded("unknown C++ exception preparing flat Adam", err, err_len, [&] {
 #ifdef HISDF_WITH_CUDA
-    kernel(0);
+    kernel(kAdam);
 #else
     TORCH_CHECK(false, "built without CUDA");
 #endif
@@ -646,7 +647,7 @@ int hisdf_native_flat_adam(at::Tensor *p, at::Tensor *g, at::Tensor *m, at::Tens
                 "lr must be a contiguous float CUDA tensor");
     TORCH_CHECK(step->is_cuda() && step->numel() == 1 && step->scalar_type() == at::kFloat,
                 "step must be one float on CUDA");
-    void *adam = kernel(0);
+    void *adam = kernel(kAdam);
     void *pp = p->data_ptr(), *gp = g->data_ptr(), *mp = m->data_ptr(), *vp = v->data_ptr();
     void *lowp = low ? low->data_ptr() : nullptr, *ownerp = owner ? owner->data_ptr() : nullptr;
     void *lrp = lr->data_ptr(), *stepp = step->data_ptr();
@@ -678,7 +679,7 @@ int hisdf_native_split_points(at::Tensor *x, at::Tensor *out, char *err, size_t 
     long long rows = X.size(0) * X.size(1);
     int f = static_cast<int>(X.size(2)), cols = static_cast<int>(O.size(2));
     void *args[] = {&xp, &op, &rows, &f, &cols};
-    launch(kernel(1), rows * cols, args, X.get_device());
+    launch(kernel(kSplitPoints), rows * cols, args, X.get_device());
 #else
     TORCH_CHECK(false, "built without CUDA");
 #endif
@@ -708,7 +709,7 @@ int hisdf_native_split_weights(at::Tensor *w, at::Tensor *b, at::Tensor *out, ch
         f = static_cast<int>(W.size(2)), cols = static_cast<int>(O.size(2));
     long long w_stride = W.stride(0), b_stride = B.stride(0);
     void *args[] = {&wp, &bp, &op, &k, &n, &f, &cols, &w_stride, &b_stride};
-    launch(kernel(2), static_cast<int64_t>(k) * n * cols, args, W.get_device());
+    launch(kernel(kSplitWeights), static_cast<int64_t>(k) * n * cols, args, W.get_device());
 #else
     TORCH_CHECK(false, "built without CUDA");
 #endif
@@ -738,7 +739,7 @@ int hisdf_native_loss(at::Tensor *f, at::Tensor *s, at::Tensor *loss, at::Tensor
     long long n = F.numel(), b = F.size(1);
     float d = static_cast<float>(delta);
     void *args[] = {&fp, &sp, &lp, &dp, &ep, &lamp, &n, &b, &clamp, &d, &mode};
-    launch(kernel(3), n, args, F.get_device());
+    launch(kernel(kLoss), n, args, F.get_device());
 #else
     TORCH_CHECK(false, "built without CUDA");
 #endif
