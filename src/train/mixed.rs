@@ -77,6 +77,9 @@ pub(super) struct MixedStep {
     /// copy too (CUDA); `None` where it cannot run, and PyTorch's fused
     /// Adam, one launch per network, and a cast take over.
     flat_adam: Option<FlatAdam>,
+    /// Cleared (with one warning) if hisdf's loss kernel fails: autograd
+    /// takes every later step instead of failing and warning each time.
+    fused_loss: Cell<bool>,
 }
 
 impl MixedStep {
@@ -213,6 +216,7 @@ impl MixedStep {
             // 8.7e-3 where the fp32 one reached 4.7e-4 (docs/results.md).
             fused_batched: Cell::new(k > 1 && compute == Kind::BFloat16 && device.is_cuda()),
             ones: RefCell::new(None),
+            fused_loss: Cell::new(true),
         };
         step.refresh_low();
         Ok(step)
@@ -294,10 +298,13 @@ impl MixedStep {
         loss: &Loss,
         loss_state: &LossState,
     ) -> (Tensor, Tensor) {
-        if self.own_kernels() {
+        if self.own_kernels() && self.fused_loss.get() {
             match tch::no_grad(|| loss.rows_and_gradient_fused(f, s, loss_state)) {
                 Ok(fused) => return fused,
-                Err(e) => log::warn!("hisdf's loss kernel failed ({e}); using autograd"),
+                Err(e) => {
+                    self.fused_loss.set(false);
+                    log::warn!("hisdf's loss kernel failed ({e}); using autograd from now on");
+                }
             }
         }
         // Autograd: a few elementwise kernels on [K, B], whatever loss is

@@ -548,25 +548,42 @@ void *load_module(const Jit *j, int device);
 // The kernels of kAdamSource, in the order of their names in kernel().
 enum Kernel { kAdam, kSplitPoints, kSplitWeights, kLoss };
 
-// Kernel `which` for the current device: compiled once per device, the
-// module kept for the life of the process.
-void *kernel(Kernel which) {
+// What a device's launches need: its module's kernels (looked up once) and
+// its multiprocessor count (the launch grid is sized from it).
+struct DeviceKernels {
+  void *functions[kLoss + 1] = {};
+  int multiprocessors = 0;
+};
+
+// The kernels of the current device: compiled once per device on first use,
+// kept for the life of the process.
+const DeviceKernels &device_kernels(int *device_out) {
   static const char *names[] = {"hisdf_flat_adam", "hisdf_split_points", "hisdf_split_weights",
                                 "hisdf_loss"};
   static std::mutex lock;
-  static void *modules[64] = {};
+  static DeviceKernels *devices[64] = {};
   const Jit *j = jit();
   TORCH_CHECK(j, "NVRTC or the CUDA driver could not be loaded");
   int device = 0;
   TORCH_CHECK(j->ctx_device(&device) == 0 && device >= 0 && device < 64,
               "no current CUDA context");
+  if (device_out) *device_out = device;
   std::lock_guard<std::mutex> guard(lock);
-  if (!modules[device]) modules[device] = load_module(j, device);
-  void *function = nullptr;
-  TORCH_CHECK(j->get_function(&function, modules[device], names[which]) == 0,
-              "cuModuleGetFunction failed for ", names[which]);
-  return function;
+  if (!devices[device]) {
+    void *module = load_module(j, device);
+    auto *d = new DeviceKernels;
+    for (int k = 0; k <= kLoss; ++k)
+      TORCH_CHECK(j->get_function(&d->functions[k], module, names[k]) == 0,
+                  "cuModuleGetFunction failed for ", names[k]);
+    // CU_DEVICE_ATTRIBUTE_MULTIPROCESSOR_COUNT.
+    if (j->attribute(&d->multiprocessors, 16, device) != 0 || d->multiprocessors <= 0)
+      d->multiprocessors = 132;
+    devices[device] = d;
+  }
+  return *devices[device];
 }
+
+void *kernel(Kernel which) { return device_kernels(nullptr).functions[which]; }
 
 void *load_module(const Jit *j, int device) {
   int major = 0, minor = 0;
@@ -602,7 +619,8 @@ void *load_module(const Jit *j, int device) {
 void launch(void *function, int64_t n, void **args, int device) {
   const unsigned threads = 256;
   const int64_t wanted = (n + threads - 1) / threads;
-  const auto blocks = static_cast<unsigned>(std::max<int64_t>(1, std::min<int64_t>(wanted, 132 * 8)));
+  const int64_t cap = int64_t{8} * device_kernels(nullptr).multiprocessors;
+  const auto blocks = static_cast<unsigned>(std::max<int64_t>(1, std::min<int64_t>(wanted, cap)));
   TORCH_CHECK(jit()->launch(function, blocks, 1, 1, threads, 1, 1, 0,
                             c10::cuda::getCurrentCUDAStream(device).stream(), args, nullptr) == 0,
               "cuLaunchKernel failed");
