@@ -7,7 +7,9 @@
 # the GPU's busy fraction. Prints a table (shapes per hour, GPU busy, mean
 # seconds per stage) and every shape's Chamfer and Hausdorff.
 #   bench/train/throughput.sh OUT
-# Environment: HISDF (the binary; target/release/hisdf).
+# Environment: HISDF (the binary; target/release/hisdf), EXTRA (more
+# `hisdf batch` options, e.g. --keep-unconverged to keep and measure every
+# model), LIMIT (seconds for the packed run, default 900).
 set -u
 here="$(cd "$(dirname "$0")/../.." && pwd)"
 out="$1"; mkdir -p "$out"
@@ -31,12 +33,12 @@ run() { # name manifest time-limit batch-options...
     local sampler=$!
     local t0; t0=$(date +%s.%N)
     timeout "$limit" "$bin" batch "$manifest" -o "$out/$name" --preset detail --device cuda \
-        --resolution 512 --sparse "$@" > "$out/$name.log" 2>&1
+        --resolution 512 --sparse ${EXTRA:-} "$@" > "$out/$name.log" 2>&1
     echo "$name $? $(python3 -c "import time; print(round(time.time() - $t0, 1))")" >> "$out/walls.txt"
     kill "$sampler"
 }
 run alone "$out/two.txt" 120 --pack 1
-run packed "$list" 900
+run packed "$list" "${LIMIT:-900}"
 python3 - "$out" <<'PY'
 import json, os, sys
 out = sys.argv[1]

@@ -237,19 +237,13 @@ pub fn train_pack(
         };
         for (m, model) in trained.into_iter().enumerate() {
             let j = group[m];
-            let (sampled, recipe) = pack[j].take().expect("trained once");
+            let (sampled, _) = pack[j].take().expect("trained once");
             let outcome = model.and_then(|(model, losses)| {
                 let mut seconds = sampled.seconds;
                 seconds.train = train_seconds;
-                check(
-                    model,
-                    sampled,
-                    recipe,
-                    losses,
-                    seconds,
-                    policy,
-                    &mut |stage| observer.stage(j, stage),
-                )
+                check(model, sampled, losses, seconds, policy, &mut |stage| {
+                    observer.stage(j, stage)
+                })
             });
             results[j] = Some(outcome);
         }
@@ -273,7 +267,6 @@ fn input_of<'a>(member: &'a (SampledMesh, &'a Recipe)) -> TrainInput<'a> {
 fn check(
     model: TrainedModel,
     sampled: SampledMesh,
-    recipe: &Recipe,
     losses: Vec<(usize, f64)>,
     mut seconds: StageSeconds,
     policy: ConvergencePolicy,
@@ -287,8 +280,7 @@ fn check(
             &model,
             &sampled.prepared,
             &sampled.sdf,
-            &losses,
-            &ConvergenceConfig::for_training(&recipe.training),
+            &ConvergenceConfig::default(),
         );
         seconds.check = report.seconds;
         log::info!(

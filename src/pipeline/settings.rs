@@ -255,7 +255,7 @@ pub const SETTINGS: &[Setting] = &[
         key: "check_convergence",
         kind: Kind::Boolean,
         doc: "after training, refuse a model with no surface, spurious surfaces, wrong \
-              signs far from the surface or a stagnant loss",
+              signs far from the surface or a surface it has not learned",
     },
 ];
 

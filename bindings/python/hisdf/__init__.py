@@ -584,8 +584,8 @@ def train(data, config=None, progress=None, cancel=None, monitor=None):
     the calling thread. progress(fraction) returning False cancels; so does
     cancel.cancel() from another thread. Raises Cancelled then. Training a
     Mesh ends with a convergence check (config key check_convergence,
-    default True): a model with no surface, spurious surfaces or a stagnant
-    loss raises Error with status TRAINING_FAILED and the findings. A Monitor
+    default True): a model with no surface, spurious surfaces or a large
+    error near the surface raises Error with status TRAINING_FAILED and the findings. A Monitor
     receives iteration, loss, learning rate and ETA at every report; it is
     attached to config for the duration of the call, so a config given with
     a monitor must not be used by another thread meanwhile."""
