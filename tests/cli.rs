@@ -620,3 +620,99 @@ fn keys_are_listed_with_type_default_and_range() {
         "{json}"
     );
 }
+
+/// A model file whose numbers are not finite in single precision (a NaN or
+/// infinite weight, a centre of 1e308) is refused by `query` and `extract`
+/// at load, with the number named and what to do; the same file undamaged
+/// answers.
+#[test]
+fn models_not_finite_in_single_precision_are_refused_at_load() {
+    use hisdf::io::npy;
+    use hisdf::mesh::Normalisation;
+    use hisdf::model::{
+        save_model, Initialisation, NetworkConfig, SdfNetwork, TrainedModel, TrainingMetadata,
+    };
+    let dir = scratch("finite-models");
+    let points = dir.join("points.npy");
+    npy::write(&points, &[2, 3], &[0.0f32, 0.0, 0.0, 1.0, 2.0, 3.0]).unwrap();
+    // A sphere of radius 0.5 in a frame centred at (1, 2, 3), scale 0.5.
+    let model = || TrainedModel {
+        network: SdfNetwork::new(
+            &NetworkConfig {
+                depth: 2,
+                width: 16,
+                initialisation: Initialisation::Geometric { radius: 0.5 },
+                ..NetworkConfig::default()
+            },
+            tch::Device::Cpu,
+            1,
+        )
+        .unwrap(),
+        normalisation: Normalisation {
+            centre: [1.0, 2.0, 3.0],
+            scale: 0.5,
+        },
+        metadata: TrainingMetadata::default(),
+    };
+    let good = dir.join("good.safetensors");
+    save_model(&model(), &good).unwrap();
+    let out = dir.join("sdf.npy");
+    let (code, _, err) = run(hisdf()
+        .arg("query")
+        .arg(&good)
+        .arg(&points)
+        .arg("-o")
+        .arg(&out));
+    assert_eq!(code, 0, "{err}");
+    let values = npy::read(&out).unwrap().data;
+    assert!(values.iter().all(|v| v.is_finite()), "{values:?}");
+
+    let set = |value: f64| {
+        let m = model();
+        {
+            let _guard = tch::no_grad_guard();
+            let (_, w) = &m.network.parameters()[0];
+            let _ = w.shallow_clone().view([-1]).get(7).fill_(value);
+        }
+        m
+    };
+    let mut far = model();
+    far.normalisation.centre[2] = 1e308;
+    for (name, bad, needle) in [
+        (
+            "nan",
+            set(f64::NAN),
+            "tensor hidden.0.weight holds NaN at element 7",
+        ),
+        (
+            "inf",
+            set(f64::NEG_INFINITY),
+            "tensor hidden.0.weight holds -inf",
+        ),
+        ("centre", far, "centre 1e308 (z)"),
+    ] {
+        let path = dir.join(format!("{name}.safetensors"));
+        save_model(&bad, &path).unwrap();
+        let out = dir.join(format!("{name}.npy"));
+        let (code, _, err) = run(hisdf()
+            .arg("query")
+            .arg(&path)
+            .arg(&points)
+            .arg("-o")
+            .arg(&out));
+        assert_eq!(code, 1, "{name}: {err}");
+        assert_one_line_error(&err, needle);
+        assert!(err.contains("retrain"), "{name}: {err}");
+        assert!(!out.exists(), "{name}: an answer was written");
+        let mesh = dir.join(format!("{name}.obj"));
+        let (code, _, err) = run(hisdf()
+            .arg("extract")
+            .arg(&path)
+            .arg("-o")
+            .arg(&mesh)
+            .args(["--resolution", "16"]));
+        assert_eq!(code, 1, "{name}: {err}");
+        assert_one_line_error(&err, needle);
+        assert!(!mesh.exists(), "{name}: a mesh was written");
+    }
+}
