@@ -716,3 +716,66 @@ fn models_not_finite_in_single_precision_are_refused_at_load() {
         assert!(!mesh.exists(), "{name}: a mesh was written");
     }
 }
+
+/// Every output `train` and `run` will write (the model or mesh, and the
+/// configuration beside it) is checked before the training: a path through
+/// a regular file, a configuration path taken by a folder, a read-only
+/// folder (where permission bits bind; not as root) fail in well under a
+/// second, with nothing written and nothing of the user's touched.
+#[test]
+fn unwritable_outputs_fail_before_training() {
+    let dir = scratch("unwritable");
+    let notes = dir.join("notes.txt");
+    std::fs::write(&notes, b"the user's notes").unwrap();
+    std::fs::create_dir(dir.join("taken.config.json")).unwrap();
+    let mut cases = vec![
+        (
+            vec!["train".to_string()],
+            notes.join("model.safetensors"),
+            "is not a folder",
+        ),
+        (
+            vec!["train".to_string()],
+            dir.join("taken.safetensors"),
+            "taken.config.json: is a folder",
+        ),
+        (
+            vec!["run".to_string()],
+            dir.join("taken.obj"),
+            "taken.config.json: is a folder",
+        ),
+    ];
+    use std::os::unix::fs::PermissionsExt;
+    let locked = dir.join("locked");
+    std::fs::create_dir(&locked).unwrap();
+    std::fs::set_permissions(&locked, std::fs::Permissions::from_mode(0o555)).unwrap();
+    if std::fs::File::create(locked.join("probe")).is_err() {
+        cases.push((
+            vec!["train".to_string()],
+            locked.join("model.safetensors"),
+            "cannot write in this folder",
+        ));
+    } else {
+        println!("read-only folder case skipped: permission bits do not bind this user (root)");
+    }
+    for (command, output, needle) in cases {
+        let start = std::time::Instant::now();
+        let (code, _, err) = run(hisdf()
+            .args(&command)
+            .arg(mesh_path("block-2x4.stl"))
+            .arg("-o")
+            .arg(&output)
+            .args(["--device", "cpu"]));
+        let seconds = start.elapsed().as_secs_f64();
+        assert_eq!(code, 1, "{output:?}: {err}");
+        assert_one_line_error(&err, needle);
+        assert!(
+            seconds < 1.0,
+            "{output:?}: took {seconds:.2} s, so it trained"
+        );
+        assert!(!output.exists(), "{output:?} was written");
+    }
+    assert_eq!(std::fs::read(&notes).unwrap(), b"the user's notes");
+    assert!(dir.join("taken.config.json").is_dir());
+    std::fs::set_permissions(&locked, std::fs::Permissions::from_mode(0o755)).unwrap();
+}
