@@ -193,7 +193,8 @@ mod tests {
     /// Each kind of number at fault is named, with what to do.
     #[test]
     fn each_number_at_fault_is_named() {
-        let cases: Vec<(Box<dyn Fn(&mut TrainedModel)>, &str)> = vec![
+        type Damage = Box<dyn Fn(&mut TrainedModel)>;
+        let cases: Vec<(Damage, &str)> = vec![
             (
                 Box::new(|m| set(m, 0, 9, f64::NAN)),
                 "tensor hidden.0.weight holds NaN at element 9 (row 0, column 9)",

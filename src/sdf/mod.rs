@@ -238,7 +238,7 @@ impl MeshSdf {
         }
         self.map_points(points, |state, p| self.signed_one(p, state))
             .into_iter()
-            .map(|d| self.from_frame(d))
+            .map(|d| self.to_caller(d))
             .collect()
     }
 
@@ -247,7 +247,7 @@ impl MeshSdf {
     pub fn unsigned_distance(&self, points: &[[f32; 3]]) -> Vec<f32> {
         self.map_points(points, |state, p| {
             match self.project(p, &mut state.prev_slot) {
-                Some((_, _, d)) => self.from_frame(d),
+                Some((_, _, d)) => self.to_caller(d),
                 None if is_finite(p) => f32::INFINITY,
                 None => f32::NAN,
             }
@@ -269,7 +269,7 @@ impl MeshSdf {
                 return f32::NAN;
             }
             match self.project_within(p, &mut state.prev_slot, max) {
-                Some((_, _, d)) if d < cap => self.from_frame(d),
+                Some((_, _, d)) if d < cap => self.to_caller(d),
                 _ => f32::INFINITY,
             }
         })
@@ -309,10 +309,10 @@ impl MeshSdf {
 
     /// [`Self::closest_point`], or None when there is no answer.
     pub fn try_closest_point(&self, p: [f32; 3]) -> Option<([f32; 3], usize, [f32; 3])> {
-        let (cp, k, _) = self.project(self.into_frame(p), &mut None)?;
+        let (cp, k, _) = self.project(self.point_in_frame(p), &mut None)?;
         let n = self.normal(k)?;
         let orig = *self.tri_map.get(k)? as usize;
-        Some((cp.map(|x| self.from_frame(x)), orig, n.map(|x| x as f32)))
+        Some((cp.map(|x| self.to_caller(x)), orig, n.map(|x| x as f32)))
     }
 
     /// The cell grid, built on first use (closed meshes only: elsewhere
@@ -334,13 +334,13 @@ impl MeshSdf {
 
     /// A caller's point in the frame, exactly (f64 holds any f32 times a
     /// power of two of f32's range).
-    fn into_frame(&self, p: [f32; 3]) -> V3 {
+    fn point_in_frame(&self, p: [f32; 3]) -> V3 {
         scale(to_f64(p), self.to_frame)
     }
 
     /// A distance or coordinate of the frame in the caller's units, rounded
     /// once to f32 (overflowing to inf only where f32 cannot hold it).
-    fn from_frame(&self, x: f64) -> f32 {
+    fn to_caller(&self, x: f64) -> f32 {
         (x / self.to_frame) as f32
     }
 
@@ -493,7 +493,7 @@ impl MeshSdf {
                     .for_each(|(o, idx)| {
                         let mut state = ChunkState::default();
                         for (o, &i) in o.iter_mut().zip(idx) {
-                            *o = f(&mut state, self.into_frame(points[i as usize]));
+                            *o = f(&mut state, self.point_in_frame(points[i as usize]));
                         }
                     });
                 for (&i, v) in order.iter().zip(sorted) {
@@ -506,7 +506,7 @@ impl MeshSdf {
                     .for_each(|(o, p)| {
                         let mut state = ChunkState::default();
                         for (o, &p) in o.iter_mut().zip(p) {
-                            *o = f(&mut state, self.into_frame(p));
+                            *o = f(&mut state, self.point_in_frame(p));
                         }
                     });
             }
