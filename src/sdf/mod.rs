@@ -33,13 +33,18 @@ use winding::{CellGrid, WindingBvh};
 /// what `hisdf sdf` and `hisdf_mesh_signed_distance` (so Python and C++)
 /// answer, decided here once. The mesh's structure is checked (finite
 /// vertices, indices in range); degenerate triangles and vertices no
-/// triangle uses are left out; a mesh with no triangle that has an area is
-/// refused. Builds the trees on every call: batch the points.
+/// triangle uses are left out, and the mesh's issues are logged as warnings;
+/// a mesh with no triangle that has an area is refused. Builds the trees on every call: batch the points.
 pub fn exact_signed_distance(
     mesh: &TriangleMesh,
     points: &[[f32; 3]],
 ) -> Result<Vec<f32>, MeshError> {
-    mesh.validate()?;
+    // The mesh's issues (open, non-manifold, stray vertices) are said as
+    // training says them: an open mesh's sign is that of the solid its
+    // winding number closes.
+    for issue in mesh.validate()?.issues() {
+        log::warn!("mesh: {issue}");
+    }
     let sdf = MeshSdf::new(mesh);
     if sdf.num_triangles() == 0 {
         return Err(MeshError::NoArea {
