@@ -20,6 +20,58 @@ pub fn folder_of(path: &Path) -> std::path::PathBuf {
     }
 }
 
+/// Checks, before any long work, that [`write_atomically`] will be able to
+/// write `path`: it is not a folder, its folder exists (made here, as
+/// `mkdir -p` would, when missing) and is a folder, and a file can be made
+/// in it. Nothing the user owns is created, truncated or removed: the
+/// probe is a temporary name of our own beside it. Every front end calls
+/// this for every output a command will write, so that a path that cannot
+/// be written fails at once, not after the training.
+///
+/// Permission bits do not stop root; a read-only file system or a path
+/// through a regular file stops anyone, and is caught here.
+pub fn check_output_path(path: &Path) -> Result<(), String> {
+    if path.is_dir() {
+        return Err(format!(
+            "{}: is a folder; give a file name in it",
+            path.display()
+        ));
+    }
+    if path.file_name().is_none() {
+        return Err(format!("{}: has no file name", path.display()));
+    }
+    let dir = folder_of(path);
+    if dir.exists() && !dir.is_dir() {
+        return Err(format!(
+            "{}: exists and is not a folder; choose another output path",
+            dir.display()
+        ));
+    }
+    std::fs::create_dir_all(&dir).map_err(|e| {
+        format!(
+            "{}: cannot create the output folder ({e}); create it or choose another path",
+            dir.display()
+        )
+    })?;
+    // The same kind of name write_atomically uses, so a folder that admits
+    // one admits the other.
+    let probe = dir.join(format!(".hisdf-write-test-{}.tmp", std::process::id()));
+    match std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .open(&probe)
+    {
+        Ok(_) => {
+            let _ = std::fs::remove_file(&probe);
+            Ok(())
+        }
+        Err(e) => Err(format!(
+            "{}: cannot write in this folder ({e}); choose a writable output path",
+            dir.display()
+        )),
+    }
+}
+
 /// As [`write_atomically`], for writers that stream their output.
 pub fn write_atomically_with(
     path: &Path,
@@ -140,6 +192,46 @@ mod tests {
         let formatted = catch_panic(|| -> () { panic!("{} of {}", 3, 4) }).unwrap_err();
         assert_eq!(formatted.first_line, "3 of 4");
         assert_eq!(catch_panic(|| 7), Ok(7));
+    }
+
+    /// Paths no one can write are refused without touching what is there:
+    /// a file in the way of the folder, an output that is a folder; a
+    /// missing folder is made; a read-only folder is refused where the
+    /// permission bits bind (not as root, which they do not stop).
+    #[test]
+    fn unwritable_output_paths_are_refused_and_nothing_is_touched() {
+        let dir = std::env::temp_dir().join(format!("hisdf-util-out-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let notes = dir.join("notes.txt");
+        std::fs::write(&notes, b"the user's").unwrap();
+        let err = check_output_path(&notes.join("model.safetensors")).unwrap_err();
+        assert!(err.contains("is not a folder"), "{err}");
+        let err = check_output_path(&dir).unwrap_err();
+        assert!(err.contains("is a folder"), "{err}");
+        // An existing output is neither truncated nor removed.
+        check_output_path(&notes).unwrap();
+        assert_eq!(std::fs::read(&notes).unwrap(), b"the user's");
+        check_output_path(&dir.join("new/deeper/out.obj")).unwrap();
+        assert!(dir.join("new/deeper").is_dir());
+        assert_eq!(
+            std::fs::read_dir(dir.join("new/deeper")).unwrap().count(),
+            0
+        );
+
+        use std::os::unix::fs::PermissionsExt;
+        let locked = dir.join("locked");
+        std::fs::create_dir(&locked).unwrap();
+        std::fs::set_permissions(&locked, std::fs::Permissions::from_mode(0o555)).unwrap();
+        let binds = std::fs::File::create(locked.join("x")).is_err();
+        if binds {
+            let err = check_output_path(&locked.join("out.obj")).unwrap_err();
+            assert!(err.contains("cannot write in this folder"), "{err}");
+        } else {
+            println!("skipped the read-only folder: permission bits do not bind this user (root)");
+        }
+        std::fs::set_permissions(&locked, std::fs::Permissions::from_mode(0o755)).unwrap();
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]

@@ -620,3 +620,162 @@ fn keys_are_listed_with_type_default_and_range() {
         "{json}"
     );
 }
+
+/// A model file whose numbers are not finite in single precision (a NaN or
+/// infinite weight, a centre of 1e308) is refused by `query` and `extract`
+/// at load, with the number named and what to do; the same file undamaged
+/// answers.
+#[test]
+fn models_not_finite_in_single_precision_are_refused_at_load() {
+    use hisdf::io::npy;
+    use hisdf::mesh::Normalisation;
+    use hisdf::model::{
+        save_model, Initialisation, NetworkConfig, SdfNetwork, TrainedModel, TrainingMetadata,
+    };
+    let dir = scratch("finite-models");
+    let points = dir.join("points.npy");
+    npy::write(&points, &[2, 3], &[0.0f32, 0.0, 0.0, 1.0, 2.0, 3.0]).unwrap();
+    // A sphere of radius 0.5 in a frame centred at (1, 2, 3), scale 0.5.
+    let model = || TrainedModel {
+        network: SdfNetwork::new(
+            &NetworkConfig {
+                depth: 2,
+                width: 16,
+                initialisation: Initialisation::Geometric { radius: 0.5 },
+                ..NetworkConfig::default()
+            },
+            tch::Device::Cpu,
+            1,
+        )
+        .unwrap(),
+        normalisation: Normalisation {
+            centre: [1.0, 2.0, 3.0],
+            scale: 0.5,
+        },
+        metadata: TrainingMetadata::default(),
+    };
+    let good = dir.join("good.safetensors");
+    save_model(&model(), &good).unwrap();
+    let out = dir.join("sdf.npy");
+    let (code, _, err) = run(hisdf()
+        .arg("query")
+        .arg(&good)
+        .arg(&points)
+        .arg("-o")
+        .arg(&out));
+    assert_eq!(code, 0, "{err}");
+    let values = npy::read(&out).unwrap().data;
+    assert!(values.iter().all(|v| v.is_finite()), "{values:?}");
+
+    let set = |value: f64| {
+        let m = model();
+        {
+            let _guard = tch::no_grad_guard();
+            let (_, w) = &m.network.parameters()[0];
+            let _ = w.shallow_clone().view([-1]).get(7).fill_(value);
+        }
+        m
+    };
+    let mut far = model();
+    far.normalisation.centre[2] = 1e308;
+    for (name, bad, needle) in [
+        (
+            "nan",
+            set(f64::NAN),
+            "tensor hidden.0.weight holds NaN at element 7",
+        ),
+        (
+            "inf",
+            set(f64::NEG_INFINITY),
+            "tensor hidden.0.weight holds -inf",
+        ),
+        ("centre", far, "centre 1e308 (z)"),
+    ] {
+        let path = dir.join(format!("{name}.safetensors"));
+        save_model(&bad, &path).unwrap();
+        let out = dir.join(format!("{name}.npy"));
+        let (code, _, err) = run(hisdf()
+            .arg("query")
+            .arg(&path)
+            .arg(&points)
+            .arg("-o")
+            .arg(&out));
+        assert_eq!(code, 1, "{name}: {err}");
+        assert_one_line_error(&err, needle);
+        assert!(err.contains("retrain"), "{name}: {err}");
+        assert!(!out.exists(), "{name}: an answer was written");
+        let mesh = dir.join(format!("{name}.obj"));
+        let (code, _, err) = run(hisdf()
+            .arg("extract")
+            .arg(&path)
+            .arg("-o")
+            .arg(&mesh)
+            .args(["--resolution", "16"]));
+        assert_eq!(code, 1, "{name}: {err}");
+        assert_one_line_error(&err, needle);
+        assert!(!mesh.exists(), "{name}: a mesh was written");
+    }
+}
+
+/// Every output `train` and `run` will write (the model or mesh, and the
+/// configuration beside it) is checked before the training: a path through
+/// a regular file, a configuration path taken by a folder, a read-only
+/// folder (where permission bits bind; not as root) fail in well under a
+/// second, with nothing written and nothing of the user's touched.
+#[test]
+fn unwritable_outputs_fail_before_training() {
+    let dir = scratch("unwritable");
+    let notes = dir.join("notes.txt");
+    std::fs::write(&notes, b"the user's notes").unwrap();
+    std::fs::create_dir(dir.join("taken.config.json")).unwrap();
+    let mut cases = vec![
+        (
+            vec!["train".to_string()],
+            notes.join("model.safetensors"),
+            "is not a folder",
+        ),
+        (
+            vec!["train".to_string()],
+            dir.join("taken.safetensors"),
+            "taken.config.json: is a folder",
+        ),
+        (
+            vec!["run".to_string()],
+            dir.join("taken.obj"),
+            "taken.config.json: is a folder",
+        ),
+    ];
+    use std::os::unix::fs::PermissionsExt;
+    let locked = dir.join("locked");
+    std::fs::create_dir(&locked).unwrap();
+    std::fs::set_permissions(&locked, std::fs::Permissions::from_mode(0o555)).unwrap();
+    if std::fs::File::create(locked.join("probe")).is_err() {
+        cases.push((
+            vec!["train".to_string()],
+            locked.join("model.safetensors"),
+            "cannot write in this folder",
+        ));
+    } else {
+        println!("read-only folder case skipped: permission bits do not bind this user (root)");
+    }
+    for (command, output, needle) in cases {
+        let start = std::time::Instant::now();
+        let (code, _, err) = run(hisdf()
+            .args(&command)
+            .arg(mesh_path("block-2x4.stl"))
+            .arg("-o")
+            .arg(&output)
+            .args(["--device", "cpu"]));
+        let seconds = start.elapsed().as_secs_f64();
+        assert_eq!(code, 1, "{output:?}: {err}");
+        assert_one_line_error(&err, needle);
+        assert!(
+            seconds < 1.0,
+            "{output:?}: took {seconds:.2} s, so it trained"
+        );
+        assert!(!output.exists(), "{output:?} was written");
+    }
+    assert_eq!(std::fs::read(&notes).unwrap(), b"the user's notes");
+    assert!(dir.join("taken.config.json").is_dir());
+    std::fs::set_permissions(&locked, std::fs::Permissions::from_mode(0o755)).unwrap();
+}

@@ -12,7 +12,7 @@ use crate::mesh::TriangleMesh;
 use crate::metrics::{
     chamfer_meshes, evaluate, model_sdf_error, EvalConfig, HeldOutConfig, HELD_OUT_SEED,
 };
-use crate::sdf::MeshSdf;
+use crate::sdf::exact_signed_distance;
 
 /// What `hisdf_mesh_info` reports about a mesh's structure.
 /// The layout is fixed for this major version: later versions report more
@@ -273,14 +273,7 @@ pub extern "C" fn hisdf_mesh_signed_distance(
         point_lengths(points_len, "values", values_len, 1)?;
         let pts = points_arg(points, points_len, "points")?;
         let out = slice_out(values, values_len, "values")?;
-        let (clean, _) = m.without_degenerate();
-        if clean.triangles.is_empty() {
-            return Err(Failure(
-                HisdfStatus::InvalidMesh,
-                "the mesh has no triangle with an area".into(),
-            ));
-        }
-        out.copy_from_slice(&MeshSdf::new(&clean).signed_distance(&pts));
+        out.copy_from_slice(&exact_signed_distance(m, &pts)?);
         Ok(())
     })
 }

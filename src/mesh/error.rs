@@ -31,6 +31,9 @@ pub enum MeshError {
     #[error("mesh is empty: it has no triangles (an empty file, or one holding only points)")]
     Empty,
 
+    #[error("all {triangles} triangles have no area (their corners coincide or lie on a line): there is no surface to measure; check the file's indices and units")]
+    NoArea { triangles: usize },
+
     #[error("vertex {index} has a NaN or infinite coordinate")]
     NonFiniteVertex { index: usize },
 

@@ -188,16 +188,6 @@ fn read_model(bytes: &[u8], path: &Path, device: Device) -> Result<TrainedModel,
     config.validate().map_err(corrupted)?;
     let norm: NormalisationRecord = serde_json::from_str(field("normalisation")?)
         .map_err(|e| corrupted(format!("normalisation: {e}")))?;
-    // Queries run in f32: a centre or scale finite in f64 but not in f32
-    // (1e308) would turn every answer into NaN, so it is refused here.
-    let in_f32 = |x: f64| x.is_finite() && x.abs() <= f32::MAX as f64;
-    let scale_ok = norm.scale > 0.0 && in_f32(norm.scale) && in_f32(1.0 / norm.scale);
-    if !(scale_ok && norm.centre.iter().all(|&c| in_f32(c))) {
-        return Err(corrupted(format!(
-            "normalisation (centre {:?}, scale {:e}) is not finite in single precision",
-            norm.centre, norm.scale
-        )));
-    }
     let metadata: TrainingMetadata = serde_json::from_str(field("training")?)
         .map_err(|e| corrupted(format!("training metadata: {e}")))?;
     let tensors = SafeTensors::deserialize(bytes).map_err(|e| corrupted(format!("{e:?}")))?;
@@ -224,14 +214,6 @@ fn read_model(bytes: &[u8], path: &Path, device: Device) -> Result<TrainedModel,
                 .chunks_exact(4)
                 .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
                 .collect();
-            // A NaN or infinite weight makes every answer NaN: refuse the
-            // file rather than answer.
-            if let Some(k) = values.iter().position(|v| !v.is_finite()) {
-                return Err(corrupted(format!(
-                    "tensor {name} holds {} at element {k}; the model cannot answer",
-                    values[k]
-                )));
-            }
             var.copy_(
                 &Tensor::from_slice(&values)
                     .view(var.size().as_slice())
@@ -244,14 +226,17 @@ fn read_model(bytes: &[u8], path: &Path, device: Device) -> Result<TrainedModel,
     if format!("{:016x}", checksum(&parts)) != *stored {
         return Err(corrupted("weights do not match their checksum".into()));
     }
-    Ok(TrainedModel {
+    let model = TrainedModel {
         network,
         normalisation: Normalisation {
             centre: norm.centre,
             scale: norm.scale,
         },
         metadata,
-    })
+    };
+    // A separate step: what the numbers must be to compute with.
+    super::validate::check_runnable(&model).map_err(corrupted)?;
+    Ok(model)
 }
 
 #[cfg(test)]
@@ -312,7 +297,7 @@ mod tests {
             save_model(&far, &path).unwrap();
             let err = load_model(&path, Device::Cpu).unwrap_err().to_string();
             assert!(
-                err.contains("single precision"),
+                err.contains("single precision") && err.contains("retrain"),
                 "{centre:?} {scale}: {err}"
             );
         }

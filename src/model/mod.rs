@@ -1,12 +1,14 @@
 //! Model stage: the fully-connected network f_theta (paper Sec. 3) and the
 //! model file that carries it between processes. `config.rs` holds the
 //! network's settings, `network.rs` the network, `trained.rs` a trained
-//! network with its frame, `file.rs` the model file.
+//! network with its frame, `file.rs` the model file, `validate.rs` the check
+//! that a loaded model's numbers are finite in the precision it runs in.
 
 mod config;
 mod file;
 mod network;
 mod trained;
+mod validate;
 
 pub use config::{Activation, Encoding, Initialisation, NetworkConfig};
 pub use file::{

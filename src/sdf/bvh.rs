@@ -207,8 +207,14 @@ impl DistanceBvh {
     /// previous point of a spatially sorted batch): measured first, it
     /// starts the search with a tight bound, so only boxes nearer than it
     /// are opened. It affects speed only.
-    pub(crate) fn closest(&self, p: [f32; 3], max_d2: f64, hint: Option<u32>) -> Option<Hit> {
-        let p64 = p.map(f64::from);
+    ///
+    /// `p64` may lie beyond f32's range (a far query of a mesh rescaled
+    /// into its frame): boxes are then measured from the point clamped to
+    /// f32's range, which is nearer every box (they all lie within it), so
+    /// their distances stay lower bounds.
+    pub(crate) fn closest(&self, p64: [f64; 3], max_d2: f64, hint: Option<u32>) -> Option<Hit> {
+        let max = f64::from(f32::MAX);
+        let p = p64.map(|c| c.clamp(-max, max) as f32);
         let mut best64 = max_d2;
         let mut best_at = None;
         let hinted = hint.and_then(|h| Some((h as usize, self.corners.get(h as usize)?)));

@@ -22,25 +22,65 @@ use std::sync::OnceLock;
 use rayon::prelude::*;
 
 use crate::mesh::geometry::{is_degenerate_triangle, weld_key};
-use crate::mesh::TriangleMesh;
+use crate::mesh::{MeshError, TriangleMesh};
 use bvh::DistanceBvh;
 use distance::closest_point_on_triangle;
 use vec3::{cross, is_finite, norm, scale, sub, to_f64, V3};
 use winding::{CellGrid, WindingBvh};
 
+/// The exact signed distance from a user's mesh at the user's points, in
+/// the mesh's own coordinates and units (negative inside), at any scale:
+/// what `hisdf sdf` and `hisdf_mesh_signed_distance` (so Python and C++)
+/// answer, decided here once. The mesh's structure is checked (finite
+/// vertices, indices in range); degenerate triangles and vertices no
+/// triangle uses are left out, and the mesh's issues are logged as warnings;
+/// a mesh with no triangle that has an area is refused. Builds the trees on every call: batch the points.
+pub fn exact_signed_distance(
+    mesh: &TriangleMesh,
+    points: &[[f32; 3]],
+) -> Result<Vec<f32>, MeshError> {
+    // The mesh's issues (open, non-manifold, stray vertices) are said as
+    // training says them: an open mesh's sign is that of the solid its
+    // winding number closes.
+    for issue in mesh.validate()?.issues() {
+        log::warn!("mesh: {issue}");
+    }
+    let sdf = MeshSdf::new(mesh);
+    if sdf.num_triangles() == 0 {
+        return Err(MeshError::NoArea {
+            triangles: mesh.triangles.len(),
+        });
+    }
+    Ok(sdf.signed_distance(points))
+}
+
 /// Points per rayon task: large enough to amortise task overhead, small
 /// enough to balance surface-hugging and far points across threads.
 const CHUNK: usize = 4096;
 
-/// Signed distance queries against one triangle mesh. Build once per mesh
-/// (the mesh is expected in the normalised unit-sphere frame, though nothing
-/// depends on the scale); queries are read-only and thread-safe.
+/// Signed distance queries against one triangle mesh, in the mesh's own
+/// coordinates and units at any scale f32 can hold. Build once per mesh;
+/// queries are read-only and thread-safe.
+///
+/// The distance tree prunes boxes by squared distances in f32, which
+/// overflow past about 1e19 and underflow below about 1e-19: a mesh at the
+/// 1e30 or 1e-30 scale would still get exact answers, but from a search
+/// that opens every box. So the mesh is held in its own frame, scaled by a
+/// power of two ([`MeshSdf::to_frame`]) that brings its largest coordinate
+/// near 1: multiplying by a power of two is exact, so the frame changes no
+/// answer, only the speed. Only vertices that kept triangles use enter it
+/// (a stray vertex far away must not shrink the shape to nothing).
 pub struct MeshSdf {
+    /// User coordinates times this are frame coordinates; a power of two,
+    /// 1 for meshes whose coordinates are already within 2^-16..2^16 (the
+    /// pipeline's unit-sphere meshes), so that their answers stay bit for
+    /// bit what they were.
+    to_frame: f64,
     /// Closest-triangle hierarchy over `kept`; None when no triangle was
     /// usable.
     bvh: Option<DistanceBvh>,
-    /// Welded vertices (exactly the caller's f32 values) and the kept
-    /// triangles over them.
+    /// Welded vertices (the caller's f32 values times `to_frame`) and the
+    /// kept triangles over them.
     verts: Vec<[f32; 3]>,
     kept: Vec<[u32; 3]>,
     /// Kept triangle index -> index in the caller's `triangles`.
@@ -50,11 +90,11 @@ pub struct MeshSdf {
     /// Only then is the winding number constant between surface points,
     /// which `signed_one` exploits.
     closed: bool,
-    /// Absolute tolerance for distances: the BVH prunes boxes in f32, so it
+    /// Absolute tolerance for distances (in the frame): the BVH prunes boxes in f32, so it
     /// may answer with a triangle tied with the nearest to a few f32 ulps
     /// of the model's coordinates; this is that, generously rounded up.
     dist_slack: f64,
-    /// Centre of the model's bounding box.
+    /// Centre of the model's bounding box, in the frame.
     centre: V3,
     /// Local winding numbers for `signed_one` (closed meshes only; see
     /// `CellGrid`), built by the first large signed batch.
@@ -150,11 +190,17 @@ impl MeshSdf {
             log::debug!("MeshSdf: skipped {skipped} invalid or degenerate triangles");
         }
 
+        let to_frame = frame_scale(&points, &kept);
+        // Exact: every welded point came from an f32 and the frame scale is
+        // a power of two (short of f32's subnormal range, where a
+        // coordinate 2^-126 of the mesh's size loses bits it cannot matter
+        // by). The f64 points are rebuilt from the f32 ones so that both
+        // trees see the same mesh.
         let verts: Vec<[f32; 3]> = points
             .iter()
-            // Exact: every welded point came from an f32.
-            .map(|p| p.map(|c| c as f32))
+            .map(|p| p.map(|c| (c * to_frame) as f32))
             .collect();
+        let points: Vec<V3> = verts.iter().map(|v| to_f64(*v)).collect();
         // The two hierarchies are independent; building them side by side
         // halves the set-up that every fresh mesh pays.
         let (winding, bvh) = rayon::join(
@@ -173,6 +219,7 @@ impl MeshSdf {
             (f64::from(c[0].max(c[1])), centre)
         });
         MeshSdf {
+            to_frame,
             cell_grid: OnceLock::new(),
             bvh,
             verts,
@@ -195,6 +242,9 @@ impl MeshSdf {
             self.cell_grid();
         }
         self.map_points(points, |state, p| self.signed_one(p, state))
+            .into_iter()
+            .map(|d| self.to_caller(d))
+            .collect()
     }
 
     /// Exact unsigned distance to the triangles. NaN for non-finite points;
@@ -202,8 +252,8 @@ impl MeshSdf {
     pub fn unsigned_distance(&self, points: &[[f32; 3]]) -> Vec<f32> {
         self.map_points(points, |state, p| {
             match self.project(p, &mut state.prev_slot) {
-                Some((_, _, d)) => d as f32,
-                None if is_finite(to_f64(p)) => f32::INFINITY,
+                Some((_, _, d)) => self.to_caller(d),
+                None if is_finite(p) => f32::INFINITY,
                 None => f32::NAN,
             }
         })
@@ -217,13 +267,14 @@ impl MeshSdf {
     pub fn unsigned_distance_below(&self, points: &[[f32; 3]], cap: f32) -> Vec<f32> {
         // The BVH prunes in f32: its bound gets the usual slack, and the
         // exact f64 distance decides.
-        let max = cap * (1.0 + 1e-5) + self.dist_slack as f32;
+        let cap = f64::from(cap) * self.to_frame;
+        let max = cap * (1.0 + 1e-5) + self.dist_slack;
         self.map_points(points, |state, p| {
-            if !is_finite(to_f64(p)) {
+            if !is_finite(p) {
                 return f32::NAN;
             }
             match self.project_within(p, &mut state.prev_slot, max) {
-                Some((_, _, d)) if d < f64::from(cap) => d as f32,
+                Some((_, _, d)) if d < cap => self.to_caller(d),
                 _ => f32::INFINITY,
             }
         })
@@ -233,6 +284,10 @@ impl MeshSdf {
     /// 1 inside and 0 outside a closed, outward-oriented mesh, fractional
     /// near holes. NaN for a non-finite point.
     pub fn winding_number(&self, p: [f64; 3]) -> f64 {
+        self.winding_in_frame(scale(p, self.to_frame))
+    }
+
+    fn winding_in_frame(&self, p: V3) -> f64 {
         if !is_finite(p) {
             return f64::NAN;
         }
@@ -243,7 +298,7 @@ impl MeshSdf {
 
     /// [`Self::winding_number`] for many points, in parallel.
     pub fn winding_numbers(&self, points: &[[f32; 3]]) -> Vec<f64> {
-        self.map_points(points, |_, p| self.winding_number(to_f64(p)))
+        self.map_points(points, |_, p| self.winding_in_frame(p))
     }
 
     /// Closest point on the surface, the caller's index of its triangle and
@@ -259,10 +314,10 @@ impl MeshSdf {
 
     /// [`Self::closest_point`], or None when there is no answer.
     pub fn try_closest_point(&self, p: [f32; 3]) -> Option<([f32; 3], usize, [f32; 3])> {
-        let (cp, k, _) = self.project(p, &mut None)?;
+        let (cp, k, _) = self.project(self.point_in_frame(p), &mut None)?;
         let n = self.normal(k)?;
         let orig = *self.tri_map.get(k)? as usize;
-        Some((cp.map(|x| x as f32), orig, n.map(|x| x as f32)))
+        Some((cp.map(|x| self.to_caller(x)), orig, n.map(|x| x as f32)))
     }
 
     /// The cell grid, built on first use (closed meshes only: elsewhere
@@ -276,17 +331,36 @@ impl MeshSdf {
             .as_ref()
     }
 
+    /// The power of two that takes the caller's coordinates into the frame
+    /// the trees are built in (see [`MeshSdf`]).
+    pub fn to_frame(&self) -> f64 {
+        self.to_frame
+    }
+
+    /// A caller's point in the frame, exactly (f64 holds any f32 times a
+    /// power of two of f32's range).
+    fn point_in_frame(&self, p: [f32; 3]) -> V3 {
+        scale(to_f64(p), self.to_frame)
+    }
+
+    /// A distance or coordinate of the frame in the caller's units, rounded
+    /// once to f32 (overflowing to inf only where f32 cannot hold it).
+    fn to_caller(&self, x: f64) -> f32 {
+        (x / self.to_frame) as f32
+    }
+
     /// Number of triangles used (after skipping invalid or degenerate ones).
     pub fn num_triangles(&self) -> usize {
         self.tri_map.len()
     }
 
-    fn signed_one(&self, p: [f32; 3], state: &mut ChunkState) -> f32 {
-        let Some((_, k, d)) = self.project(p, &mut state.prev_slot) else {
-            return if is_finite(to_f64(p)) {
-                f32::INFINITY
+    /// Signed distance in the frame at a point of the frame.
+    fn signed_one(&self, p64: V3, state: &mut ChunkState) -> f64 {
+        let Some((_, k, d)) = self.project(p64, &mut state.prev_slot) else {
+            return if is_finite(p64) {
+                f64::INFINITY
             } else {
-                f32::NAN
+                f64::NAN
             };
         };
         if d <= self.dist_slack * 1e-9 {
@@ -297,7 +371,6 @@ impl MeshSdf {
             // and the distance is 0 on either side.
             return 0.0;
         }
-        let p64 = to_f64(p);
         // On a closed surface the winding number is constant on each
         // connected component of the complement. The open balls B(p, d) and
         // B(q, dq) contain no surface point, so when they overlap, p and the
@@ -327,7 +400,6 @@ impl MeshSdf {
         });
         state.anchors[state.next_anchor % ANCHORS] = (p64, d, w);
         state.next_anchor = state.next_anchor.wrapping_add(1);
-        let d = d as f32;
         if w >= 0.5 {
             -d
         } else {
@@ -341,8 +413,8 @@ impl MeshSdf {
     /// `prev` is the BVH slot of a triangle, normally the previous answer
     /// in the same (spatially sorted) batch: the distance to it bounds the
     /// distance to the surface, which lets the BVH prune from the start.
-    fn project(&self, p: [f32; 3], prev: &mut Option<u32>) -> Option<(V3, usize, f64)> {
-        self.project_within(p, prev, f32::MAX)
+    fn project(&self, p: V3, prev: &mut Option<u32>) -> Option<(V3, usize, f64)> {
+        self.project_within(p, prev, f64::INFINITY)
     }
 
     /// [`Self::project`] restricted to the surface within `max` of `p`
@@ -350,35 +422,28 @@ impl MeshSdf {
     /// `max` prunes the search early, which is what makes points deep
     /// inside a shape cheap (there the unrestricted search must visit
     /// every nearly equidistant part of the surface).
-    fn project_within(
-        &self,
-        p: [f32; 3],
-        prev: &mut Option<u32>,
-        max: f32,
-    ) -> Option<(V3, usize, f64)> {
-        let p64 = to_f64(p);
-        if !is_finite(p64) {
+    fn project_within(&self, p: V3, prev: &mut Option<u32>, max: f64) -> Option<(V3, usize, f64)> {
+        if !is_finite(p) {
             return None;
         }
         let Some(bvh) = self.bvh.as_ref() else {
             // No tree (no usable triangle, or one too deep to build, which
             // the build's limits make unreachable): the scan answers.
-            return self.project_brute(p64).filter(|h| h.2 <= f64::from(max));
+            return self.project_brute(p).filter(|h| h.2 <= max);
         };
-        // Squared in f64: f32::MAX squared stays finite, so even points far
-        // beyond the model get an answer.
-        let max64 = f64::from(max);
-        if let Some(hit) = bvh.closest(p, max64 * max64, *prev) {
+        // Squared in f64: any point of the frame squared stays finite, so
+        // even points far beyond the model get an answer.
+        if let Some(hit) = bvh.closest(p, max * max, *prev) {
             let d = hit.d2.sqrt();
             if d.is_finite() {
                 *prev = Some(hit.slot);
                 return Some((hit.point, hit.triangle, d));
             }
         }
-        if max < f32::MAX {
+        if max.is_finite() {
             return None;
         }
-        self.project_brute(p64)
+        self.project_brute(p)
     }
 
     /// Linear f64 scan; only for queries the BVH cannot serve (none known:
@@ -418,7 +483,7 @@ impl MeshSdf {
     fn map_points<T: Send + Copy + Default>(
         &self,
         points: &[[f32; 3]],
-        f: impl Fn(&mut ChunkState, [f32; 3]) -> T + Sync,
+        f: impl Fn(&mut ChunkState, V3) -> T + Sync,
     ) -> Vec<T> {
         let mut out = vec![T::default(); points.len()];
         match self.spatial_order(points) {
@@ -433,7 +498,7 @@ impl MeshSdf {
                     .for_each(|(o, idx)| {
                         let mut state = ChunkState::default();
                         for (o, &i) in o.iter_mut().zip(idx) {
-                            *o = f(&mut state, points[i as usize]);
+                            *o = f(&mut state, self.point_in_frame(points[i as usize]));
                         }
                     });
                 for (&i, v) in order.iter().zip(sorted) {
@@ -446,7 +511,7 @@ impl MeshSdf {
                     .for_each(|(o, p)| {
                         let mut state = ChunkState::default();
                         for (o, &p) in o.iter_mut().zip(p) {
-                            *o = f(&mut state, p);
+                            *o = f(&mut state, self.point_in_frame(p));
                         }
                     });
             }
@@ -478,7 +543,7 @@ impl MeshSdf {
                 // 10 bits per axis: cells far smaller than a leaf box. Points
                 // outside the box (or NaN, which `as` maps to 0) clamp.
                 let q = [0, 1, 2].map(|k| {
-                    let t = ((f64::from(p[k]) - lo[k]) * inv[k]).clamp(0.0, 1023.0);
+                    let t = ((f64::from(p[k]) * self.to_frame - lo[k]) * inv[k]).clamp(0.0, 1023.0);
                     spread_bits(t as u32)
                 });
                 let code = q[0] | (q[1] << 1) | (q[2] << 2);
@@ -488,6 +553,43 @@ impl MeshSdf {
         keys.par_sort_unstable();
         Some(keys.into_iter().map(|k| k as u32).collect())
     }
+}
+
+/// The power of two that brings the largest coordinate of the vertices
+/// `triangles` use to [0.5, 1), or 1 where it already lies within
+/// 2^-16..2^16 (or there is none): there f32 squared distances are far
+/// from overflow and underflow for every distance that matters.
+///
+/// Scaling down stops where the smallest nonzero coordinate would leave
+/// f32's normal range: there it would lose bits, and a mesh whose features
+/// span that many orders of magnitude keeps its own scale (exact answers,
+/// from a slower search). So every vertex of the frame is exactly the
+/// caller's times the power of two.
+fn frame_scale(points: &[V3], triangles: &[[u32; 3]]) -> f64 {
+    let coordinates = || {
+        triangles
+            .iter()
+            .flatten()
+            .filter_map(|&i| points.get(i as usize))
+            .flat_map(|p| p.iter().map(|c| c.abs()))
+    };
+    let largest = coordinates().fold(0.0f64, f64::max);
+    if largest == 0.0 || (2f64.powi(-16)..=2f64.powi(16)).contains(&largest) {
+        return 1.0;
+    }
+    // Finite f32 magnitudes have exponents within -149..=128, so these
+    // powers of two are exact in f64 and so is every product with them.
+    let ideal = -(largest.log2().floor() as i32) - 1;
+    let exponent = if ideal < 0 {
+        let smallest = coordinates()
+            .filter(|&c| c > 0.0)
+            .fold(f64::INFINITY, f64::min);
+        let room = (smallest / f64::from(f32::MIN_POSITIVE)).log2().floor() as i32;
+        ideal.max(-room.max(0))
+    } else {
+        ideal
+    };
+    2f64.powi(exponent)
 }
 
 /// Spreads the low 10 bits of `x` to every third bit (Morton interleave).

@@ -238,3 +238,64 @@ def test_every_key_is_described_by_the_library():
             assert d["default"] is None
         else:
             assert d["default"] == fast.get(d["key"])
+
+
+def _damaged(model_bytes, weight=None, centre=None):
+    """The model file's bytes with one weight or the normalisation centre
+    replaced, and the checksum recomputed over the damaged weights (as a
+    diverged training or a broken writer would leave them), so only the
+    finiteness check at load can refuse it."""
+    import json
+    import struct
+    n = struct.unpack("<Q", model_bytes[:8])[0]
+    header = json.loads(model_bytes[8:8 + n])
+    data = bytearray(model_bytes[8 + n:])
+    meta = header.pop("__metadata__")
+    if weight is not None:
+        name, element, value = weight
+        start = header[name]["data_offsets"][0] + 4 * element
+        data[start:start + 4] = struct.pack("<f", value)
+    if centre is not None:
+        normalisation = json.loads(meta["normalisation"])
+        normalisation["centre"] = centre
+        meta["normalisation"] = json.dumps(normalisation)
+
+    # FNV-1a over the tensors in the network's layer order (weight, weight_g,
+    # bias per layer, the output layer last), as the library writes it.
+    def layer_order(name):
+        layer, kind = name.rsplit(".", 1)
+        index = 10**9 if layer == "output" else int(layer.split(".")[1])
+        return index, ["weight", "weight_g", "bias"].index(kind)
+    h = 0xcbf29ce484222325
+    for name in sorted(header, key=layer_order):
+        a, b = header[name]["data_offsets"]
+        for byte in data[a:b]:
+            h = ((h ^ byte) * 0x100000001b3) & 0xFFFFFFFFFFFFFFFF
+    meta["checksum_fnv1a64"] = f"{h:016x}"
+    header["__metadata__"] = meta
+    text = json.dumps(header).encode()
+    text += b" " * (-len(text) % 8)
+    return struct.pack("<Q", len(text)) + text + bytes(data)
+
+
+@pytest.mark.parametrize("damage, needle", [
+    (dict(weight=("hidden.0.weight", 4, float("nan"))), "tensor hidden.0.weight holds NaN at element 4"),
+    (dict(weight=("output.bias", 0, float("inf"))), "tensor output.bias holds inf at element 0"),
+    (dict(centre=[0.0, 1e308, 0.0]), "centre 1e308 (y)"),
+])
+def test_a_model_not_finite_in_single_precision_is_refused_at_load(model, tmp_path, damage, needle):
+    good = model.to_bytes()
+    # The rebuilt file itself is sound: undamaged, it loads and answers.
+    again = hisdf.Model.from_bytes(_damaged(good), device="cpu")
+    assert np.isfinite(again.query(np.zeros((1, 3), dtype=np.float32))).all()
+    bad = _damaged(good, **damage)
+    with pytest.raises(hisdf.Error) as e:
+        hisdf.Model.from_bytes(bad, device="cpu")
+    assert e.value.status == hisdf.Status.INVALID_MODEL_FILE
+    assert needle in e.value.message and "retrain" in e.value.message, e.value.message
+    path = tmp_path / "damaged.safetensors"
+    path.write_bytes(bad)
+    with pytest.raises(hisdf.Error) as e:
+        hisdf.Model.load(path, device="cpu")
+    assert e.value.status == hisdf.Status.INVALID_MODEL_FILE
+    assert needle in e.value.message and str(path) in e.value.message

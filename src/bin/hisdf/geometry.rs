@@ -12,7 +12,7 @@ use hisdf::render::{render_row, save_png, View};
 use hisdf::sampling::{
     near_surface, uniform, weighted, NearSurfaceConfig, UniformDomain, WeightedConfig,
 };
-use hisdf::sdf::MeshSdf;
+use hisdf::sdf::{exact_signed_distance, MeshSdf};
 
 #[derive(Subcommand)]
 pub enum GeometryCommand {
@@ -118,22 +118,27 @@ pub fn run(command: GeometryCommand) -> Result<(), String> {
             let (rows, n) =
                 npy::read_rows(&points, 3, "query points").map_err(|e| e.to_string())?;
             let loaded = mesh::load(&mesh).map_err(|e| e.to_string())?;
-            let prepared = prepare_mesh(loaded).map_err(|e| format!("{}: {e}", mesh.display()))?;
             let t = Instant::now();
-            let sdf = MeshSdf::new(&prepared.normalised);
-            let norm = prepared.normalisation;
-            // Mapped into the unit sphere in f64 first: the f32 query points
-            // then carry full relative precision even for meshes far from
-            // the origin.
+            // The library decides scale, frame and what is left out, as for
+            // the C API and Python.
+            // float64 files may hold coordinates f32 cannot (the library
+            // measures in f32 coordinates, f64 arithmetic): refused rather
+            // than answered with inf or NaN.
+            if let Some(i) = rows.iter().position(|x| x.abs() > f64::from(f32::MAX)) {
+                return Err(format!(
+                    "{}: point {}, coordinate {} is {:e}, beyond single precision (3.4e38); rescale the points and the mesh",
+                    points.display(),
+                    i / 3,
+                    i % 3,
+                    rows[i]
+                ));
+            }
             let query: Vec<[f32; 3]> = rows
                 .chunks_exact(3)
-                .map(|r| norm.to_normalised([r[0], r[1], r[2]]).map(|c| c as f32))
+                .map(|r| [r[0] as f32, r[1] as f32, r[2] as f32])
                 .collect();
-            let values: Vec<f32> = sdf
-                .signed_distance(&query)
-                .into_iter()
-                .map(|d| norm.distance_to_original(f64::from(d)) as f32)
-                .collect();
+            let values = exact_signed_distance(&loaded, &query)
+                .map_err(|e| format!("{}: {e}", mesh.display()))?;
             let seconds = t.elapsed().as_secs_f64();
             npy::write(&output, &[n], &values).map_err(|e| e.to_string())?;
             eprintln!(

@@ -197,7 +197,7 @@ fn dispatch(command: Command) -> Result<()> {
         Command::Geometry(c) => geometry::run(c),
         Command::Query(a) => query::run(a),
         Command::Train { mesh, output, args } => {
-            check_output(&output, &["safetensors", "hisdf"])?;
+            check_output_and_config(&output, &["safetensors", "hisdf"])?;
             let settings = config::resolve(&args)?;
             let timings = &mut Timings::default();
             let (model, _, _) =
@@ -225,7 +225,7 @@ fn dispatch(command: Command) -> Result<()> {
             sparse,
             args,
         } => {
-            check_output(&output, &["obj", "ply", "stl"])?;
+            check_output_and_config(&output, &["obj", "ply", "stl"])?;
             if let Some(path) = &model_path {
                 check_output(path, &["safetensors", "hisdf"])?;
             }
@@ -288,7 +288,8 @@ struct Timings {
     eval: f64,
 }
 
-/// Refuses an output path we could not write, before any long work starts.
+/// Refuses an output path we could not write, before any long work starts:
+/// its extension here, the rest by the library's check.
 pub(crate) fn check_output(path: &Path, extensions: &[&str]) -> Result<()> {
     if path.is_dir() {
         return Err(format!(
@@ -309,35 +310,14 @@ pub(crate) fn check_output(path: &Path, extensions: &[&str]) -> Result<()> {
             extensions.join(", .")
         ));
     }
-    // A missing output folder is made, as `mkdir -p` would (what a user of
-    // `-o results/run1/part.obj` expects): before any long work, so a path
-    // that cannot be made fails at once with the reason.
-    let dir = hisdf::util::folder_of(path);
-    if dir.exists() && !dir.is_dir() {
-        return Err(format!(
-            "{}: exists and is not a folder; choose another output path",
-            dir.display()
-        ));
-    }
-    std::fs::create_dir_all(&dir).map_err(|e| {
-        format!(
-            "{}: cannot create the output folder ({e}); create it or choose another path",
-            dir.display()
-        )
-    })?;
-    // The outputs are written through a temporary file in the same folder:
-    // find out now, not after the training, whether that is allowed.
-    let probe = dir.join(format!(".hisdf-write-test-{}", std::process::id()));
-    match std::fs::File::create(&probe) {
-        Ok(_) => {
-            let _ = std::fs::remove_file(&probe);
-            Ok(())
-        }
-        Err(e) => Err(format!(
-            "{}: cannot write in this folder ({e}); choose a writable output path",
-            dir.display()
-        )),
-    }
+    hisdf::util::check_output_path(path)
+}
+
+/// [`check_output`] for an output and the configuration file written beside
+/// it (`config::path_for`): both are written after the training.
+fn check_output_and_config(path: &Path, extensions: &[&str]) -> Result<()> {
+    check_output(path, extensions)?;
+    hisdf::util::check_output_path(&config::path_for(path))
 }
 
 fn load_checked(path: &Path) -> Result<TriangleMesh> {
