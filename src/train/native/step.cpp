@@ -545,7 +545,7 @@ const Jit *jit() {
 // Throws with NVRTC's log on failure.
 void *load_module(const Jit *j, int device);
 
-// The kernels of kAdamSource, in the order of their names in kernel().
+// The kernels of kAdamSource, in the order of their names in device_kernels().
 enum Kernel { kAdam, kSplitPoints, kSplitWeights, kLoss };
 
 // What a device's launches need: its module's kernels (looked up once) and
@@ -557,7 +557,7 @@ struct DeviceKernels {
 
 // The kernels of the current device: compiled once per device on first use,
 // kept for the life of the process.
-const DeviceKernels &device_kernels(int *device_out) {
+const DeviceKernels &device_kernels() {
   static const char *names[] = {"hisdf_flat_adam", "hisdf_split_points", "hisdf_split_weights",
                                 "hisdf_loss"};
   static std::mutex lock;
@@ -567,7 +567,6 @@ const DeviceKernels &device_kernels(int *device_out) {
   int device = 0;
   TORCH_CHECK(j->ctx_device(&device) == 0 && device >= 0 && device < 64,
               "no current CUDA context");
-  if (device_out) *device_out = device;
   std::lock_guard<std::mutex> guard(lock);
   if (!devices[device]) {
     void *module = load_module(j, device);
@@ -582,8 +581,6 @@ const DeviceKernels &device_kernels(int *device_out) {
   }
   return *devices[device];
 }
-
-void *kernel(Kernel which) { return device_kernels(nullptr).functions[which]; }
 
 void *load_module(const Jit *j, int device) {
   int major = 0, minor = 0;
@@ -616,12 +613,13 @@ void *load_module(const Jit *j, int device) {
 // Launches one of our grid-stride kernels over n elements on the current
 // stream: enough blocks to fill every multiprocessor several times, each
 // thread striding over the rest.
-void launch(void *function, int64_t n, void **args, int device) {
+void launch(Kernel which, int64_t n, void **args, int device) {
+  const DeviceKernels &kernels = device_kernels();
   const unsigned threads = 256;
   const int64_t wanted = (n + threads - 1) / threads;
-  const int64_t cap = int64_t{8} * device_kernels(nullptr).multiprocessors;
+  const int64_t cap = int64_t{8} * kernels.multiprocessors;
   const auto blocks = static_cast<unsigned>(std::max<int64_t>(1, std::min<int64_t>(wanted, cap)));
-  TORCH_CHECK(jit()->launch(function, blocks, 1, 1, threads, 1, 1, 0,
+  TORCH_CHECK(jit()->launch(kernels.functions[which], blocks, 1, 1, threads, 1, 1, 0,
                             c10::cuda::getCurrentCUDAStream(device).stream(), args, nullptr) == 0,
               "cuLaunchKernel failed");
 }
@@ -633,7 +631,7 @@ void launch(void *function, int64_t n, void **args, int device) {
 int hisdf_native_flat_adam_prepare(char *err, size_t err_len) {
   return guarded("unknown C++ exception preparing flat Adam", err, err_len, [&] {
 #ifdef HISDF_WITH_CUDA
-    kernel(kAdam);
+    device_kernels();
 #else
     TORCH_CHECK(false, "built without CUDA");
 #endif
@@ -665,7 +663,6 @@ int hisdf_native_flat_adam(at::Tensor *p, at::Tensor *g, at::Tensor *m, at::Tens
                 "lr must be a contiguous float CUDA tensor");
     TORCH_CHECK(step->is_cuda() && step->numel() == 1 && step->scalar_type() == at::kFloat,
                 "step must be one float on CUDA");
-    void *adam = kernel(kAdam);
     void *pp = p->data_ptr(), *gp = g->data_ptr(), *mp = m->data_ptr(), *vp = v->data_ptr();
     void *lowp = low ? low->data_ptr() : nullptr, *ownerp = owner ? owner->data_ptr() : nullptr;
     void *lrp = lr->data_ptr(), *stepp = step->data_ptr();
@@ -673,7 +670,7 @@ int hisdf_native_flat_adam(at::Tensor *p, at::Tensor *g, at::Tensor *m, at::Tens
           e = static_cast<float>(eps);
     long long count = n;
     void *args[] = {&pp, &gp, &mp, &vp, &lowp, &ownerp, &lrp, &stepp, &b1, &b2, &e, &count};
-    launch(adam, n, args, p->get_device());
+    launch(kAdam, n, args, p->get_device());
 #else
     TORCH_CHECK(false, "built without CUDA");
 #endif
@@ -697,7 +694,7 @@ int hisdf_native_split_points(at::Tensor *x, at::Tensor *out, char *err, size_t 
     long long rows = X.size(0) * X.size(1);
     int f = static_cast<int>(X.size(2)), cols = static_cast<int>(O.size(2));
     void *args[] = {&xp, &op, &rows, &f, &cols};
-    launch(kernel(kSplitPoints), rows * cols, args, X.get_device());
+    launch(kSplitPoints, rows * cols, args, X.get_device());
 #else
     TORCH_CHECK(false, "built without CUDA");
 #endif
@@ -727,7 +724,7 @@ int hisdf_native_split_weights(at::Tensor *w, at::Tensor *b, at::Tensor *out, ch
         f = static_cast<int>(W.size(2)), cols = static_cast<int>(O.size(2));
     long long w_stride = W.stride(0), b_stride = B.stride(0);
     void *args[] = {&wp, &bp, &op, &k, &n, &f, &cols, &w_stride, &b_stride};
-    launch(kernel(kSplitWeights), static_cast<int64_t>(k) * n * cols, args, W.get_device());
+    launch(kSplitWeights, static_cast<int64_t>(k) * n * cols, args, W.get_device());
 #else
     TORCH_CHECK(false, "built without CUDA");
 #endif
@@ -757,7 +754,7 @@ int hisdf_native_loss(at::Tensor *f, at::Tensor *s, at::Tensor *loss, at::Tensor
     long long n = F.numel(), b = F.size(1);
     float d = static_cast<float>(delta);
     void *args[] = {&fp, &sp, &lp, &dp, &ep, &lamp, &n, &b, &clamp, &d, &mode};
-    launch(kernel(kLoss), n, args, F.get_device());
+    launch(kLoss, n, args, F.get_device());
 #else
     TORCH_CHECK(false, "built without CUDA");
 #endif
