@@ -344,8 +344,8 @@ void hisdf_config_free(struct HisdfConfig *config);
 // only bricks the surface can cross; default false), and for
 // `hisdf_train`: check_convergence (default true: after training, a model
 // with no surface, spurious surfaces, wrong signs far from the surface or
-// a surface it has not learned (a large error near it) is refused with `HISDF_STATUS_TRAINING_FAILED` and the
-// findings in the message). An unknown key or a bad value gives
+// a surface it has not learned (a large error near it) is refused with
+// `HISDF_STATUS_TRAINING_FAILED` and the findings in the message). An unknown key or a bad value gives
 // `HISDF_STATUS_INVALID_ARGUMENT` with a message and leaves the config
 // unchanged.
 HisdfStatus hisdf_config_set(struct HisdfConfig *config,

@@ -157,19 +157,17 @@ pub fn model_sdf_error(
         }
         share(wrong, n)
     };
-    let near_p99 = {
-        let mut e: Vec<f64> = f_near
-            .iter()
-            .zip(near)
-            .map(|(&f, &s)| f64::from(f - s).abs())
-            .collect();
-        if e.is_empty() {
-            0.0
-        } else {
-            // NaN sorts last (total order), so a NaN prediction shows.
-            e.sort_unstable_by(f64::total_cmp);
-            e[((0.99 * e.len() as f64).ceil() as usize).clamp(1, e.len()) - 1]
-        }
+    let near_errors: Vec<f64> = f_near
+        .iter()
+        .zip(near)
+        .map(|(&f, &s)| f64::from(f - s).abs())
+        .collect();
+    // The Hausdorff percentile's nearest rank (NaN sorts last, so a NaN
+    // prediction shows); 0 where no sample lies near the surface.
+    let near_p99 = if near_errors.is_empty() {
+        0.0
+    } else {
+        super::max_and_p99(&near_errors).1
     };
     let (mut lo, mut hi) = (f64::INFINITY, f64::NEG_INFINITY);
     for &f in &predicted {

@@ -24,9 +24,8 @@
 //! - **surface not learned**: the network's error on held-out points near
 //!   the surface is above [`ConvergenceConfig::max_sdf_error_near_p99`] on
 //!   1% of them, or above [`ConvergenceConfig::max_sdf_error_near`] on
-//!   average: the
-//!   network has a surface, but not the mesh's (stuck near its initial
-//!   sphere, trained far too briefly, or too small for the shape).
+//!   average: the network has a surface, but not the mesh's (stuck near its
+//!   initial sphere, trained far too briefly, or too small for the shape).
 //!
 //! No rule reads the training loss. A loss-shape rule (a loss that had not
 //! halved by the end of the curriculum's first stage) refused a good scanned
