@@ -6,14 +6,8 @@ mod common;
 use std::ffi::CString;
 use std::ptr::{null, null_mut};
 
-use common::{ok, sphere_mesh, train_tiny};
+use common::{bytes_of, ok, sphere_mesh, train_tiny, TINY_CPU};
 use hisdf::ffi::*;
-
-fn bytes_of(b: *const HisdfBytes) -> Vec<u8> {
-    let (mut data, mut len) = (null::<u8>(), 0usize);
-    ok(hisdf_bytes_data(b, &mut data, &mut len, null_mut()));
-    unsafe { std::slice::from_raw_parts(data, len) }.to_vec()
-}
 
 fn arrays(m: *const HisdfMesh) -> (Vec<f32>, Vec<u32>) {
     let (mut nv, mut nt) = (0usize, 0usize);
@@ -33,19 +27,7 @@ fn arrays(m: *const HisdfMesh) -> (Vec<f32>, Vec<u32>) {
 #[test]
 fn a_model_round_trips_through_memory_and_says_its_frame() {
     let m = sphere_mesh();
-    let model = train_tiny(
-        m,
-        &[
-            ("iterations", "10"),
-            ("width", "16"),
-            ("depth", "2"),
-            ("device", "cpu"),
-            ("batch_size", "128"),
-            ("surface_samples", "300"),
-            ("shells", "300:1e-3"),
-            ("uniform_samples", "100"),
-        ],
-    );
+    let model = train_tiny(m, TINY_CPU);
     let mut buffer = null_mut();
     ok(hisdf_model_save_to_buffer(model, &mut buffer, null_mut()));
     let bytes = bytes_of(buffer);

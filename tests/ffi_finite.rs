@@ -6,18 +6,12 @@
 mod common;
 
 use std::ffi::{CStr, CString};
-use std::ptr::{null, null_mut};
+use std::ptr::null_mut;
 
-use common::{ok, sphere_mesh, train_tiny};
+use common::{bytes_of, ok, sphere_mesh, train_tiny, TINY_CPU};
 use hisdf::ffi::*;
 use hisdf::model::{model_from_bytes, model_to_bytes};
 use tch::Device;
-
-fn bytes_of(b: *const HisdfBytes) -> Vec<u8> {
-    let (mut data, mut len) = (null::<u8>(), 0usize);
-    ok(hisdf_bytes_data(b, &mut data, &mut len, null_mut()));
-    unsafe { std::slice::from_raw_parts(data, len) }.to_vec()
-}
 
 /// Status and message of a failed call, the error freed.
 fn failure(call: impl FnOnce(*mut *mut HisdfError) -> HisdfStatus) -> (HisdfStatus, String) {
@@ -39,19 +33,7 @@ fn failure(call: impl FnOnce(*mut *mut HisdfError) -> HisdfStatus) -> (HisdfStat
 #[test]
 fn models_with_numbers_not_finite_in_f32_are_refused_at_load() {
     let mesh = sphere_mesh();
-    let model = train_tiny(
-        mesh,
-        &[
-            ("iterations", "10"),
-            ("width", "16"),
-            ("depth", "2"),
-            ("device", "cpu"),
-            ("batch_size", "128"),
-            ("surface_samples", "300"),
-            ("shells", "300:1e-3"),
-            ("uniform_samples", "100"),
-        ],
-    );
+    let model = train_tiny(mesh, TINY_CPU);
     let mut buffer = null_mut();
     ok(hisdf_model_save_to_buffer(model, &mut buffer, null_mut()));
     let good = bytes_of(buffer);

@@ -1,4 +1,6 @@
 //! What the C API tests share: a tiny model trained through the C API.
+// Each test crate compiles this module and uses only part of it.
+#![allow(dead_code)]
 
 use std::ffi::CString;
 use std::ptr::{null, null_mut};
@@ -52,4 +54,24 @@ pub fn train_tiny(mesh: *const HisdfMesh, settings: &[(&str, &str)]) -> *mut His
     ));
     hisdf_config_free(config);
     model
+}
+
+/// The settings of a model trained in a blink on the CPU: enough for tests
+/// of what happens to a model (saving, loading, damage), not of its shape.
+pub const TINY_CPU: &[(&str, &str)] = &[
+    ("iterations", "10"),
+    ("width", "16"),
+    ("depth", "2"),
+    ("device", "cpu"),
+    ("batch_size", "128"),
+    ("surface_samples", "300"),
+    ("shells", "300:1e-3"),
+    ("uniform_samples", "100"),
+];
+
+/// The contents of a library-owned byte buffer, copied.
+pub fn bytes_of(b: *const HisdfBytes) -> Vec<u8> {
+    let (mut data, mut len) = (null::<u8>(), 0usize);
+    ok(hisdf_bytes_data(b, &mut data, &mut len, null_mut()));
+    unsafe { std::slice::from_raw_parts(data, len) }.to_vec()
 }
