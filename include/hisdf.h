@@ -186,6 +186,11 @@ typedef struct HisdfSamples HisdfSamples;
 // behind a lock, so a read never sees a half-written update.
 typedef struct HisdfTrainMonitor HisdfTrainMonitor;
 
+// The refinement block of a near-surface set: `samples` points (none when
+// 0), first a tight shell around the whole surface, replaced at the
+// fraction `at` of training by points around the largest errors.
+typedef struct Refinement Refinement;
+
 // Receives one log record: `target` is the module that logged (e.g.
 // "hisdf::train"), `message` the text; both are valid only during the
 // call. May be called from any thread, including library worker threads,
@@ -337,7 +342,9 @@ void hisdf_config_free(struct HisdfConfig *config);
 // (near-surface: the preset's shells | weighted: the paper's 10M uniform
 // pool, 1M kept by exp(-100 |SDF|)), surface_samples,
 // uniform_samples, shells ("count:variance,..."; all samples together at
-// most 200,000,000), for
+// most 200,000,000), refine_samples (samples moved, at the fraction
+// refine_at of training, to where the network is furthest from the
+// surface; 0: none; the `detail` preset moves 250,000 half way), for
 // `hisdf_extract_with`: resolution (grid points per axis, default 256; 8 to
 // 1024 dense, to 2048 sparse; set in any order with sparse, checked
 // against it when extracting) and sparse (true: coarse-to-fine, sampling

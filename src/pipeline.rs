@@ -17,7 +17,7 @@ pub use job::{
 use crate::mesh::{Centring, MeshError, MeshInfo, Normalisation, TriangleMesh};
 use crate::model::{Encoding, Initialisation, NetworkConfig};
 use crate::sampling::{
-    near_surface, weighted, GaussianShell, NearSurfaceConfig, Samples, MAX_SAMPLES,
+    near_surface, weighted, GaussianShell, NearSurfaceConfig, Refinement, Samples, MAX_SAMPLES,
 };
 use crate::sdf::MeshSdf;
 use crate::train::{
@@ -89,6 +89,7 @@ impl Preset {
                     ],
                     uniform: 20_000,
                     weighted: None,
+                    refinement: Refinement::NONE,
                 },
                 network: NetworkConfig {
                     depth: 4,
@@ -130,6 +131,14 @@ impl Preset {
                 Recipe {
                     sampling: NearSurfaceConfig {
                         uniform: 50_000,
+                        // A tight shell that, half way through, moves to
+                        // where the network is furthest from the surface:
+                        // creases and tips that area samples rarely hit
+                        // (docs/results.md, issue 15).
+                        refinement: Refinement {
+                            samples: 250_000,
+                            at: 0.5,
+                        },
                         ..paper.sampling
                     },
                     network: NetworkConfig {
@@ -388,6 +397,7 @@ impl Recipe {
             return Err("training.iterations must be positive".into());
         }
         let s = &self.sampling;
+        s.refinement.validate()?;
         if let Some(w) = &s.weighted {
             if w.keep == 0 || w.keep > w.pool || !(w.beta >= 0.0 && w.beta.is_finite()) {
                 return Err(format!(
@@ -471,6 +481,7 @@ pub(crate) fn small_test_recipe(initialisation: Initialisation, iterations: usiz
             ],
             uniform: 5000,
             weighted: None,
+            refinement: Refinement::NONE,
         },
         network: NetworkConfig {
             depth: 3,

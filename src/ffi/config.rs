@@ -77,7 +77,9 @@ pub extern "C" fn hisdf_config_free(config: *mut HisdfConfig) {
 /// (near-surface: the preset's shells | weighted: the paper's 10M uniform
 /// pool, 1M kept by exp(-100 |SDF|)), surface_samples,
 /// uniform_samples, shells ("count:variance,..."; all samples together at
-/// most 200,000,000), for
+/// most 200,000,000), refine_samples (samples moved, at the fraction
+/// refine_at of training, to where the network is furthest from the
+/// surface; 0: none; the `detail` preset moves 250,000 half way), for
 /// `hisdf_extract_with`: resolution (grid points per axis, default 256; 8 to
 /// 1024 dense, to 2048 sparse; set in any order with sparse, checked
 /// against it when extracting) and sparse (true: coarse-to-fine, sampling

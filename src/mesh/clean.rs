@@ -17,6 +17,15 @@ impl TriangleMesh {
         used
     }
 
+    /// Positions of the vertices some triangle uses, in index order.
+    pub fn used_vertex_positions(&self) -> Vec<[f32; 3]> {
+        self.vertices
+            .iter()
+            .zip(self.referenced_vertices())
+            .filter_map(|(v, u)| u.then_some(*v))
+            .collect()
+    }
+
     /// The mesh without degenerate triangles, and how many were removed.
     /// Vertices are kept as they are so indices stay meaningful to callers;
     /// triangles with out-of-range indices are dropped (and counted) too,

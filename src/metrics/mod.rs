@@ -379,11 +379,7 @@ fn unsigned(sdf: &MeshSdf, points: &[[f32; 3]]) -> Vec<f64> {
 /// Maximum and 99th percentile (nearest rank); +inf for no values.
 /// The vertices some triangle uses (a stray vertex is not on the surface).
 fn surface_vertices(mesh: &TriangleMesh) -> Vec<[f32; 3]> {
-    mesh.vertices
-        .iter()
-        .zip(mesh.referenced_vertices())
-        .filter_map(|(v, u)| u.then_some(*v))
-        .collect()
+    mesh.used_vertex_positions()
 }
 
 fn max_and_p99(d: &[f64]) -> (f64, f64) {

@@ -127,6 +127,7 @@ pub fn model_sdf_error(
         shells: config.shells.clone(),
         uniform: config.uniform,
         weighted: None,
+        refinement: crate::sampling::Refinement::NONE,
     };
     let samples = near_surface(normalised, sdf, &sampling, config.seed);
     let predicted = model

@@ -13,10 +13,14 @@ use std::time::Instant;
 
 use crate::mesh::Normalisation;
 use crate::mesh::{MeshError, TriangleMesh};
+use crate::model::SdfNetwork;
 use crate::model::TrainedModel;
-use crate::sampling::Samples;
+use crate::sampling::{refinement_samples, Samples};
 use crate::sdf::MeshSdf;
-use crate::train::{batch_incompatibility, train_batch, Progress, TrainError, TrainInput};
+use crate::train::{
+    batch_incompatibility, train_batch_refined, NoRefinement, Progress, Refiner, TrainError,
+    TrainInput,
+};
 
 use super::convergence::check_convergence_with_sdf;
 use super::{prepare_mesh, ConvergenceConfig, ConvergenceReport, PreparedMesh, Recipe};
@@ -219,11 +223,13 @@ pub fn train_pack(
         }
         let t = Instant::now();
         let trained = {
-            let inputs: Vec<TrainInput> = group
+            let members: Vec<&(SampledMesh, &Recipe)> = group
                 .iter()
-                .map(|&j| input_of(pack[j].as_ref().expect("not yet trained")))
+                .map(|&j| pack[j].as_ref().expect("not yet trained"))
                 .collect();
-            train_batch_observed(&inputs, &group, observer)
+            let inputs: Vec<TrainInput> = members.iter().map(|m| input_of(m)).collect();
+            let mut refiner = PackRefiner { members };
+            train_batch_observed(&inputs, &group, &mut refiner, observer)
         };
         let train_seconds = t.elapsed().as_secs_f64();
         let trained = match trained {
@@ -252,6 +258,45 @@ pub fn train_pack(
         .into_iter()
         .map(|r| r.expect("every mesh has a result"))
         .collect()
+}
+
+/// Error-driven refinement of a pack's near-surface sets, as each recipe's
+/// `refinement` asks: around the places where the network, part way
+/// through training, is furthest from the mesh's surface.
+struct PackRefiner<'a> {
+    members: Vec<&'a (SampledMesh, &'a Recipe)>,
+}
+
+impl Refiner for PackRefiner<'_> {
+    fn refine_at(&self, j: usize) -> Option<usize> {
+        let recipe = self.members[j].1;
+        if recipe.sampling.weighted.is_some() {
+            return None;
+        }
+        recipe
+            .sampling
+            .refinement
+            .iteration(recipe.training.iterations)
+    }
+
+    fn refine(&mut self, j: usize, network: &SdfNetwork) -> Option<Samples> {
+        let (sampled, recipe) = self.members[j];
+        let t = Instant::now();
+        let (samples, largest) = refinement_samples(
+            &sampled.prepared.normalised,
+            &sampled.sdf,
+            recipe.sampling.refinement.samples,
+            recipe.training.seed,
+            &sampled.samples,
+            &mut |points| network.evaluate(points, 1 << 16),
+        );
+        log::info!(
+            "refinement: {} samples around the largest surface errors (up to {largest:.4}) in {:.2} s",
+            samples.len(),
+            t.elapsed().as_secs_f64()
+        );
+        Some(samples)
+    }
 }
 
 fn input_of<'a>(member: &'a (SampledMesh, &'a Recipe)) -> TrainInput<'a> {
@@ -457,7 +502,7 @@ pub fn train_observed(
         network: &recipe.network,
         config: &recipe.training,
     };
-    train_batch_observed(&[input], &[0], &mut One(observer))?
+    train_batch_observed(&[input], &[0], &mut NoRefinement, &mut One(observer))?
         .pop()
         .expect("one result for one training set")
 }
@@ -474,11 +519,12 @@ type Trained = (TrainedModel, Vec<(usize, f64)>);
 fn train_batch_observed(
     inputs: &[TrainInput],
     meshes: &[usize],
+    refiner: &mut dyn Refiner,
     observer: &mut dyn PackObserver,
 ) -> Result<Vec<Result<Trained, JobError>>, TrainError> {
     let mut losses = vec![Vec::new(); inputs.len()];
     let mut stopped = vec![false; inputs.len()];
-    let trained = train_batch(inputs, &mut |m, p| {
+    let trained = train_batch_refined(inputs, refiner, &mut |m, p| {
         losses[m].push((p.iteration, p.loss));
         let go = observer.progress(meshes[m], p);
         stopped[m] |= !go;

@@ -23,7 +23,7 @@ pub const KEYS: &str =
     "preset, iterations, batch_size, learning_rate, seed, device, progress_every, \
 precision, width, depth, tanh_output, initialisation, geometric_radius, activation, encoding, \
 skip, weight_norm, dropout, loss, clamp, scheduler, sampling, surface_samples, uniform_samples, \
-shells, resolution, sparse, check_convergence";
+shells, refine_samples, refine_at, resolution, sparse, check_convergence";
 
 /// Every preset the `preset` key takes, separated by ", ".
 pub const PRESETS: &str = "fast, detail, paper-l1, paper-curriculum";
@@ -242,6 +242,17 @@ pub const SETTINGS: &[Setting] = &[
               all samples together at most 200,000,000",
     },
     Setting {
+        key: "refine_samples",
+        kind: integer(0, MAX_SAMPLES as u64),
+        doc: "samples moved, part way through training, to where the network is furthest \
+              from the surface (0: none); until then a tight shell around the whole surface",
+    },
+    Setting {
+        key: "refine_at",
+        kind: Kind::Number(Bound::Excluded(0.0), Bound::Excluded(1.0)),
+        doc: "the fraction of the training after which refine_samples are moved",
+    },
+    Setting {
         key: "resolution",
         kind: integer(8, MAX_SPARSE_RESOLUTION as u64),
         doc: "grid points per axis of the extraction: to 1024 dense, to 2048 sparse",
@@ -436,6 +447,13 @@ fn apply(recipe: &mut Recipe, key: &str, value: &str) -> Result<(), String> {
         "scheduler" => t.scheduler = value.parse().map_err(|e| format!("scheduler: {e}"))?,
         "surface_samples" => s.surface = parse(key, value)?,
         "uniform_samples" => s.uniform = parse(key, value)?,
+        "refine_samples" => s.refinement.samples = parse(key, value)?,
+        "refine_at" => {
+            let at: f64 = parse(key, value)?;
+            let refinement = crate::sampling::Refinement { at, ..s.refinement };
+            refinement.validate()?;
+            s.refinement = refinement;
+        }
         "shells" => {
             // "count:variance,count:variance", e.g. "250000:1e-4,250000:1e-5".
             let mut shells = Vec::new();
@@ -543,6 +561,8 @@ fn value_of(settings: &JobSettings, key: &str) -> Result<String, String> {
             .map(|g| format!("{}:{:e}", g.count, g.variance))
             .collect::<Vec<_>>()
             .join(","),
+        "refine_samples" => s.refinement.samples.to_string(),
+        "refine_at" => s.refinement.at.to_string(),
         "resolution" => settings.extract.resolution.to_string(),
         "sparse" => flag(settings.extract.sparse.is_some()),
         "check_convergence" => flag(settings.check_convergence),

@@ -82,7 +82,70 @@ pub struct NearSurfaceConfig {
     /// the near-surface set above.
     #[serde(default)]
     pub weighted: Option<WeightedConfig>,
+    /// Error-driven refinement: a block of samples, after the others, that
+    /// training replaces part way by samples around the surface points
+    /// where the network is most wrong (see [`refinement_samples`]).
+    #[serde(default)]
+    pub refinement: Refinement,
 }
+
+/// The refinement block of a near-surface set: `samples` points (none when
+/// 0), first a tight shell around the whole surface, replaced at the
+/// fraction `at` of training by points around the largest errors.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Refinement {
+    pub samples: usize,
+    pub at: f64,
+}
+
+impl Refinement {
+    pub const NONE: Refinement = Refinement {
+        samples: 0,
+        at: 0.5,
+    };
+
+    pub fn validate(&self) -> Result<(), String> {
+        if !(self.at.is_finite() && self.at > 0.0 && self.at < 1.0) {
+            return Err(format!(
+                "refine_at must be a fraction of the training strictly between 0 and 1, got {}",
+                self.at
+            ));
+        }
+        Ok(())
+    }
+
+    /// The iteration of `iterations` at which the block is replaced: none
+    /// when there is no block, or no iteration strictly inside the run.
+    pub fn iteration(&self, iterations: usize) -> Option<usize> {
+        let at = (self.at * iterations as f64).round() as usize;
+        (self.samples > 0 && at > 0 && at < iterations).then_some(at)
+    }
+}
+
+impl Default for Refinement {
+    fn default() -> Self {
+        Refinement::NONE
+    }
+}
+
+/// Variances of the refinement block's Gaussian offsets, taken in turn:
+/// the paper's finer shell and ten times finer, where sharp creases and
+/// thin parts need samples closer than the shells give.
+pub const REFINEMENT_VARIANCES: [f64; 2] = [1e-5, 1e-6];
+
+/// Refinement points per centre: the centres are the 1/16 of the candidate
+/// surface points with the largest error, so that a few hundred badly
+/// learned places each get a cloud of samples rather than one point.
+const REFINEMENT_POINTS_PER_CENTRE: usize = 16;
+
+/// Training samples further than this from the surface are not refinement
+/// candidates: the clamped losses do not look at their exact value there.
+pub const REFINEMENT_BAND: f32 = 0.1;
+
+/// Candidate surface points besides the mesh's vertices.
+const REFINEMENT_AREA_CANDIDATES: usize = 100_000;
+/// At most this many vertices are candidates (evenly strided beyond).
+const REFINEMENT_VERTEX_CANDIDATES: usize = 200_000;
 
 /// The most samples one training set may hold (3.2 GB of points and
 /// values, 400 times the paper's near-surface set).
@@ -106,17 +169,19 @@ impl NearSurfaceConfig {
             ],
             uniform: 0,
             weighted: None,
+            refinement: Refinement::NONE,
         }
     }
 
     /// Samples of the near-surface set (saturating: counts near usize::MAX
     /// give usize::MAX, which validation refuses).
     pub fn total(&self) -> usize {
-        self.shells
-            .iter()
-            .fold(self.surface.saturating_add(self.uniform), |t, s| {
-                t.saturating_add(s.count)
-            })
+        self.shells.iter().fold(
+            self.surface
+                .saturating_add(self.uniform)
+                .saturating_add(self.refinement.samples),
+            |t, s| t.saturating_add(s.count),
+        )
     }
 }
 
@@ -239,10 +304,103 @@ pub fn near_surface(
         values.extend(sdf.signed_distance(&uniform));
         points.extend(uniform);
     }
+    // Last, so that training can replace it as the tail of the set.
+    let block = config.refinement.samples;
+    if block > 0 {
+        let centres = surface_points(mesh, block, seed.wrapping_add(3000));
+        let shell = gaussian_offsets(&centres, REFINEMENT_VARIANCES[1].sqrt(), seed, 300);
+        values.extend(sdf.signed_distance(&shell));
+        points.extend(shell);
+    }
     Samples {
         points,
         sdf: values,
     }
+}
+
+/// The refinement block's replacement: `count` points around the places
+/// where the network is most wrong, with their exact SDF. Candidates are
+/// the mesh's vertices (where creases, tips and corners are, and where area
+/// samples rarely land) and area samples, whose true SDF is 0, and the
+/// points of `known` (the training set) within [`REFINEMENT_BAND`] of the
+/// surface, whose SDF is known: those find surface the network put where
+/// the mesh has none (a web between teeth, a crumb), which no point of the
+/// mesh can see. A candidate's error is |f(p) - s(p)|; the 1/16 with the
+/// largest errors are the centres, each of which gets Gaussian offsets at
+/// the [`REFINEMENT_VARIANCES`] in turn. Returns the samples and the
+/// largest candidate error, for the log.
+pub fn refinement_samples(
+    mesh: &TriangleMesh,
+    sdf: &MeshSdf,
+    count: usize,
+    seed: u64,
+    known: &Samples,
+    predict: &mut dyn FnMut(&[[f32; 3]]) -> Vec<f32>,
+) -> (Samples, f32) {
+    let mut candidates = surface_vertices_strided(mesh, REFINEMENT_VERTEX_CANDIDATES);
+    candidates.extend(surface_points(
+        mesh,
+        REFINEMENT_AREA_CANDIDATES,
+        seed.wrapping_add(4000),
+    ));
+    let mut truth = vec![0f32; candidates.len()];
+    for (p, &d) in known.points.iter().zip(&known.sdf) {
+        if d.abs() < REFINEMENT_BAND {
+            candidates.push(*p);
+            truth.push(d);
+        }
+    }
+    if count == 0 || candidates.is_empty() {
+        return (Samples::default(), 0.0);
+    }
+    let errors: Vec<f32> = predict(&candidates)
+        .into_iter()
+        .zip(&truth)
+        .map(|(f, s)| {
+            let e = (f - s).abs();
+            if e.is_finite() {
+                e
+            } else {
+                f32::INFINITY
+            }
+        })
+        .collect();
+    let mut order: Vec<usize> = (0..candidates.len()).collect();
+    let centres = count
+        .div_ceil(REFINEMENT_POINTS_PER_CENTRE)
+        .clamp(1, candidates.len());
+    // Largest errors first; the order among the kept ones does not matter.
+    order.select_nth_unstable_by(centres - 1, |&a, &b| errors[b].total_cmp(&errors[a]));
+    order.truncate(centres);
+    let largest = order.iter().map(|&i| errors[i]).fold(0.0f32, f32::max);
+    let mut points = Vec::with_capacity(count);
+    for (v, &variance) in REFINEMENT_VARIANCES.iter().enumerate() {
+        // Share `count` between the variances, then cycle over the centres.
+        let n = count / REFINEMENT_VARIANCES.len()
+            + usize::from(v < count % REFINEMENT_VARIANCES.len());
+        let around: Vec<[f32; 3]> = (0..n).map(|i| candidates[order[i % centres]]).collect();
+        points.extend(gaussian_offsets(
+            &around,
+            variance.sqrt(),
+            seed,
+            310 + v as u64,
+        ));
+    }
+    let values = sdf.signed_distance(&points);
+    (
+        Samples {
+            points,
+            sdf: values,
+        },
+        largest,
+    )
+}
+
+/// The vertices some triangle uses, at most `max` of them (evenly strided).
+fn surface_vertices_strided(mesh: &TriangleMesh, max: usize) -> Vec<[f32; 3]> {
+    let used = mesh.used_vertex_positions();
+    let stride = used.len().div_ceil(max.max(1)).max(1);
+    used.into_iter().step_by(stride).collect()
 }
 
 #[cfg(test)]
@@ -264,6 +422,7 @@ mod tests {
             }],
             uniform: 30,
             weighted: None,
+            refinement: Refinement::NONE,
         };
         let s = near_surface(&mesh, &sdf, &config, 1);
         s.save_npy(&path).unwrap();
@@ -276,6 +435,94 @@ mod tests {
             Samples::load_npy(&path),
             Err(npy::NpyError::WrongShape { .. })
         ));
+    }
+
+    /// The block comes last, as a tight shell: close to the surface and
+    /// with exact SDF values.
+    #[test]
+    fn the_refinement_block_is_the_tail_of_the_set() {
+        let mesh = icosphere(3);
+        let sdf = MeshSdf::new(&mesh);
+        let mut config = NearSurfaceConfig {
+            uniform: 100,
+            ..NearSurfaceConfig::paper()
+        };
+        config.shells.iter_mut().for_each(|s| s.count = 1000);
+        config.surface = 500;
+        let plain = near_surface(&mesh, &sdf, &config, 3);
+        config.refinement.samples = 2000;
+        let refined = near_surface(&mesh, &sdf, &config, 3);
+        assert_eq!(refined.len(), plain.len() + 2000);
+        assert_eq!(config.total(), refined.len());
+        assert_eq!(refined.points[..plain.len()], plain.points[..]);
+        let block = &refined.sdf[plain.len()..];
+        let sigma = REFINEMENT_VARIANCES[1].sqrt() as f32;
+        assert!(block.iter().all(|d| d.abs() < 6.0 * sigma), "{block:?}");
+        assert!(block.iter().any(|d| *d > 0.0) && block.iter().any(|d| *d < 0.0));
+    }
+
+    /// Where a network is wrong near one point of the surface, the
+    /// refinement's samples gather there; their values are the exact SDF.
+    #[test]
+    fn refinement_samples_gather_where_the_error_is() {
+        let mesh = icosphere(3);
+        let sdf = MeshSdf::new(&mesh);
+        let bad = [0.0f32, 0.0, 1.0];
+        let mut predict = |points: &[[f32; 3]]| -> Vec<f32> {
+            points
+                .iter()
+                .map(|p| {
+                    let d = ((p[0] - bad[0]).powi(2)
+                        + (p[1] - bad[1]).powi(2)
+                        + (p[2] - bad[2]).powi(2))
+                    .sqrt();
+                    0.05 * (-d * 10.0).exp()
+                })
+                .collect()
+        };
+        let (s, largest) =
+            refinement_samples(&mesh, &sdf, 3200, 1, &Samples::default(), &mut predict);
+        assert_eq!(s.len(), 3200);
+        assert!((largest - 0.05).abs() < 0.005, "{largest}");
+        assert_eq!(s.sdf, sdf.signed_distance(&s.points));
+        // 200 centres out of ~100,600 candidates: the closest 0.2% of the
+        // sphere's area to `bad`, a cap of angular radius about 5 degrees.
+        let far = s
+            .points
+            .iter()
+            .filter(|p| (p[0] - bad[0]).abs() + (p[1] - bad[1]).abs() > 0.2)
+            .count();
+        assert_eq!(far, 0);
+        // A web: the network says surface (0) at a training point 0.05
+        // outside the sphere, where no point of the mesh is wrong.
+        let web = [0.75f32, 0.0, 0.0];
+        let known = Samples {
+            points: vec![web, [0.0, 0.0, 0.0]],
+            sdf: vec![0.05, -1.0],
+        };
+        let mut says_surface_at_web = |points: &[[f32; 3]]| -> Vec<f32> {
+            points
+                .iter()
+                .map(|p| {
+                    if *p == web {
+                        0.0
+                    } else {
+                        sdf.signed_distance(&[*p])[0]
+                    }
+                })
+                .collect()
+        };
+        let (s, largest) =
+            refinement_samples(&mesh, &sdf, 160, 1, &known, &mut says_surface_at_web);
+        assert!((largest - 0.05).abs() < 1e-6, "{largest}");
+        let near_web = s
+            .points
+            .iter()
+            .filter(|p| (p[0] - web[0]).abs() + p[1].abs() + p[2].abs() < 0.05)
+            .count();
+        assert!(near_web >= 16, "{near_web} of {}", s.len());
+        let (none, _) = refinement_samples(&mesh, &sdf, 0, 1, &Samples::default(), &mut predict);
+        assert!(none.is_empty());
     }
 
     #[test]
@@ -306,6 +553,7 @@ mod tests {
             ],
             uniform: 5000,
             weighted: None,
+            refinement: Refinement::NONE,
         };
         let s = near_surface(&mesh, &sdf, &config, 11);
         assert_eq!(s.len(), config.total());

@@ -298,6 +298,39 @@ pub fn train_batch(
     inputs: &[TrainInput],
     progress: &mut dyn FnMut(usize, &Progress) -> bool,
 ) -> Result<Vec<Result<TrainedModel, TrainError>>, TrainError> {
+    train_batch_refined(inputs, &mut NoRefinement, progress)
+}
+
+/// Replaces part of a network's training set while it trains (error-driven
+/// refinement): the trainer asks when, hands over the network as trained so
+/// far, and copies what comes back over the tail of that network's set in
+/// place, so a captured CUDA graph goes on reading the new samples.
+pub trait Refiner {
+    /// The iteration before which network `j`'s set is refined, if any.
+    fn refine_at(&self, j: usize) -> Option<usize>;
+    /// The new tail of network `j`'s set (at most the whole set), given
+    /// the network as trained so far; `None` keeps the set.
+    fn refine(&mut self, j: usize, network: &SdfNetwork) -> Option<Samples>;
+}
+
+/// Training sets that stay as they are.
+pub struct NoRefinement;
+
+impl Refiner for NoRefinement {
+    fn refine_at(&self, _j: usize) -> Option<usize> {
+        None
+    }
+    fn refine(&mut self, _j: usize, _network: &SdfNetwork) -> Option<Samples> {
+        None
+    }
+}
+
+/// [`train_batch`] with a [`Refiner`].
+pub fn train_batch_refined(
+    inputs: &[TrainInput],
+    refiner: &mut dyn Refiner,
+    progress: &mut dyn FnMut(usize, &Progress) -> bool,
+) -> Result<Vec<Result<TrainedModel, TrainError>>, TrainError> {
     let first = *inputs
         .first()
         .ok_or_else(|| TrainError::InvalidConfig("no network to train".into()))?;
@@ -394,8 +427,27 @@ pub fn train_batch(
     let iterations = config.iterations;
     let start = Instant::now();
     let mut pending_count = 0usize;
+    let offsets: Vec<i64> = sizes
+        .iter()
+        .scan(0i64, |start, &n| {
+            let here = *start;
+            *start += n as i64;
+            Some(here)
+        })
+        .collect();
     let result = (|| -> Result<(), TrainError> {
         for iteration in 0..iterations {
+            for (j, _) in members.iter().enumerate().filter(|(_, m)| m.active) {
+                if refiner.refine_at(j) != Some(iteration) {
+                    continue;
+                }
+                if let Some(m) = &step.mixed {
+                    m.write_back(j, &networks[j]);
+                }
+                if let Some(new) = refiner.refine(j, &networks[j]) {
+                    replace_tail(&step, offsets[j], sizes[j] as i64, &new)?;
+                }
+            }
             config.loss.advance(&mut loss_state, iteration);
             for (j, m) in members.iter().enumerate().filter(|(_, m)| m.active) {
                 if let Some(lr) = m.scheduler.planned(iteration, iterations, rates[j]) {
@@ -567,6 +619,32 @@ fn concatenated(inputs: &[TrainInput], device: Device) -> (Tensor, Tensor) {
             .to_device(device),
         Tensor::from_slice(&sdf).to_device(device),
     )
+}
+
+/// Copies `new` over the last `new.len()` samples of the set that starts
+/// at `start` and holds `size`, in place on the device.
+fn replace_tail(step: &Step, start: i64, size: i64, new: &Samples) -> Result<(), TrainError> {
+    let n = new.len() as i64;
+    if n > size || new.points.len() != new.sdf.len() {
+        return Err(TrainError::Native(format!(
+            "refinement returned {} points and {} values for a set of {size}",
+            new.points.len(),
+            new.sdf.len()
+        )));
+    }
+    if n == 0 {
+        return Ok(());
+    }
+    let _guard = tch::no_grad_guard();
+    let device = step.points.device();
+    let at = start + size - n;
+    let points = Tensor::from_slice(crate::model::as_flat(&new.points))
+        .view([n, 3])
+        .to_device(device);
+    let values = Tensor::from_slice(&new.sdf).to_device(device);
+    step.points.narrow(0, at, n).copy_(&points);
+    step.targets.narrow(0, at, n).copy_(&values);
+    Ok(())
 }
 
 /// Eager iterations before a CUDA graph is captured.
@@ -812,6 +890,103 @@ mod tests {
                 "graph {graph} {precision:?}: {q:?}"
             );
         }
+    }
+
+    /// A refiner that, at its iteration, replaces the whole set by the same
+    /// points with SDF `value` everywhere, and notes what the network
+    /// answered at the origin then.
+    #[derive(Debug)]
+    struct Constant {
+        at: usize,
+        value: f32,
+        points: Vec<[f32; 3]>,
+        seen_at_origin: Vec<f32>,
+    }
+
+    impl Refiner for Constant {
+        fn refine_at(&self, _j: usize) -> Option<usize> {
+            Some(self.at)
+        }
+        fn refine(&mut self, _j: usize, network: &SdfNetwork) -> Option<Samples> {
+            self.seen_at_origin
+                .push(network.evaluate(&[[0.0, 0.0, 0.0]], 1)[0]);
+            Some(Samples {
+                points: self.points.clone(),
+                sdf: vec![self.value; self.points.len()],
+            })
+        }
+    }
+
+    /// The refined samples are what the step trains on from then on (also
+    /// when the step is a replayed CUDA graph), and the refiner sees the
+    /// network as trained so far (also the bf16 step's, written back).
+    #[test]
+    fn refinement_replaces_the_training_set_in_place() {
+        let samples = cube_samples(4000);
+        let mut variants = vec![(DeviceChoice::Cpu, true, Precision::Fp32)];
+        if tch::Cuda::is_available() {
+            for graph in [false, true] {
+                for precision in [Precision::Tf32, Precision::Bf16] {
+                    variants.push((DeviceChoice::Cuda, graph, precision));
+                }
+            }
+        }
+        for (device, graph, precision) in variants {
+            let mut config = small_config(600);
+            config.device = device;
+            config.cuda_graph = graph;
+            config.precision = precision;
+            config.scheduler = Scheduler::None;
+            let mut refiner = Constant {
+                at: 300,
+                value: 0.05,
+                points: samples.points.clone(),
+                seen_at_origin: Vec::new(),
+            };
+            let input = TrainInput {
+                samples: &samples,
+                normalisation: Normalisation::identity(),
+                network: &small_net(),
+                config: &config,
+            };
+            let model = train_batch_refined(&[input], &mut refiner, &mut |_, _| true)
+                .unwrap()
+                .pop()
+                .unwrap()
+                .unwrap();
+            let what = format!("{device:?} graph {graph} {precision:?}");
+            // Inside the cube before, at the new constant after.
+            assert_eq!(refiner.seen_at_origin.len(), 1, "{what}");
+            assert!(refiner.seen_at_origin[0] < 0.0, "{what}: {refiner:?}");
+            let q = model.query(&[[0.0, 0.0, 0.0], [0.3, -0.2, 0.1]]);
+            for v in q {
+                assert!((v - 0.05).abs() < 0.03, "{what}: {v}");
+            }
+        }
+    }
+
+    /// A refiner that returns more samples than the set holds is a bug that
+    /// stops training with an error, not a write past the set.
+    #[test]
+    fn refinement_larger_than_the_set_is_refused() {
+        let samples = cube_samples(1000);
+        let config = small_config(20);
+        let mut refiner = Constant {
+            at: 5,
+            value: 0.0,
+            points: vec![[0.0; 3]; 1001],
+            seen_at_origin: Vec::new(),
+        };
+        let input = TrainInput {
+            samples: &samples,
+            normalisation: Normalisation::identity(),
+            network: &small_net(),
+            config: &config,
+        };
+        let Err(e) = train_batch_refined(&[input], &mut refiner, &mut |_, _| true) else {
+            panic!("a refinement larger than the set was accepted");
+        };
+        assert!(e.to_string().contains("1001 points"), "{e}");
     }
 
     /// bf16 on the CPU trains in float32 (as TF32 does), and a network the
