@@ -115,6 +115,9 @@ fn batch_records_failures_resumes_and_shards() {
     let (code, _, err) = batch(&[]);
     assert_eq!(code, 1, "{err}");
     assert!(err.contains("1 of 20 shapes failed"), "{err}");
+    // Not a terminal: one line per shape for the log, and no bars drawn.
+    assert!(!err.contains('\r') && !err.contains('\x1b'), "{err:?}");
+    assert_eq!(err.matches("] broken: FAILED").count(), 1, "{err}");
     let table = read_json(&out.join("results.json"));
     assert_eq!(table["shapes_total"], 20);
     let rs = records(&table);

@@ -210,6 +210,11 @@ fn train_extract_eval_round_trip_on_cpu() {
             "cpu",
         ]));
     assert_eq!(code, 0, "{err}");
+    // stderr is a pipe here, not a terminal: the log gets lines, and no
+    // progress bar is drawn into it.
+    let drawn = |err: &str| err.contains('\r') || err.contains('\x1b');
+    assert!(!drawn(&err), "{err:?}");
+    assert!(err.contains("convergence check: passed"), "{err}");
     let (code, _, err) = run(hisdf()
         .arg("extract")
         .arg(&model)
@@ -217,6 +222,7 @@ fn train_extract_eval_round_trip_on_cpu() {
         .arg(&mesh)
         .args(["--resolution", "48", "--device", "cpu"]));
     assert_eq!(code, 0, "{err}");
+    assert!(!drawn(&err), "{err:?}");
     let (code, out, err) = run(hisdf().arg("eval").arg(&source).arg(&mesh).arg("--json"));
     assert_eq!(code, 0, "{err}");
     let v: serde_json::Value = serde_json::from_str(out.trim()).unwrap();

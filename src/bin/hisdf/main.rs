@@ -1,13 +1,13 @@
 //! `hisdf`: the command-line tool. Every failure prints one line starting
 //! with "hisdf: error:" and exits with status 1; usage errors exit with 2.
 
-use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 mod batch;
 mod config;
 mod geometry;
+mod progress;
 mod quality;
 mod query;
 
@@ -341,12 +341,14 @@ fn train_mesh(
     let mesh = mesh::load(path).map_err(|e| e.to_string())?;
     let load = t.elapsed().as_secs_f64();
     let mut observer = BarObserver {
-        bar: ProgressLine::new("train"),
+        bar: progress::training("train", recipe.training.iterations),
     };
     let result = pipeline::train_mesh(mesh, recipe, policy(keep_unconverged), &mut observer);
     // The progress line ends before anything else is printed, also when
     // the job failed.
-    observer.bar.finish();
+    if !observer.bar.is_finished() {
+        observer.bar.abandon();
+    }
     let outcome = job_outcome(path, result, timings);
     timings.load += load;
     outcome
@@ -395,26 +397,14 @@ fn job_outcome(
     Ok((job.model, job.prepared, check))
 }
 
-/// The training progress line.
+/// The training progress bar.
 struct BarObserver {
-    bar: ProgressLine,
+    bar: indicatif::ProgressBar,
 }
 
 impl pipeline::Observer for BarObserver {
     fn progress(&mut self, p: &Progress) -> bool {
-        if p.iteration > 0 {
-            self.bar.show(
-                p.iteration as f64 / p.iterations as f64,
-                &format!(
-                    "it {}/{} loss {:.3e} lr {:.1e} eta {:.0} s",
-                    p.iteration,
-                    p.iterations,
-                    p.loss,
-                    p.learning_rate,
-                    p.eta_seconds()
-                ),
-            );
-        }
+        progress::show_training(&self.bar, p);
         true
     }
 }
@@ -434,49 +424,12 @@ fn show_check(check: &ConvergenceReport) {
 }
 
 fn extract(model: &TrainedModel, settings: &config::Extraction) -> Result<TriangleMesh> {
-    let bar = ProgressLine::new("extract");
+    let bar = progress::extraction();
     let extraction = extract_mesh_with(model, &settings.to_extract_config(), &mut |f| {
-        bar.show(f, "");
+        progress::show_fraction(&bar, f);
         true
-    })
-    .map_err(|e| e.to_string())?;
+    });
     bar.finish();
+    let extraction = extraction.map_err(|e| e.to_string())?;
     Ok(extraction.mesh)
-}
-
-/// A one-line progress bar on stderr, drawn only on a terminal so that logs
-/// of scripts stay clean.
-struct ProgressLine {
-    label: &'static str,
-    tty: bool,
-}
-
-impl ProgressLine {
-    fn new(label: &'static str) -> Self {
-        ProgressLine {
-            label,
-            tty: std::io::stderr().is_terminal(),
-        }
-    }
-
-    fn show(&self, fraction: f64, text: &str) {
-        if self.tty {
-            let width = 30;
-            let filled = ((fraction.clamp(0.0, 1.0)) * width as f64) as usize;
-            eprint!(
-                "\r{:8} [{}{}] {:3.0}% {}\x1b[K",
-                self.label,
-                "#".repeat(filled),
-                " ".repeat(width - filled),
-                fraction * 100.0,
-                text
-            );
-        }
-    }
-
-    fn finish(&self) {
-        if self.tty {
-            eprintln!();
-        }
-    }
 }

@@ -12,7 +12,7 @@ use hisdf::metrics::{evaluate, model_sdf_error, EvalConfig, HeldOutConfig};
 use hisdf::model::load_model;
 use hisdf::train::DeviceChoice;
 
-use super::{check_output, load_checked, ProgressLine, Result};
+use super::{check_output, load_checked, progress, Result};
 
 #[derive(clap::Args)]
 pub struct ExtractArgs {
@@ -68,9 +68,9 @@ pub fn extract(a: ExtractArgs) -> Result<()> {
         normals: a.normals,
         precision: a.precision,
     };
-    let bar = ProgressLine::new("extract");
+    let bar = progress::extraction();
     let result = extract_mesh_with(&model, &config, &mut |f| {
-        bar.show(f, "");
+        progress::show_fraction(&bar, f);
         true
     });
     bar.finish();

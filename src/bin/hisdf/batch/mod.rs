@@ -19,6 +19,7 @@ pub use table::{merge, MergeArgs};
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
+use super::progress;
 use hisdf::mesh;
 use hisdf::metrics::evaluate;
 use hisdf::model::save_model;
@@ -295,13 +296,17 @@ pub fn run(a: BatchArgs) -> Result<()> {
             None => todo.push(shape),
         }
     }
+    progress.bars.resumed(progress.skipped);
     write_tables(&a.output, &stem, &table)?;
     let pack = match a.pack {
         AutoCount::Count(k) => k,
         AutoCount::Auto => pipeline::pack_size(&settings.recipe, todo.len()),
     };
     if !todo.is_empty() {
-        eprintln!("batch: {} shapes to train, {pack} at a time", todo.len());
+        progress.bars.line(&format!(
+            "batch: {} shapes to train, {pack} at a time",
+            todo.len()
+        ));
     }
     let inputs = todo
         .iter()
@@ -316,7 +321,11 @@ pub fn run(a: BatchArgs) -> Result<()> {
     // Records are written as shapes finish, on the finishing thread; the
     // first error writing them ends the batch once training stops.
     let mut write_error: Option<String> = None;
-    let mut observer = PackProgress::default();
+    let mut observer = PackProgress {
+        bars: progress.bars.clone(),
+        names: todo.iter().map(|shape| shape.id.clone()).collect(),
+        running: Vec::new(),
+    };
     pipeline::train_many(
         inputs,
         pack,
@@ -339,6 +348,8 @@ pub fn run(a: BatchArgs) -> Result<()> {
     if let Some(e) = write_error {
         return Err(e);
     }
+    drop(observer);
+    progress.bars.finish();
     // Every finished shape rewrote the tables, and they were written once
     // before any shape trained.
     let failed = progress.failed;
@@ -369,12 +380,14 @@ struct Tally {
     /// When the run began: shapes of a pack train together and the stages
     /// overlap, so the pace is shapes per wall-clock second.
     started: Instant,
+    bars: progress::Bars,
 }
 
 impl Tally {
     fn new(total: usize, label: String) -> Self {
         Tally {
             total,
+            bars: progress::Bars::new(total, &label),
             label,
             done: 0,
             skipped: 0,
@@ -396,7 +409,7 @@ impl Tally {
         } else {
             0.0
         };
-        eprintln!(
+        self.bars.line(&format!(
             "[{}/{}{}] {}: {}; {} done, {} failed, eta {eta:.0} s",
             self.done,
             self.total,
@@ -405,38 +418,45 @@ impl Tally {
             describe(record),
             self.done,
             self.failed,
-        );
+        ));
+        self.bars.finished(self.done, self.failed);
     }
 }
 
-/// Training progress of a pack: the first shape's, on a terminal.
-#[derive(Default)]
+/// Training progress of the shapes in training: a bar each, below the
+/// batch's total.
 struct PackProgress {
-    bar: Option<super::ProgressLine>,
+    bars: progress::Bars,
+    /// Shape ids by the index [`pipeline::train_many`] names them with.
+    names: Vec<String>,
+    running: Vec<(usize, indicatif::ProgressBar)>,
 }
 
 impl PackObserver for PackProgress {
     fn progress(&mut self, mesh: usize, p: &hisdf::train::Progress) -> bool {
-        let bar = self
-            .bar
-            .get_or_insert_with(|| super::ProgressLine::new("train"));
-        if p.iteration > 0 {
-            bar.show(
-                p.iteration as f64 / p.iterations as f64,
-                &format!(
-                    "shape {} it {}/{} loss {:.3e} eta {:.0} s",
-                    mesh + 1,
-                    p.iteration,
-                    p.iterations,
-                    p.loss,
-                    p.eta_seconds()
-                ),
-            );
-            if p.iteration == p.iterations {
-                bar.finish();
+        let at = match self.running.iter().position(|(m, _)| *m == mesh) {
+            Some(at) => at,
+            None => {
+                let name = self.names.get(mesh).map_or("train", String::as_str);
+                let bar = self.bars.shape(name, p.iterations);
+                self.running.push((mesh, bar));
+                self.running.len() - 1
             }
+        };
+        progress::show_training(&self.running[at].1, p);
+        if p.iteration == p.iterations {
+            self.running.swap_remove(at).1.finish_and_clear();
         }
         true
+    }
+}
+
+impl Drop for PackProgress {
+    /// Bars of shapes that stopped early (cancelled, failed) go too.
+    fn drop(&mut self) {
+        for (_, bar) in self.running.drain(..) {
+            bar.finish_and_clear();
+        }
     }
 }
 
