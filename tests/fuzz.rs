@@ -4,6 +4,7 @@
 //! mutation sequence; the run prints it so a failure can be reproduced.
 //! The hour-long run: `scripts/cargo run --release --example fuzz -- --seconds 3600`.
 
+#[path = "fuzz/engine.rs"]
 mod engine;
 
 use std::time::Duration;

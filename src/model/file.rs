@@ -30,7 +30,7 @@ pub enum ModelFileError {
         path: PathBuf,
         source: std::io::Error,
     },
-    #[error("{path} is not a hisdf model file ({reason}): was it written by `hisdf train` or hisdf_model_save? re-save or re-train it")]
+    #[error("{path} is not a hisdf model file ({reason}): was it written by `hisdf train` or hisdf_model_save? re-save it or retrain")]
     NotAModel { path: PathBuf, reason: String },
     #[error("{path} was written by a newer hisdf (model format {found}, this build reads up to {supported}); update hisdf to read it")]
     FutureVersion {
@@ -38,7 +38,8 @@ pub enum ModelFileError {
         found: u32,
         supported: u32,
     },
-    #[error("{path} is corrupted ({reason}): restore it from a copy, or re-train and save it again")]
+    /// `reason` ends with what to do (see `read_model`).
+    #[error("{path} is corrupted: {reason}")]
     Corrupted { path: PathBuf, reason: String },
 }
 
@@ -180,9 +181,15 @@ fn read_model(bytes: &[u8], path: &Path, device: Device) -> Result<TrainedModel,
         path: path.to_path_buf(),
         reason,
     };
+    // Reasons from the runnability check already say what to do; the
+    // others get the same advice here, once.
     let corrupted = |reason: String| ModelFileError::Corrupted {
         path: path.to_path_buf(),
-        reason,
+        reason: if reason.contains("retrain") {
+            reason
+        } else {
+            format!("{reason}; restore an intact copy, or retrain and save it again")
+        },
     };
     let (_, header) =
         SafeTensors::read_metadata(bytes).map_err(|e| not_a_model(header_problem(&e)))?;
@@ -476,7 +483,7 @@ mod tests {
                 assert!(!msg.contains(raw), "{name}: {msg}");
             }
             assert!(
-                msg.contains("re-save or re-train") || msg.contains("re-train and save"),
+                msg.contains("retrain"),
                 "{name}: {msg}"
             );
         }
