@@ -28,7 +28,7 @@ pub enum MeshError {
     )]
     UnknownOutputFormat { path: PathBuf },
 
-    #[error("{}{}: {message}", .path.display(), line_suffix(.line))]
+    #[error("{}{}: {message}{}", .path.display(), line_suffix(.line), parse_remedy(.message, .line))]
     Parse {
         path: PathBuf,
         /// 1-based line number for text formats, where one is meaningful.
@@ -109,6 +109,17 @@ fn extension_shown(path: &Path) -> String {
     }
 }
 
+/// What to do about a malformed file, unless the message says it already.
+fn parse_remedy(message: &str, line: &Option<usize>) -> &'static str {
+    if message.contains("export") {
+        ""
+    } else if line.is_some() {
+        "; fix that line, or export the file again"
+    } else {
+        "; export the file again"
+    }
+}
+
 fn line_suffix(line: &Option<usize>) -> String {
     match line {
         Some(l) => format!(", line {l}"),
@@ -123,9 +134,12 @@ mod tests {
     #[test]
     fn messages_name_file_and_line() {
         let e = MeshError::parse(Path::new("a/b.obj"), Some(7), "bad token 'x'");
-        assert_eq!(e.to_string(), "a/b.obj, line 7: bad token 'x'");
+        assert_eq!(
+            e.to_string(),
+            "a/b.obj, line 7: bad token 'x'; fix that line, or export the file again"
+        );
         let e = MeshError::parse(Path::new("c.stl"), None, "truncated");
-        assert_eq!(e.to_string(), "c.stl: truncated");
+        assert_eq!(e.to_string(), "c.stl: truncated; export the file again");
         assert_eq!(e.path(), Some(Path::new("c.stl")));
         let e = MeshError::TooLarge {
             path: "d.stl".into(),
