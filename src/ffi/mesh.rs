@@ -419,9 +419,11 @@ pub extern "C" fn hisdf_metrics_get(
             .iter()
             .find(|(n, _)| n.as_bytes() == name.as_bytes())
             .map(|(_, v)| *v)
-            .ok_or_else(|| Failure::invalid(format!(
-                "no metric named {name:?}; read the names with the metrics' index functions"
-            )))?;
+            .ok_or_else(|| {
+                Failure::invalid(format!(
+                    "no metric named {name:?}; read the names with the metrics' index functions"
+                ))
+            })?;
         unsafe { *out = value };
         Ok(())
     })

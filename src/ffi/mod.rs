@@ -217,7 +217,10 @@ struct Failure(HisdfStatus, String);
 
 impl Failure {
     fn null(what: &str) -> Failure {
-        Failure(HisdfStatus::NullArgument, format!("{what} is NULL; pass a valid pointer"))
+        Failure(
+            HisdfStatus::NullArgument,
+            format!("{what} is NULL; pass a valid pointer"),
+        )
     }
     fn invalid(msg: impl Into<String>) -> Failure {
         Failure(HisdfStatus::InvalidArgument, msg.into())

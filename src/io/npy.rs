@@ -673,7 +673,10 @@ mod tests {
         let err = read_rows(&f, 3, "points").unwrap_err();
         assert!(matches!(err, NpyError::NonFinite { row: 1, .. }), "{err}");
         let msg = err.to_string();
-        assert!(msg.contains("point 1 (x) is NaN; fix or drop that row"), "{msg}");
+        assert!(
+            msg.contains("point 1 (x) is NaN; fix or drop that row"),
+            "{msg}"
+        );
         write(&f, &[1, 4], &[0f64, 0.0, 0.0, f64::INFINITY]).unwrap();
         let msg = read_rows(&f, 4, "samples").unwrap_err().to_string();
         assert!(msg.contains("point 0 (sdf) is infinite"), "{msg}");

@@ -165,11 +165,22 @@ mod tests {
             path: "out.x".into(),
         };
         assert!(e.to_string().contains("'.x'"), "{e}");
-        assert!(e.to_string().contains("name the file .obj, .stl or .ply"), "{e}");
+        assert!(
+            e.to_string().contains("name the file .obj, .stl or .ply"),
+            "{e}"
+        );
         let e = MeshError::EmptyFile {
             path: "empty.obj".into(),
         };
-        assert!(e.to_string().starts_with("empty.obj: the file has no triangles"), "{e}");
-        assert!(e.to_string().contains("export the object as a mesh with faces"), "{e}");
+        assert!(
+            e.to_string()
+                .starts_with("empty.obj: the file has no triangles"),
+            "{e}"
+        );
+        assert!(
+            e.to_string()
+                .contains("export the object as a mesh with faces"),
+            "{e}"
+        );
     }
 }

@@ -279,7 +279,10 @@ mod tests {
     #[test]
     fn empty_and_whitespace_inputs_are_empty() {
         for hint in [None, Some("obj"), Some("stl"), Some("ply"), Some("off")] {
-            assert!(matches!(load_from_bytes(b"", hint), Err(MeshError::EmptyFile { .. })));
+            assert!(matches!(
+                load_from_bytes(b"", hint),
+                Err(MeshError::EmptyFile { .. })
+            ));
             assert!(matches!(
                 load_from_bytes(b"\xEF\xBB\xBF \n\r\n", hint),
                 Err(MeshError::EmptyFile { .. })

@@ -70,7 +70,10 @@ fn looks_ascii(bytes: &[u8]) -> bool {
 /// with "solid" are NUL-padded inside their 80 bytes, so they stay binary.
 fn ascii_up_to_nul(bytes: &[u8]) -> bool {
     let text = strip_bom(bytes).trim_ascii_start();
-    if !text.get(..5).is_some_and(|s| s.eq_ignore_ascii_case(b"solid")) {
+    if !text
+        .get(..5)
+        .is_some_and(|s| s.eq_ignore_ascii_case(b"solid"))
+    {
         return false;
     }
     let end = text.iter().position(|&b| b == 0).unwrap_or(text.len());
@@ -361,14 +364,20 @@ mod tests {
         bytes.extend_from_slice(b"endso\0lid part\n");
         let e = load_from_bytes(&bytes, Some("stl")).unwrap_err();
         let msg = e.to_string();
-        assert!(msg.contains(&format!("line {nul_line}: a NUL byte in an ASCII STL")), "{msg}");
+        assert!(
+            msg.contains(&format!("line {nul_line}: a NUL byte in an ASCII STL")),
+            "{msg}"
+        );
         assert!(msg.contains("export it again"), "{msg}");
         // A truncated binary STL still reports both counts.
         let mut bin = binary_stl(b"solid x", &TWO, 7);
         bin.truncate(bin.len() - 3);
         let msg = load_from_bytes(&bin, Some("stl")).unwrap_err().to_string();
         assert!(msg.contains("declares 7 triangles"), "{msg}");
-        assert!(msg.contains(&format!("of {} bytes has room for 1", bin.len())), "{msg}");
+        assert!(
+            msg.contains(&format!("of {} bytes has room for 1", bin.len())),
+            "{msg}"
+        );
     }
 
     #[test]

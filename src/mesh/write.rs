@@ -108,10 +108,11 @@ impl Format {
                 io::Error::other("it is a folder; give a file name inside it, e.g. out.obj"),
             ));
         }
-        Format::from_name(path.extension().and_then(|e| e.to_str()).unwrap_or(""))
-            .ok_or_else(|| MeshError::UnknownOutputFormat {
+        Format::from_name(path.extension().and_then(|e| e.to_str()).unwrap_or("")).ok_or_else(
+            || MeshError::UnknownOutputFormat {
                 path: path.to_path_buf(),
-            })
+            },
+        )
     }
 
     /// What the format cannot hold, refused before anything is written.
@@ -325,7 +326,11 @@ mod tests {
         std::fs::create_dir(&p).unwrap();
         let e = save(&unit_cube(), &p).unwrap_err();
         assert!(matches!(e, MeshError::Io { .. }), "{e}");
-        assert!(e.to_string().contains("it is a folder; give a file name inside it"), "{e}");
+        assert!(
+            e.to_string()
+                .contains("it is a folder; give a file name inside it"),
+            "{e}"
+        );
     }
 
     #[test]
@@ -407,7 +412,10 @@ mod tests {
         for ext in ["obj", "stl", "ply"] {
             let p = dir.path(&format!("e.{ext}"));
             save(&TriangleMesh::default(), &p).unwrap();
-            assert!(matches!(load(&p), Err(MeshError::EmptyFile { .. })), "{ext}");
+            assert!(
+                matches!(load(&p), Err(MeshError::EmptyFile { .. })),
+                "{ext}"
+            );
         }
     }
 

@@ -482,10 +482,7 @@ mod tests {
             for raw in ["Metadata", "Header", "Utf8", "Error {", "valid_up_to"] {
                 assert!(!msg.contains(raw), "{name}: {msg}");
             }
-            assert!(
-                msg.contains("retrain"),
-                "{name}: {msg}"
-            );
+            assert!(msg.contains("retrain"), "{name}: {msg}");
         }
         let err = model_from_bytes(&bytes[..bytes.len() / 2], Device::Cpu).unwrap_err();
         assert!(

@@ -79,11 +79,15 @@ fn reset_peak() -> usize {
 /// A reader under test. `run` returns the error message, if any.
 pub struct Target {
     pub name: &'static str,
-    run: fn(&[u8]) -> Result<(), String>,
+    pub run: fn(&[u8]) -> Result<(), String>,
 }
 
 fn mesh_with(hint: Option<&'static str>) -> impl Fn(&[u8]) -> Result<(), String> {
-    move |b| mesh::load_from_bytes(b, hint).map(drop).map_err(|e| e.to_string())
+    move |b| {
+        mesh::load_from_bytes(b, hint)
+            .map(drop)
+            .map_err(|e| e.to_string())
+    }
 }
 
 pub fn targets() -> Vec<Target> {
@@ -153,8 +157,8 @@ pub fn seeds(target: &str) -> Vec<Vec<u8>> {
         property list uchar int vertex_indices\nend_header\n0 0 0\n1 0 0\n0 1 0\n3 0 1 2\n"
         .to_vec();
     let off = b"OFF\n4 2 0\n0 0 0\n1 0 0\n1 1 0\n0 1 0\n3 0 1 2\n4 0 1 2 3\n".to_vec();
-    let obj = b"v 0 0 0\nv 1 0 0\nv 1 1 0\nvt 0 0\nvn 0 0 1\nf 1/1/1 2//1 -1\no x\nf 1 2 3 \n"
-        .to_vec();
+    let obj =
+        b"v 0 0 0\nv 1 0 0\nv 1 1 0\nvt 0 0\nvn 0 0 1\nf 1/1/1 2//1 -1\no x\nf 1 2 3 \n".to_vec();
     match target {
         "stl" => vec![bytes(&cube, "stl"), bytes(&square(), "stl"), ascii_stl],
         "obj" => vec![bytes(&cube, "obj"), obj],
@@ -219,12 +223,45 @@ impl Rng {
 
 /// Tokens that steer text parsers into their edge cases.
 const TOKENS: &[&[u8]] = &[
-    b"nan", b"inf", b"-1", b"0", b"4294967295", b"4294967296", b"1e39", b"-0", b"\n", b" ",
-    b"\r\n", b"\0", b"\xEF\xBB\xBF", b"solid", b"endsolid", b"facet", b"vertex", b"endloop",
-    b"v", b"f", b"vt", b"//", b"/", b"element vertex 99999999999", b"element face 4000000000",
-    b"property list uchar int vertex_indices", b"property list uint uint vertex_indices",
-    b"end_header", b"format binary_big_endian 1.0", b"format ascii 1.0", b"OFF", b"{", b"}",
-    b"\"", b"'shape': (", b"18446744073709551615,", b"99999999999999999999", b"#", b"1e-45",
+    b"nan",
+    b"inf",
+    b"-1",
+    b"0",
+    b"4294967295",
+    b"4294967296",
+    b"1e39",
+    b"-0",
+    b"\n",
+    b" ",
+    b"\r\n",
+    b"\0",
+    b"\xEF\xBB\xBF",
+    b"solid",
+    b"endsolid",
+    b"facet",
+    b"vertex",
+    b"endloop",
+    b"v",
+    b"f",
+    b"vt",
+    b"//",
+    b"/",
+    b"element vertex 99999999999",
+    b"element face 4000000000",
+    b"property list uchar int vertex_indices",
+    b"property list uint uint vertex_indices",
+    b"end_header",
+    b"format binary_big_endian 1.0",
+    b"format ascii 1.0",
+    b"OFF",
+    b"{",
+    b"}",
+    b"\"",
+    b"'shape': (",
+    b"18446744073709551615,",
+    b"99999999999999999999",
+    b"#",
+    b"1e-45",
 ];
 
 fn interesting(len: usize) -> [u64; 10] {
@@ -327,37 +364,37 @@ type Done = Result<(Result<(), String>, usize), String>;
 /// Runs inputs on a worker thread so a hang is seen by the waiting side; the
 /// worker catches panics itself.
 pub struct Runner {
-    targets: Vec<Target>,
+    names: Vec<&'static str>,
     jobs: mpsc::Sender<Job>,
     done: mpsc::Receiver<Done>,
 }
 
 impl Runner {
     pub fn new() -> Self {
+        Runner::with(targets())
+    }
+
+    /// A runner over other targets, so the harness's own checks can be tested.
+    pub fn with(targets: Vec<Target>) -> Self {
+        let names = targets.iter().map(|t| t.name).collect();
         let (jobs, job_rx) = mpsc::channel::<Job>();
         let (done_tx, done) = mpsc::channel::<Done>();
         std::thread::spawn(move || {
-            let targets = targets();
             for (t, input) in job_rx {
                 let base = reset_peak();
                 let run = targets[t].run;
-                let outcome =
-                    std::panic::catch_unwind(|| run(&input)).map_err(|p| panic_text(&p));
+                let outcome = std::panic::catch_unwind(|| run(&input)).map_err(|p| panic_text(&p));
                 let used = PEAK.load(Ordering::Relaxed).saturating_sub(base);
                 if done_tx.send(outcome.map(|r| (r, used))).is_err() {
                     break;
                 }
             }
         });
-        Runner {
-            targets: targets(),
-            jobs,
-            done,
-        }
+        Runner { names, jobs, done }
     }
 
-    pub fn targets(&self) -> &[Target] {
-        &self.targets
+    pub fn names(&self) -> &[&'static str] {
+        &self.names
     }
 
     /// `None` when the input was handled properly. After a `Hang` the worker
@@ -426,8 +463,8 @@ pub fn save_finding(target: &str, input: &[u8]) -> PathBuf {
 pub fn replay(runner: &Runner) -> (usize, Vec<String>) {
     let mut count = 0;
     let mut failures = Vec::new();
-    for (t, target) in runner.targets().iter().enumerate() {
-        for (path, bytes) in corpus(target.name) {
+    for (t, name) in runner.names().iter().enumerate() {
+        for (path, bytes) in corpus(name) {
             count += 1;
             if let Some(f) = runner.check(t, &bytes) {
                 failures.push(format!("{}: {f:?}", path.display()));
@@ -444,7 +481,7 @@ pub fn replay(runner: &Runner) -> (usize, Vec<String>) {
 /// input is saved to the corpus and listed in the result.
 pub fn fuzz(runner: &Runner, total: Duration, seed: u64) -> (usize, Vec<String>) {
     let mut rng = Rng::new(seed);
-    let names: Vec<&'static str> = runner.targets().iter().map(|t| t.name).collect();
+    let names = runner.names().to_vec();
     let share = total / names.len() as u32;
     let mut runs = 0;
     let mut failures = Vec::new();
