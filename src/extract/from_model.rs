@@ -18,7 +18,7 @@ pub enum ExtractError {
     Precision,
     #[error("extraction cancelled")]
     Cancelled,
-    #[error("the network's zero level set is empty inside the unit sphere: no surface to extract (did training converge?)")]
+    #[error("the network's zero level set is empty inside the unit sphere: no surface to extract; train longer or with a larger network, and check the convergence report")]
     NoSurface,
 }
 

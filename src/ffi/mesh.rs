@@ -419,7 +419,11 @@ pub extern "C" fn hisdf_metrics_get(
             .iter()
             .find(|(n, _)| n.as_bytes() == name.as_bytes())
             .map(|(_, v)| *v)
-            .ok_or_else(|| Failure::invalid(format!("no metric named {name:?}")))?;
+            .ok_or_else(|| {
+                Failure::invalid(format!(
+                    "no metric named {name:?}; read the names with the metrics' index functions"
+                ))
+            })?;
         unsafe { *out = value };
         Ok(())
     })
@@ -455,7 +459,10 @@ pub extern "C" fn hisdf_metrics_entry(
         out_arg(name, "name")?;
         out_arg(value, "value")?;
         let (n, v) = m.get(index).ok_or_else(|| {
-            Failure::invalid(format!("index {index} out of range ({} metrics)", m.len()))
+            Failure::invalid(format!(
+                "index {index} out of range ({} metrics); use 0 to one less than the count",
+                m.len()
+            ))
         })?;
         unsafe {
             *name = n.as_ptr();

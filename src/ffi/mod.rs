@@ -217,7 +217,10 @@ struct Failure(HisdfStatus, String);
 
 impl Failure {
     fn null(what: &str) -> Failure {
-        Failure(HisdfStatus::NullArgument, format!("{what} is NULL"))
+        Failure(
+            HisdfStatus::NullArgument,
+            format!("{what} is NULL; pass a valid pointer"),
+        )
     }
     fn invalid(msg: impl Into<String>) -> Failure {
         Failure(HisdfStatus::InvalidArgument, msg.into())
@@ -399,7 +402,7 @@ fn str_arg<'a>(s: *const c_char, what: &str) -> Result<&'a str, Failure> {
     }
     unsafe { CStr::from_ptr(s) }
         .to_str()
-        .map_err(|_| Failure::invalid(format!("{what} is not valid UTF-8")))
+        .map_err(|_| Failure::invalid(format!("{what} is not valid UTF-8; pass UTF-8 text")))
 }
 
 fn path_arg(path: *const c_char) -> Result<PathBuf, Failure> {

@@ -145,8 +145,11 @@ pub extern "C" fn hisdf_samples_from_arrays(
                 "no samples: points is empty; pass at least one point (x, y, z) with its signed distance",
             ));
         }
-        if values.iter().any(|v| !v.is_finite()) {
-            return Err(Failure::invalid("sdf contains NaN or infinity"));
+        if let Some(i) = values.iter().position(|v| !v.is_finite()) {
+            return Err(Failure::invalid(format!(
+                "sdf[{i}] is {}; pass a finite signed distance for every point, or drop that point",
+                values[i]
+            )));
         }
         let cloud = TriangleMesh {
             vertices: pts,
@@ -509,7 +512,9 @@ fn device_arg(device: u32) -> Result<tch::Device, Failure> {
         d if d == HisdfDevice::Auto as u32 => DeviceChoice::Auto,
         d if d == HisdfDevice::Cpu as u32 => DeviceChoice::Cpu,
         d if d == HisdfDevice::Cuda as u32 => DeviceChoice::Cuda,
-        d => return Err(Failure::invalid(format!("unknown device {d}"))),
+        d => return Err(Failure::invalid(format!(
+                "unknown device {d}; use HISDF_DEVICE_AUTO (0), HISDF_DEVICE_CPU (1) or HISDF_DEVICE_CUDA (2)"
+            ))),
     };
     Ok(choice.resolve()?)
 }

@@ -24,9 +24,9 @@ pub enum NpyError {
         #[source]
         source: std::io::Error,
     },
-    #[error("{}: not a .npy file ({reason})", .path.display())]
+    #[error("{}: not a .npy file ({reason}); write it with numpy.save", .path.display())]
     NotNpy { path: PathBuf, reason: String },
-    #[error("{}: malformed .npy header: {reason}", .path.display())]
+    #[error("{}: malformed .npy header: {reason}; write it again with numpy.save", .path.display())]
     Header { path: PathBuf, reason: String },
     #[error(
         "{}: unsupported .npy element type '{descr}'; expected little-endian float32 ('<f4') or float64 ('<f8')",
@@ -35,7 +35,7 @@ pub enum NpyError {
     UnsupportedDtype { path: PathBuf, descr: String },
     #[error("{}: Fortran-order arrays are not supported; save with C order (numpy's default)", .path.display())]
     FortranOrder { path: PathBuf },
-    #[error("{}: header promises {expected} bytes of data (shape {shape:?}), the file holds {actual}", .path.display())]
+    #[error("{}: header promises {expected} bytes of data (shape {shape:?}), the file holds {actual}; it is truncated or damaged: write it again with numpy.save", .path.display())]
     DataLength {
         path: PathBuf,
         shape: Vec<usize>,
@@ -48,8 +48,19 @@ pub enum NpyError {
         shape: Vec<usize>,
         expected: String,
     },
-    #[error("{}: value {index} is NaN or infinite", .path.display())]
-    NonFinite { path: PathBuf, index: usize },
+    #[error(
+        "{}: point {row} ({column}) is {}; fix or drop that row (numpy: a[np.isfinite(a).all(axis=1)])",
+        .path.display(),
+        if *.nan { "NaN" } else { "infinite" }
+    )]
+    NonFinite {
+        path: PathBuf,
+        /// 0-based row, the point or sample the value belongs to.
+        row: usize,
+        /// The column's name (x, y, z, sdf) or its 0-based number.
+        column: String,
+        nan: bool,
+    },
 }
 
 /// Element types the writer knows; the reader accepts the float ones.
@@ -431,9 +442,19 @@ pub fn read_rows(path: &Path, cols: usize, what: &str) -> Result<(Vec<f64>, usiz
     match a.shape.as_slice() {
         [n, c] if *c == cols => {
             if let Some(index) = a.data.iter().position(|x| !x.is_finite()) {
+                // A flat index means nothing to someone looking at an N x 3
+                // array; the row and axis point at the value.
+                const AXES: [&str; 4] = ["x", "y", "z", "sdf"];
+                let col = index % cols;
+                let column = match AXES.get(col) {
+                    Some(name) if cols <= AXES.len() => (*name).to_string(),
+                    _ => format!("column {col}"),
+                };
                 return Err(NpyError::NonFinite {
                     path: path.to_path_buf(),
-                    index,
+                    row: index / cols,
+                    column,
+                    nan: a.data[index].is_nan(),
                 });
             }
             Ok((a.data, *n))
@@ -648,11 +669,17 @@ mod tests {
         assert_eq!((n, rows[5]), (2, 5.0));
         let err = read_rows(&f, 4, "samples").unwrap_err();
         assert!(matches!(err, NpyError::WrongShape { .. }), "{err}");
-        write(&f, &[1, 3], &[0f64, f64::NAN, 1.0]).unwrap();
-        assert!(matches!(
-            read_rows(&f, 3, "points"),
-            Err(NpyError::NonFinite { index: 1, .. })
-        ));
+        write(&f, &[2, 3], &[0f64, 0.0, 0.0, f64::NAN, 1.0, 1.0]).unwrap();
+        let err = read_rows(&f, 3, "points").unwrap_err();
+        assert!(matches!(err, NpyError::NonFinite { row: 1, .. }), "{err}");
+        let msg = err.to_string();
+        assert!(
+            msg.contains("point 1 (x) is NaN; fix or drop that row"),
+            "{msg}"
+        );
+        write(&f, &[1, 4], &[0f64, 0.0, 0.0, f64::INFINITY]).unwrap();
+        let msg = read_rows(&f, 4, "samples").unwrap_err().to_string();
+        assert!(msg.contains("point 0 (sdf) is infinite"), "{msg}");
         assert!(matches!(
             read(&dir.path("missing.npy")),
             Err(NpyError::Io { .. })
@@ -666,6 +693,6 @@ mod tests {
             Err(NpyError::WrongShape { .. })
         ));
         // The failed write kept the previous file.
-        assert_eq!(read(&f).unwrap().shape, vec![1, 3]);
+        assert_eq!(read(&f).unwrap().shape, vec![1, 4]);
     }
 }

@@ -28,23 +28,45 @@ pub fn load(path: &Path) -> Result<TriangleMesh, MeshError> {
 }
 
 /// Parses a mesh held in memory. `format_hint` is an extension such as
-/// `"obj"` or `".PLY"`; `None` or an unknown hint means sniff the content.
+/// `"obj"` or `".PLY"`; `None` or an empty hint means sniff the content, an
+/// unknown hint tries only the formats with a signature (PLY, OFF, STL).
 /// Errors name the pseudo path `<memory>`.
 pub fn load_from_bytes(bytes: &[u8], format_hint: Option<&str>) -> Result<TriangleMesh, MeshError> {
-    let hint = format_hint.map(|h| h.trim().trim_start_matches('.').to_ascii_lowercase());
+    let hint = format_hint
+        .map(|h| h.trim().trim_start_matches('.').to_ascii_lowercase())
+        .filter(|h| !h.is_empty());
     parse(bytes, hint.as_deref(), Path::new("<memory>"))
 }
 
 fn parse(bytes: &[u8], ext: Option<&str>, path: &Path) -> Result<TriangleMesh, MeshError> {
+    let empty = || MeshError::EmptyFile {
+        path: path.to_path_buf(),
+    };
     if strip_bom(bytes).iter().all(u8::is_ascii_whitespace) {
-        return Err(MeshError::Empty);
+        return Err(empty());
     }
     let mesh = match ext {
         Some("obj") => obj::parse(bytes, path)?,
         Some("off") => off::parse(bytes, path)?,
         Some("ply") => ply::parse(bytes, path)?,
         Some("stl") => stl::parse(bytes, path, true)?,
-        _ => {
+        // A named but unknown extension (.3ds, .lwo, .x) is only tried as the
+        // formats with a reliable signature; OBJ's sniff is too permissive
+        // and would turn "wrong format" into "no triangles".
+        Some(_) => {
+            if ply::sniff(bytes) {
+                ply::parse(bytes, path)?
+            } else if off::sniff(bytes) {
+                off::parse(bytes, path)?
+            } else if stl::sniff(bytes) {
+                stl::parse(bytes, path, false)?
+            } else {
+                return Err(MeshError::UnknownFormat {
+                    path: path.to_path_buf(),
+                });
+            }
+        }
+        None => {
             if ply::sniff(bytes) {
                 ply::parse(bytes, path)?
             } else if off::sniff(bytes) {
@@ -61,7 +83,7 @@ fn parse(bytes: &[u8], ext: Option<&str>, path: &Path) -> Result<TriangleMesh, M
         }
     };
     if mesh.triangles.is_empty() {
-        return Err(MeshError::Empty);
+        return Err(empty());
     }
     log::debug!(
         "loaded {}: {} vertices, {} triangles",
@@ -257,10 +279,13 @@ mod tests {
     #[test]
     fn empty_and_whitespace_inputs_are_empty() {
         for hint in [None, Some("obj"), Some("stl"), Some("ply"), Some("off")] {
-            assert!(matches!(load_from_bytes(b"", hint), Err(MeshError::Empty)));
+            assert!(matches!(
+                load_from_bytes(b"", hint),
+                Err(MeshError::EmptyFile { .. })
+            ));
             assert!(matches!(
                 load_from_bytes(b"\xEF\xBB\xBF \n\r\n", hint),
-                Err(MeshError::Empty)
+                Err(MeshError::EmptyFile { .. })
             ));
         }
     }
@@ -270,7 +295,7 @@ mod tests {
         let dir = TempDir::new("empty");
         let p = dir.path("e.obj");
         std::fs::write(&p, b"").unwrap();
-        assert!(matches!(load(&p), Err(MeshError::Empty)));
+        assert!(matches!(load(&p), Err(MeshError::EmptyFile { .. })));
     }
 
     #[test]

@@ -245,8 +245,14 @@ mod tests {
 
     #[test]
     fn points_only_is_empty() {
-        assert!(matches!(obj("v 0 0 0\nv 1 0 0\n"), Err(MeshError::Empty)));
-        assert!(matches!(obj("# nothing\n"), Err(MeshError::Empty)));
+        assert!(matches!(
+            obj("v 0 0 0\nv 1 0 0\n"),
+            Err(MeshError::EmptyFile { .. })
+        ));
+        assert!(matches!(
+            obj("# nothing\n"),
+            Err(MeshError::EmptyFile { .. })
+        ));
     }
 
     #[test]

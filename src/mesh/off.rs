@@ -244,7 +244,7 @@ mod tests {
         // Zero faces is an empty mesh, not a parse error.
         assert!(matches!(
             off("OFF\n3 0 0\n0 0 0\n1 0 0\n0 1 0\n"),
-            Err(MeshError::Empty)
+            Err(MeshError::EmptyFile { .. })
         ));
         // Glued text that is not a count is still refused.
         assert!(matches!(

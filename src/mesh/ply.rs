@@ -178,8 +178,15 @@ fn parse_header(bytes: &[u8], path: &Path) -> Result<(Encoding, Vec<Element>, us
                 };
                 element.props.push((name.to_vec(), prop));
             }
+            // Exporters write free text into the header ("Created by
+            // Blender ..." in assimp's Wuson.ply); other readers skip such
+            // lines, and nothing in them changes how the body is read.
             other => {
-                return Err(err(format!("unknown header keyword '{}'", show(other))));
+                log::debug!(
+                    "{}, line {n}: skipping unknown PLY header line starting '{}'",
+                    path.display(),
+                    show(other)
+                );
             }
         }
     }
@@ -541,6 +548,16 @@ mod tests {
             vec![[0., 0., 0.], [1., 0., 0.], [1., 1., 0.], [0., 1., 0.]]
         );
         assert_eq!(m.triangles, vec![[0, 1, 2], [0, 2, 3], [0, 2, 1]]);
+    }
+
+    #[test]
+    fn free_text_header_lines_are_skipped() {
+        // The shape of assimp's Wuson.ply header, which other readers accept.
+        let text = "ply\nformat ascii 1.0\nCreated by Blender 2.49 - www.blender.org\n\
+            element vertex 3\nproperty float x\nproperty float y\nproperty float z\n\
+            element face 1\nproperty list uchar int vertex_indices\nend_header\n\
+            0 0 0\n1 0 0\n0 1 0\n3 0 1 2\n";
+        assert_eq!(ply(text.as_bytes()).unwrap().triangles, vec![[0, 1, 2]]);
     }
 
     #[test]

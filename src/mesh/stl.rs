@@ -23,7 +23,7 @@ pub(super) fn sniff(bytes: &[u8]) -> bool {
 pub(super) fn parse(bytes: &[u8], path: &Path, lenient: bool) -> Result<TriangleMesh, MeshError> {
     if binary_size_matches(bytes) {
         parse_binary(bytes, path)
-    } else if looks_ascii(bytes) {
+    } else if looks_ascii(bytes) || (lenient && ascii_up_to_nul(bytes)) {
         parse_ascii(bytes, path)
     } else if lenient {
         parse_binary(bytes, path)
@@ -63,6 +63,26 @@ fn looks_ascii(bytes: &[u8]) -> bool {
         .all(|&b| b == b'\t' || b == b'\n' || b == b'\r' || b >= 0x20)
 }
 
+/// A `solid` file whose size breaks the binary rule and whose bytes are
+/// plain text up to a stray NUL past the binary preamble is a damaged ASCII
+/// STL: reading its text as a triangle count would declare hundreds of
+/// millions of triangles and hide the real problem. Binary headers that start
+/// with "solid" are NUL-padded inside their 80 bytes, so they stay binary.
+fn ascii_up_to_nul(bytes: &[u8]) -> bool {
+    let text = strip_bom(bytes).trim_ascii_start();
+    if !text
+        .get(..5)
+        .is_some_and(|s| s.eq_ignore_ascii_case(b"solid"))
+    {
+        return false;
+    }
+    let end = text.iter().position(|&b| b == 0).unwrap_or(text.len());
+    end >= PREAMBLE
+        && text[..end]
+            .iter()
+            .all(|&b| b == b'\t' || b == b'\n' || b == b'\r' || b >= 0x20)
+}
+
 fn parse_binary(bytes: &[u8], path: &Path) -> Result<TriangleMesh, MeshError> {
     let Some(count) = declared_count(bytes) else {
         return Err(MeshError::parse(
@@ -78,7 +98,10 @@ fn parse_binary(bytes: &[u8], path: &Path) -> Result<TriangleMesh, MeshError> {
     if u64::from(count) > capacity {
         return Err(MeshError::TooLarge {
             path: path.to_path_buf(),
-            what: "triangles in its binary STL header".into(),
+            what: format!(
+                "triangles in its binary STL header (a binary STL of {} bytes has room for {capacity})",
+                bytes.len()
+            ),
             count: count.into(),
             limit: capacity,
         });
@@ -123,6 +146,15 @@ fn parse_binary(bytes: &[u8], path: &Path) -> Result<TriangleMesh, MeshError> {
 
 fn parse_ascii(bytes: &[u8], path: &Path) -> Result<TriangleMesh, MeshError> {
     let bytes = strip_bom(bytes);
+    if let Some(at) = bytes.iter().position(|&b| b == 0) {
+        let line = bytes[..at].iter().filter(|&&b| b == b'\n').count() + 1;
+        return Err(MeshError::parse(
+            path,
+            Some(line),
+            "a NUL byte in an ASCII STL (the file is damaged, or was cut and joined); \
+             export it again, as binary STL if the exporter offers it",
+        ));
+    }
     // A facet needs roughly 200 bytes of text; the estimate only sizes the
     // initial allocation, it is never trusted.
     let mut welder = Welder::with_capacity(bytes.len() / 256);
@@ -321,15 +353,43 @@ mod tests {
     }
 
     #[test]
+    fn ascii_with_a_nul_is_damaged_text_not_a_huge_binary() {
+        let mut bytes = b"solid part\n".to_vec();
+        for _ in 0..3 {
+            bytes.extend_from_slice(
+                b"facet normal 0 0 1\nouter loop\nvertex 0 0 0\nvertex 1 0 0\nvertex 0 1 0\nendloop\nendfacet\n",
+            );
+        }
+        let nul_line = bytes.iter().filter(|&&b| b == b'\n').count() + 1;
+        bytes.extend_from_slice(b"endso\0lid part\n");
+        let e = load_from_bytes(&bytes, Some("stl")).unwrap_err();
+        let msg = e.to_string();
+        assert!(
+            msg.contains(&format!("line {nul_line}: a NUL byte in an ASCII STL")),
+            "{msg}"
+        );
+        assert!(msg.contains("export it again"), "{msg}");
+        // A truncated binary STL still reports both counts.
+        let mut bin = binary_stl(b"solid x", &TWO, 7);
+        bin.truncate(bin.len() - 3);
+        let msg = load_from_bytes(&bin, Some("stl")).unwrap_err().to_string();
+        assert!(msg.contains("declares 7 triangles"), "{msg}");
+        assert!(
+            msg.contains(&format!("of {} bytes has room for 1", bin.len())),
+            "{msg}"
+        );
+    }
+
+    #[test]
     fn zero_triangles_is_empty() {
         let bytes = binary_stl(b"x", &[], 0);
         assert!(matches!(
             load_from_bytes(&bytes, None),
-            Err(MeshError::Empty)
+            Err(MeshError::EmptyFile { .. })
         ));
         assert!(matches!(
             load_from_bytes(b"solid a\nendsolid a\n", None),
-            Err(MeshError::Empty)
+            Err(MeshError::EmptyFile { .. })
         ));
     }
 

@@ -292,7 +292,8 @@ mod tests {
         ));
         assert_eq!(
             err.to_string(),
-            "triangle 4 refers to vertex 8, but the mesh has only 8 vertices"
+            "triangle 4 refers to vertex 8, but the mesh has only 8 vertices; \
+             indices start at 0 and must be below the vertex count"
         );
     }
 }

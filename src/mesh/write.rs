@@ -11,7 +11,7 @@ use super::validate::check_structure;
 use super::{MeshError, TriangleMesh};
 
 /// Writes by extension: `.obj`, `.stl` (binary) or `.ply` (binary), case
-/// insensitive; anything else is [`MeshError::UnknownFormat`].
+/// insensitive; anything else is [`MeshError::UnknownOutputFormat`].
 pub fn save(mesh: &TriangleMesh, path: &Path) -> Result<(), MeshError> {
     write_as(mesh, Format::of_path(path)?, None, path)
 }
@@ -90,18 +90,28 @@ impl Format {
         }
     }
 
-    /// `name` as a format, or [`MeshError::UnknownFormat`] naming `source`.
+    /// `name` as a format, or [`MeshError::UnknownOutputFormat`] naming
+    /// `source` with `name` as its extension, so the message quotes it.
     fn named(name: &str, source: &Path) -> Result<Format, MeshError> {
-        Format::from_name(name).ok_or_else(|| MeshError::UnknownFormat {
-            path: source.to_path_buf(),
+        Format::from_name(name).ok_or_else(|| MeshError::UnknownOutputFormat {
+            path: source.with_extension(name.trim_start_matches('.')),
         })
     }
 
     /// The format a path's extension names.
     fn of_path(path: &Path) -> Result<Format, MeshError> {
-        Format::named(
-            path.extension().and_then(|e| e.to_str()).unwrap_or(""),
-            path,
+        // A folder named "x.obj" has an extension too; calling it an
+        // unsupported format would send the user looking in the wrong place.
+        if path.is_dir() {
+            return Err(MeshError::io(
+                path,
+                io::Error::other("it is a folder; give a file name inside it, e.g. out.obj"),
+            ));
+        }
+        Format::from_name(path.extension().and_then(|e| e.to_str()).unwrap_or("")).ok_or_else(
+            || MeshError::UnknownOutputFormat {
+                path: path.to_path_buf(),
+            },
         )
     }
 
@@ -310,13 +320,27 @@ mod tests {
     }
 
     #[test]
+    fn folder_as_output_is_called_a_folder() {
+        let dir = TempDir::new("savedir");
+        let p = dir.path("looks.obj");
+        std::fs::create_dir(&p).unwrap();
+        let e = save(&unit_cube(), &p).unwrap_err();
+        assert!(matches!(e, MeshError::Io { .. }), "{e}");
+        assert!(
+            e.to_string()
+                .contains("it is a folder; give a file name inside it"),
+            "{e}"
+        );
+    }
+
+    #[test]
     fn unknown_extension_rejected() {
         let dir = TempDir::new("saveext");
         for name in ["m.off", "m", "m.txt"] {
             let p = dir.path(name);
             assert!(matches!(
                 save(&unit_cube(), &p),
-                Err(MeshError::UnknownFormat { .. })
+                Err(MeshError::UnknownOutputFormat { .. })
             ));
             assert!(!p.exists());
         }
@@ -388,7 +412,10 @@ mod tests {
         for ext in ["obj", "stl", "ply"] {
             let p = dir.path(&format!("e.{ext}"));
             save(&TriangleMesh::default(), &p).unwrap();
-            assert!(matches!(load(&p), Err(MeshError::Empty)), "{ext}");
+            assert!(
+                matches!(load(&p), Err(MeshError::EmptyFile { .. })),
+                "{ext}"
+            );
         }
     }
 

@@ -20,24 +20,25 @@ const FORMAT_TAG: &str = "hisdf-model";
 
 #[derive(Debug, thiserror::Error)]
 pub enum ModelFileError {
-    #[error("cannot read model file {path}: {source}")]
+    #[error("cannot read model file {path}: {source}; check the path and its permissions")]
     Read {
         path: PathBuf,
         source: std::io::Error,
     },
-    #[error("cannot write model file {path}: {source}")]
+    #[error("cannot write model file {path}: {source}; choose a writable path with free space")]
     Write {
         path: PathBuf,
         source: std::io::Error,
     },
-    #[error("{path} is not a hisdf model file: {reason}")]
+    #[error("{path} is not a hisdf model file ({reason}): was it written by `hisdf train` or hisdf_model_save? re-save it or retrain")]
     NotAModel { path: PathBuf, reason: String },
-    #[error("{path} was written by a newer hisdf (model format {found}, this build reads up to {supported})")]
+    #[error("{path} was written by a newer hisdf (model format {found}, this build reads up to {supported}); update hisdf to read it")]
     FutureVersion {
         path: PathBuf,
         found: u32,
         supported: u32,
     },
+    /// `reason` ends with what to do (see `read_model`).
     #[error("{path} is corrupted: {reason}")]
     Corrupted { path: PathBuf, reason: String },
 }
@@ -150,17 +151,48 @@ pub fn model_from_bytes(bytes: &[u8], device: Device) -> Result<TrainedModel, Mo
     read_model(bytes, Path::new("<buffer>"), device)
 }
 
+/// What a safetensors error means to someone holding the file, instead of
+/// the library's variant name ("MetadataIncompleteBuffer").
+fn header_problem(e: &safetensors::SafeTensorError) -> String {
+    use safetensors::SafeTensorError as E;
+    match e {
+        E::HeaderTooSmall => "it is shorter than a model header: empty or cut short".into(),
+        E::InvalidHeaderLength => "its header is cut short: the file was truncated".into(),
+        E::HeaderTooLarge => "its first bytes declare an absurdly large header".into(),
+        E::InvalidHeader(_) => "its header is not text".into(),
+        E::InvalidHeaderDeserialization(_) | E::JsonError(_) => {
+            "its header is not the JSON a model header holds".into()
+        }
+        E::MetadataIncompleteBuffer => {
+            "its weights do not fill the file exactly: it was truncated or appended to".into()
+        }
+        E::InvalidOffset(name) => format!("the header places tensor '{name}' outside the file"),
+        E::TensorInvalidInfo | E::InvalidTensorView(..) | E::ValidationOverflow => {
+            "a tensor's shape does not match its stored size".into()
+        }
+        E::TensorNotFound(name) => format!("tensor '{name}' is missing"),
+        E::MisalignedSlice => "a tensor's data is misaligned".into(),
+        E::IoError(e) => format!("it could not be read: {e}"),
+    }
+}
+
 fn read_model(bytes: &[u8], path: &Path, device: Device) -> Result<TrainedModel, ModelFileError> {
     let not_a_model = |reason: String| ModelFileError::NotAModel {
         path: path.to_path_buf(),
         reason,
     };
+    // Reasons from the runnability check already say what to do; the
+    // others get the same advice here, once.
     let corrupted = |reason: String| ModelFileError::Corrupted {
         path: path.to_path_buf(),
-        reason,
+        reason: if reason.contains("retrain") {
+            reason
+        } else {
+            format!("{reason}; restore an intact copy, or retrain and save it again")
+        },
     };
     let (_, header) =
-        SafeTensors::read_metadata(bytes).map_err(|e| not_a_model(format!("{e:?}")))?;
+        SafeTensors::read_metadata(bytes).map_err(|e| not_a_model(header_problem(&e)))?;
     let meta = header
         .metadata()
         .clone()
@@ -190,7 +222,7 @@ fn read_model(bytes: &[u8], path: &Path, device: Device) -> Result<TrainedModel,
         .map_err(|e| corrupted(format!("normalisation: {e}")))?;
     let metadata: TrainingMetadata = serde_json::from_str(field("training")?)
         .map_err(|e| corrupted(format!("training metadata: {e}")))?;
-    let tensors = SafeTensors::deserialize(bytes).map_err(|e| corrupted(format!("{e:?}")))?;
+    let tensors = SafeTensors::deserialize(bytes).map_err(|e| corrupted(header_problem(&e)))?;
 
     let network = SdfNetwork::new(&config, device, 0).map_err(corrupted)?;
     let mut parts: Vec<&[u8]> = Vec::new();
@@ -444,7 +476,19 @@ mod tests {
                 ),
                 "{name}: {err}"
             );
+            // The message says what is wrong in words and what to do, never
+            // a library's variant name.
+            let msg = err.to_string();
+            for raw in ["Metadata", "Header", "Utf8", "Error {", "valid_up_to"] {
+                assert!(!msg.contains(raw), "{name}: {msg}");
+            }
+            assert!(msg.contains("retrain"), "{name}: {msg}");
         }
+        let err = model_from_bytes(&bytes[..bytes.len() / 2], Device::Cpu).unwrap_err();
+        assert!(
+            err.to_string().contains("truncated"),
+            "a half file should be called truncated: {err}"
+        );
 
         let path = temp("bad-config.safetensors");
         std::fs::copy(&good, &path).unwrap();

@@ -95,10 +95,10 @@ pub enum JobError {
     #[error("training cancelled")]
     Cancelled,
     /// The check failed under [`ConvergencePolicy::Require`].
-    #[error("training did not converge: {}", .0.failures())]
+    #[error("training did not converge: {}; train for more iterations or with a larger network, or keep the unconverged model (the command line's --keep-unconverged)", .0.failures())]
     NotConverged(Box<ConvergenceReport>),
     /// A bug of ours, caught so that the other meshes of a batch go on.
-    #[error("internal error: {0}")]
+    #[error("internal error: {0}; this is a bug in hisdf: please report it with the input that caused it")]
     Panicked(String),
 }
 

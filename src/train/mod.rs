@@ -175,11 +175,11 @@ impl Progress {
 
 #[derive(Debug, thiserror::Error)]
 pub enum TrainError {
-    #[error("CUDA was requested but libtorch sees no CUDA device")]
+    #[error("CUDA was requested but libtorch sees no CUDA device; train on the CPU device, or install a CUDA build of libtorch and its driver")]
     NoCuda,
     #[error("invalid training configuration: {0}")]
     InvalidConfig(String),
-    #[error("the training set is empty")]
+    #[error("the training set is empty; sample more points (a mesh with a surface gives some)")]
     NoSamples,
     #[error("training diverged at iteration {iteration}: the loss became {loss}; lower the learning rate")]
     Diverged { iteration: usize, loss: f64 },
