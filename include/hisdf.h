@@ -186,11 +186,6 @@ typedef struct HisdfSamples HisdfSamples;
 // behind a lock, so a read never sees a half-written update.
 typedef struct HisdfTrainMonitor HisdfTrainMonitor;
 
-// The refinement block of a near-surface set: `samples` points (none when
-// 0), first a tight shell around the whole surface, replaced at the
-// fraction `at` of training by points around the largest errors.
-typedef struct Refinement Refinement;
-
 // Receives one log record: `target` is the module that logged (e.g.
 // "hisdf::train"), `message` the text; both are valid only during the
 // call. May be called from any thread, including library worker threads,
