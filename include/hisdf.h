@@ -495,7 +495,10 @@ HisdfStatus hisdf_chamfer(const struct HisdfMesh *reference,
 
 // Every metric between two meshes, in the unit-sphere frame of `reference`
 // (see `hisdf eval`): chamfer, chamfer_point_to_mesh, emd, emd_sum,
-// hausdorff (and per direction, and 99th percentiles), normal_consistency,
+// hausdorff (and per direction, and 99th percentiles; the maxima certified
+// to hausdorff_tolerance, with hausdorff_upper and its per-direction values
+// the proven bounds and hausdorff_evaluations the queries spent),
+// normal_consistency,
 // f_score, precision, recall, components_reference, components_other,
 // components_other_significant and components_other_extra_area_share
 // (connected components, on welded positions), and the settings used.

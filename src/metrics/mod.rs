@@ -7,6 +7,7 @@
 //! is seeded; the same meshes, configuration and seed give the same report.
 
 mod emd;
+pub mod hausdorff;
 mod kdtree;
 mod sdf_error;
 
@@ -161,16 +162,29 @@ pub struct EvalReport {
     /// Chamfer with exact distances to the other surface instead of to its
     /// samples: no sampling floor. Squared, mean per direction, summed.
     pub chamfer_point_to_mesh: f64,
-    /// Hausdorff distance: the larger of the two one-sided maxima, over the
-    /// area samples and every vertex of each mesh, with exact
-    /// point-to-triangle distances. Exact where the maximum sits at a vertex
-    /// (a spike, a moved vertex); a lower bound where it lies inside a
-    /// triangle.
+    /// Hausdorff distance: the larger of the two one-sided maxima over the
+    /// whole surfaces (not samples), certified: each one-sided value is the
+    /// largest exact point-to-triangle distance found by branch and bound
+    /// over the triangles (see `metrics::hausdorff`), and is within
+    /// `hausdorff_tolerance` of the true maximum unless the query cap was
+    /// hit; `hausdorff_upper` is the proven bound either way.
     pub hausdorff: f64,
     pub hausdorff_ref_to_other: f64,
     pub hausdorff_other_to_ref: f64,
+    /// Proven upper bounds of the same maxima: the true Hausdorff distance
+    /// lies in [hausdorff, hausdorff_upper]. Wider than the tolerance only
+    /// when [`HAUSDORFF_MAX_EVALUATIONS`] ran out.
+    pub hausdorff_upper: f64,
+    pub hausdorff_upper_ref_to_other: f64,
+    pub hausdorff_upper_other_to_ref: f64,
+    /// The gap the bounds were asked to close (unit-sphere frame).
+    pub hausdorff_tolerance: f64,
+    /// Distance queries spent on the certified maxima, both directions.
+    pub hausdorff_evaluations: usize,
     /// 99th percentiles of the point-to-mesh distances, per direction:
-    /// robust to a few stray triangles.
+    /// robust to a few stray triangles. Unlike the maxima these are area
+    /// statistics over the surface samples (each sample weighs the same
+    /// area), so they are estimates, not certified.
     pub hausdorff_p99_ref_to_other: f64,
     pub hausdorff_p99_other_to_ref: f64,
     /// Mean |cos| between the normal at a sample (its triangle's) and the
@@ -205,6 +219,14 @@ pub struct EvalReport {
     #[serde(flatten)]
     pub model: Option<SdfErrorReport>,
 }
+
+/// Gap between the certified Hausdorff bounds [`evaluate`] asks for, in the
+/// unit-sphere frame.
+pub const HAUSDORFF_TOLERANCE: f64 = hausdorff::DEFAULT_TOLERANCE;
+
+/// Distance queries per direction after which [`evaluate`] reports the
+/// Hausdorff distance as an interval instead of closing the gap.
+pub const HAUSDORFF_MAX_EVALUATIONS: usize = hausdorff::DEFAULT_MAX_EVALUATIONS;
 
 /// Area share from which a component counts as a part of the shape rather
 /// than a crumb (see [`EvalReport::components_other_significant`]).
@@ -246,17 +268,14 @@ pub fn evaluate(reference: &TriangleMesh, other: &TriangleMesh, config: &EvalCon
         sq_mean(&d_ab) + sq_mean(&d_ba)
     };
     // Percentiles are over the area samples (they weigh the surface by
-    // area); the maxima also take every vertex of each mesh, where a spike
-    // or a moved vertex puts the maximum and area samples almost never land.
-    let (h_ab, p99_ab) = max_and_p99(&d_ab);
-    let (h_ba, p99_ba) = max_and_p99(&d_ba);
-    let corner_max = |from: &TriangleMesh, to: &MeshSdf| {
-        unsigned(to, &surface_vertices(from))
-            .into_iter()
-            .fold(0.0f64, f64::max)
-    };
-    let h_ab = h_ab.max(corner_max(&ma, &sdf_b));
-    let h_ba = h_ba.max(corner_max(&mb, &sdf_a));
+    // area); the maxima are certified by branch and bound over each mesh's
+    // triangles (see `hausdorff`), which also covers every vertex.
+    let (_, p99_ab) = max_and_p99(&d_ab);
+    let (_, p99_ba) = max_and_p99(&d_ba);
+    let (h_ab, h_ba) = rayon::join(
+        || hausdorff::one_sided(&ma, &sdf_b, HAUSDORFF_TOLERANCE, HAUSDORFF_MAX_EVALUATIONS),
+        || hausdorff::one_sided(&mb, &sdf_a, HAUSDORFF_TOLERANCE, HAUSDORFF_MAX_EVALUATIONS),
+    );
 
     let tau = config.f_score_threshold;
     let share_within = |d: &[f64]| {
@@ -293,9 +312,14 @@ pub fn evaluate(reference: &TriangleMesh, other: &TriangleMesh, config: &EvalCon
         emd_sum,
         emd_points: config.emd_points.min(MAX_EMD_POINTS),
         chamfer_point_to_mesh,
-        hausdorff: h_ab.max(h_ba),
-        hausdorff_ref_to_other: h_ab,
-        hausdorff_other_to_ref: h_ba,
+        hausdorff: h_ab.lower.max(h_ba.lower),
+        hausdorff_ref_to_other: h_ab.lower,
+        hausdorff_other_to_ref: h_ba.lower,
+        hausdorff_upper: h_ab.upper.max(h_ba.upper),
+        hausdorff_upper_ref_to_other: h_ab.upper,
+        hausdorff_upper_other_to_ref: h_ba.upper,
+        hausdorff_tolerance: HAUSDORFF_TOLERANCE,
+        hausdorff_evaluations: h_ab.evaluations + h_ba.evaluations,
         hausdorff_p99_ref_to_other: p99_ab,
         hausdorff_p99_other_to_ref: p99_ba,
         normal_consistency,
@@ -377,11 +401,6 @@ fn unsigned(sdf: &MeshSdf, points: &[[f32; 3]]) -> Vec<f64> {
 }
 
 /// Maximum and 99th percentile (nearest rank); +inf for no values.
-/// The vertices some triangle uses (a stray vertex is not on the surface).
-fn surface_vertices(mesh: &TriangleMesh) -> Vec<[f32; 3]> {
-    mesh.used_vertex_positions()
-}
-
 fn max_and_p99(d: &[f64]) -> (f64, f64) {
     if d.is_empty() {
         return (f64::INFINITY, f64::INFINITY);

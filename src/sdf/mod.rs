@@ -24,7 +24,8 @@ use rayon::prelude::*;
 use crate::mesh::geometry::{is_degenerate_triangle, weld_key};
 use crate::mesh::{MeshError, TriangleMesh};
 use bvh::DistanceBvh;
-use distance::closest_point_on_triangle;
+// Also the certified Hausdorff distance's exact point-to-triangle measure.
+pub(crate) use distance::closest_point_on_triangle;
 use vec3::{cross, is_finite, norm, scale, sub, to_f64, V3};
 use winding::{CellGrid, WindingBvh};
 
@@ -318,6 +319,19 @@ impl MeshSdf {
         let n = self.normal(k)?;
         let orig = *self.tri_map.get(k)? as usize;
         Some((cp.map(|x| self.to_caller(x)), orig, n.map(|x| x as f32)))
+    }
+
+    /// Exact distance (f64, the caller's units) from a point given in f64 to
+    /// the surface, the caller's index of the closest triangle and that
+    /// triangle's corners (the caller's units, exact). The certified
+    /// Hausdorff distance (`metrics::hausdorff`) queries points that are not
+    /// f32 values and bounds with the closest triangle's corners. None for
+    /// a non-finite point or a mesh without usable triangles.
+    pub fn closest_triangle(&self, p: [f64; 3]) -> Option<(f64, usize, [[f64; 3]; 3])> {
+        let (_, k, d) = self.project(scale(p, self.to_frame), &mut None)?;
+        let back = 1.0 / self.to_frame;
+        let corners = self.corners(k)?.map(|c| scale(c, back));
+        Some((d * back, *self.tri_map.get(k)? as usize, corners))
     }
 
     /// The cell grid, built on first use (closed meshes only: elsewhere

@@ -15,11 +15,12 @@ pub struct MergeArgs {
     pub(super) folder: PathBuf,
 }
 
-const METRIC_COLUMNS: [&str; 7] = [
+const METRIC_COLUMNS: [&str; 8] = [
     "chamfer",
     "emd",
     "chamfer_point_to_mesh",
     "hausdorff",
+    "hausdorff_upper",
     "hausdorff_p99_ref_to_other",
     "normal_consistency",
     "f_score",
