@@ -17,6 +17,7 @@ pub use job::{
 use crate::mesh::{Centring, MeshError, MeshInfo, Normalisation, TriangleMesh};
 use crate::model::{Encoding, Initialisation, NetworkConfig};
 use crate::sampling::{
+    Representation, Surface, DEFAULT_SHELL_THICKNESS,
     near_surface, weighted, GaussianShell, NearSurfaceConfig, Samples, MAX_SAMPLES,
 };
 use crate::sdf::MeshSdf;
@@ -89,6 +90,8 @@ impl Preset {
                     ],
                     uniform: 20_000,
                     weighted: None,
+                    representation: Representation::Solid,
+                    shell_thickness: DEFAULT_SHELL_THICKNESS,
                 },
                 network: NetworkConfig {
                     depth: 4,
@@ -179,7 +182,7 @@ impl Recipe {
 
     /// The same with the normalised mesh's SDF already built.
     pub fn samples_with_sdf(&self, prepared: &PreparedMesh, sdf: &MeshSdf) -> Samples {
-        match &self.sampling.weighted {
+        let mut samples = match &self.sampling.weighted {
             Some(w) => weighted(sdf, w, self.training.seed),
             None => near_surface(
                 &prepared.normalised,
@@ -187,7 +190,12 @@ impl Recipe {
                 &self.sampling,
                 self.training.seed,
             ),
-        }
+        };
+        // Sampling draws the points the signed distance picks (weighted
+        // sampling keeps them by |SDF|, which a shell leaves as it is); the
+        // targets are then the surface's own.
+        self.sampling.surface().apply(&mut samples.sdf);
+        samples
     }
 }
 
@@ -388,6 +396,12 @@ impl Recipe {
             return Err("training.iterations must be positive".into());
         }
         let s = &self.sampling;
+        // Checked whatever the representation, so a file's bad thickness
+        // fails now rather than when someone turns the shell on.
+        Surface::Shell {
+            thickness: s.shell_thickness,
+        }
+        .validate()?;
         if let Some(w) = &s.weighted {
             if w.keep == 0 || w.keep > w.pool || !(w.beta >= 0.0 && w.beta.is_finite()) {
                 return Err(format!(
@@ -471,6 +485,8 @@ pub(crate) fn small_test_recipe(initialisation: Initialisation, iterations: usiz
             ],
             uniform: 5000,
             weighted: None,
+            representation: Representation::Solid,
+            shell_thickness: DEFAULT_SHELL_THICKNESS,
         },
         network: NetworkConfig {
             depth: 3,

@@ -393,6 +393,8 @@ pub extern "C" fn hisdf_model_sdf_error(
         out_arg(out, "out")?;
         let config = HeldOutConfig {
             seed: if seed == 0 { HELD_OUT_SEED } else { seed },
+            // A shell model is measured against the band it learned.
+            surface: model.metadata.surface,
             ..HeldOutConfig::default()
         };
         let normalised = model.normalisation.apply_to_mesh(m);

@@ -11,7 +11,7 @@ use std::ops::Bound;
 use crate::extract::sparse::SparseConfig;
 use crate::extract::{ExtractConfig, MAX_DENSE_RESOLUTION, MAX_SPARSE_RESOLUTION};
 use crate::model::{Activation, Initialisation};
-use crate::sampling::GaussianShell;
+use crate::sampling::{GaussianShell, Representation};
 use crate::sampling::MAX_SAMPLES;
 use crate::train::{Loss, MAX_BATCH_SIZE};
 
@@ -23,7 +23,7 @@ pub const KEYS: &str =
     "preset, iterations, batch_size, learning_rate, seed, device, progress_every, \
 precision, width, depth, tanh_output, initialisation, geometric_radius, activation, encoding, \
 skip, weight_norm, dropout, loss, clamp, scheduler, sampling, surface_samples, uniform_samples, \
-shells, resolution, sparse, check_convergence";
+shells, surface, shell_thickness, resolution, sparse, check_convergence";
 
 /// Every preset the `preset` key takes, separated by ", ".
 pub const PRESETS: &str = "fast, detail, paper-l1, paper-curriculum";
@@ -242,6 +242,19 @@ pub const SETTINGS: &[Setting] = &[
               all samples together at most 200,000,000",
     },
     Setting {
+        key: "surface",
+        kind: Kind::Choice(&["solid", "shell"]),
+        doc: "what is learned: solid, the volume the mesh encloses (an open mesh is closed \
+              by its winding number); shell, a closed thin band of shell_thickness around \
+              the surface, for sheet-like open surfaces",
+    },
+    Setting {
+        key: "shell_thickness",
+        kind: Kind::Number(Bound::Excluded(0.0), Bound::Unbounded),
+        doc: "the shell's band, in the unit-sphere frame (the mesh fits a sphere of radius 1); \
+              used with surface=shell",
+    },
+    Setting {
         key: "resolution",
         kind: integer(8, MAX_SPARSE_RESOLUTION as u64),
         doc: "grid points per axis of the extraction: to 1024 dense, to 2048 sparse",
@@ -435,6 +448,24 @@ fn apply(recipe: &mut Recipe, key: &str, value: &str) -> Result<(), String> {
         }
         "scheduler" => t.scheduler = value.parse().map_err(|e| format!("scheduler: {e}"))?,
         "surface_samples" => s.surface = parse(key, value)?,
+        // The thickness is kept while solid, so the order of the two keys
+        // never matters.
+        "surface" => {
+            s.representation = match value.trim() {
+                "solid" => Representation::Solid,
+                "shell" => Representation::Shell,
+                _ => return Err(format!("surface: expected solid or shell, got {value:?}")),
+            }
+        }
+        "shell_thickness" => {
+            let thickness: f64 = parse(key, value)?;
+            // Checked here too: a solid's thickness is not validated with
+            // the recipe, yet would take effect with surface=shell.
+            if !(thickness.is_finite() && thickness > 0.0) {
+                return Err("shell_thickness must be a positive number".into());
+            }
+            s.shell_thickness = thickness;
+        }
         "uniform_samples" => s.uniform = parse(key, value)?,
         "shells" => {
             // "count:variance,count:variance", e.g. "250000:1e-4,250000:1e-5".
@@ -543,6 +574,12 @@ fn value_of(settings: &JobSettings, key: &str) -> Result<String, String> {
             .map(|g| format!("{}:{:e}", g.count, g.variance))
             .collect::<Vec<_>>()
             .join(","),
+        "surface" => match s.representation {
+            Representation::Solid => "solid",
+            Representation::Shell => "shell",
+        }
+        .into(),
+        "shell_thickness" => s.shell_thickness.to_string(),
         "resolution" => settings.extract.resolution.to_string(),
         "sparse" => flag(settings.extract.sparse.is_some()),
         "check_convergence" => flag(settings.check_convergence),

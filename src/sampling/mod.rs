@@ -82,6 +82,77 @@ pub struct NearSurfaceConfig {
     /// the near-surface set above.
     #[serde(default)]
     pub weighted: Option<WeightedConfig>,
+    /// What the samples' targets are: the signed distance (a solid) or a
+    /// thin band around the surface (a shell), see [`Surface`].
+    #[serde(default)]
+    pub representation: Representation,
+    /// The band of a shell, in the unit-sphere frame; kept while the
+    /// representation is solid, so the two settings can be set in any order.
+    #[serde(default = "default_shell_thickness")]
+    pub shell_thickness: f64,
+}
+
+fn default_shell_thickness() -> f64 {
+    DEFAULT_SHELL_THICKNESS
+}
+
+/// The `surface` setting's two words; [`NearSurfaceConfig::surface`] is
+/// what they mean with the thickness.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Representation {
+    #[default]
+    Solid,
+    Shell,
+}
+
+/// The default band of a shell in the unit-sphere frame: 1% of the radius.
+pub const DEFAULT_SHELL_THICKNESS: f64 = 0.01;
+
+/// What a model learns of a mesh. A solid is the volume the mesh's winding
+/// number encloses (an open mesh is closed by it); a shell is the band of
+/// points within `thickness / 2` of the surface, which is what a user with
+/// a sheet-like open surface (a cloth, a leaf, a cut-open part) wants: its
+/// zero level set is a closed thin band around the sheet.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "kebab-case")]
+pub enum Surface {
+    #[default]
+    Solid,
+    Shell { thickness: f64 },
+}
+
+impl Surface {
+    /// The word the `surface` setting takes.
+    pub fn name(self) -> &'static str {
+        match self {
+            Surface::Solid => "solid",
+            Surface::Shell { .. } => "shell",
+        }
+    }
+
+    /// A positive, finite thickness: a zero band has no inside to extract.
+    pub fn validate(self) -> Result<(), String> {
+        match self {
+            Surface::Shell { thickness } if !(thickness.is_finite() && thickness > 0.0) => Err(
+                format!("shell_thickness must be a positive number, got {thickness}"),
+            ),
+            _ => Ok(()),
+        }
+    }
+
+    /// Turns exact signed distances into this surface's targets, in place:
+    /// the one place a shell's field is made. A shell's target is
+    /// |d| - thickness / 2: the unsigned distance (|signed| is exactly it)
+    /// less half the band, negative inside the band.
+    pub fn apply(self, values: &mut [f32]) {
+        if let Surface::Shell { thickness } = self {
+            let half = (thickness / 2.0) as f32;
+            for v in values {
+                *v = v.abs() - half;
+            }
+        }
+    }
 }
 
 /// The most samples one training set may hold (3.2 GB of points and
@@ -106,6 +177,18 @@ impl NearSurfaceConfig {
             ],
             uniform: 0,
             weighted: None,
+            representation: Representation::Solid,
+            shell_thickness: DEFAULT_SHELL_THICKNESS,
+        }
+    }
+
+    /// What the targets are: the representation with its thickness.
+    pub fn surface(&self) -> Surface {
+        match self.representation {
+            Representation::Solid => Surface::Solid,
+            Representation::Shell => Surface::Shell {
+                thickness: self.shell_thickness,
+            },
         }
     }
 
@@ -264,6 +347,8 @@ mod tests {
             }],
             uniform: 30,
             weighted: None,
+            representation: Representation::Solid,
+            shell_thickness: DEFAULT_SHELL_THICKNESS,
         };
         let s = near_surface(&mesh, &sdf, &config, 1);
         s.save_npy(&path).unwrap();
@@ -306,6 +391,8 @@ mod tests {
             ],
             uniform: 5000,
             weighted: None,
+            representation: Representation::Solid,
+            shell_thickness: DEFAULT_SHELL_THICKNESS,
         };
         let s = near_surface(&mesh, &sdf, &config, 11);
         assert_eq!(s.len(), config.total());
@@ -320,6 +407,15 @@ mod tests {
         assert!((r1 / 1e-3f64.sqrt() - 1.0).abs() < 0.1, "shell 1 rms {r1}");
         assert!((r2 / 1e-5f64.sqrt() - 1.0).abs() < 0.1, "shell 2 rms {r2}");
         let uniform = &s.points[41_000..];
+        // A shell's targets are the same points' |d| - t/2.
+        let mut shell = s.sdf.clone();
+        Surface::Shell { thickness: 0.02 }.apply(&mut shell);
+        for (t, d) in shell.iter().zip(&s.sdf) {
+            assert_eq!(*t, d.abs() - 0.01);
+        }
+        assert!(shell[..1000].iter().all(|&t| t == -0.01));
+        assert!(Surface::Shell { thickness: 0.0 }.validate().is_err());
+        assert!(Surface::Shell { thickness: f64::NAN }.validate().is_err());
         assert!(uniform
             .iter()
             .all(|p| p[0] * p[0] + p[1] * p[1] + p[2] * p[2] <= 1.0));
