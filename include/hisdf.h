@@ -215,7 +215,11 @@ typedef struct HisdfMeshInfo {
   // so duplicated vertices do not split a surface).
   size_t components;
   size_t unreferenced_vertices;
-  // Closed 2-manifold: no boundary and no non-manifold edges.
+  // Closed 2-manifold: no boundary and no non-manifold edges. False means
+  // the surface is open (the counts above say where): trained as a solid
+  // (the default, surface=solid) it is closed by its winding number; a
+  // sheet-like surface is better trained with surface=shell, a closed
+  // thin band of shell_thickness around it.
   bool watertight;
   float bbox_min[3];
   float bbox_max[3];

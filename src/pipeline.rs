@@ -264,6 +264,34 @@ impl PreparedMesh {
     pub fn is_open(&self) -> bool {
         !self.info.watertight
     }
+
+    /// What to tell the user about an open mesh trained as `surface`: one
+    /// line, the same in every front end (the command line, a C host's log
+    /// callback, Blender's panel). None for a closed mesh.
+    pub fn open_note(&self, surface: Surface) -> Option<String> {
+        open_surface_note(&self.info, surface)
+    }
+}
+
+/// The note of [`PreparedMesh::open_note`] from a mesh's structure alone.
+pub fn open_surface_note(info: &MeshInfo, surface: Surface) -> Option<String> {
+    if info.watertight {
+        return None;
+    }
+    let what = format!(
+        "open surface: {} boundary edges, {} non-manifold, {} misoriented",
+        info.boundary_edges, info.non_manifold_edges, info.misoriented_edges
+    );
+    Some(match surface {
+        Surface::Solid => format!(
+            "{what}; it will be closed as a solid (by its winding number); \
+             for a sheet-like surface use a shell instead (--surface shell, \
+             the setting surface=shell)"
+        ),
+        Surface::Shell { thickness } => format!(
+            "{what}; trained as a shell: a closed band {thickness} thick around it"
+        ),
+    })
 }
 
 /// Validates, drops degenerate triangles and fits the unit sphere. What the

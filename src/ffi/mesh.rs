@@ -35,7 +35,11 @@ pub struct HisdfMeshInfo {
     /// so duplicated vertices do not split a surface).
     pub components: usize,
     pub unreferenced_vertices: usize,
-    /// Closed 2-manifold: no boundary and no non-manifold edges.
+    /// Closed 2-manifold: no boundary and no non-manifold edges. False means
+    /// the surface is open (the counts above say where): trained as a solid
+    /// (the default, surface=solid) it is closed by its winding number; a
+    /// sheet-like surface is better trained with surface=shell, a closed
+    /// thin band of shell_thickness around it.
     pub watertight: bool,
     pub bbox_min: [f32; 3],
     pub bbox_max: [f32; 3],

@@ -138,6 +138,9 @@ pub fn sample_mesh(
     let t = Instant::now();
     let prepared = prepare_mesh(mesh)?;
     seconds.prepare = t.elapsed().as_secs_f64();
+    if let Some(note) = prepared.open_note(recipe.sampling.surface()) {
+        log::warn!("{note}");
+    }
 
     observer.stage(Stage::Sample);
     let t = Instant::now();
