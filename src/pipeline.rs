@@ -17,8 +17,8 @@ pub use job::{
 use crate::mesh::{Centring, MeshError, MeshInfo, Normalisation, TriangleMesh};
 use crate::model::{Encoding, Initialisation, NetworkConfig};
 use crate::sampling::{
-    Representation, Surface, DEFAULT_SHELL_THICKNESS,
-    near_surface, weighted, GaussianShell, NearSurfaceConfig, Samples, MAX_SAMPLES,
+    near_surface, weighted, GaussianShell, NearSurfaceConfig, Representation, Samples, Surface,
+    DEFAULT_SHELL_THICKNESS, MAX_SAMPLES,
 };
 use crate::sdf::MeshSdf;
 use crate::train::{
@@ -288,9 +288,9 @@ pub fn open_surface_note(info: &MeshInfo, surface: Surface) -> Option<String> {
              for a sheet-like surface use a shell instead (--surface shell, \
              the setting surface=shell)"
         ),
-        Surface::Shell { thickness } => format!(
-            "{what}; trained as a shell: a closed band {thickness} thick around it"
-        ),
+        Surface::Shell { thickness } => {
+            format!("{what}; trained as a shell: a closed band {thickness} thick around it")
+        }
     })
 }
 

@@ -826,8 +826,7 @@ fn an_open_mesh_trains_as_a_shell_on_request() {
     let (code, _, err) = train(&["--surface", "shell", "--shell-thickness", "0.04"]);
     assert_eq!(code, 0, "{err}");
     assert!(err.contains("trained as a shell"), "{err}");
-    let model =
-        hisdf::model::load_model(&dir.join("m.safetensors"), tch::Device::Cpu).unwrap();
+    let model = hisdf::model::load_model(&dir.join("m.safetensors"), tch::Device::Cpu).unwrap();
     assert_eq!(
         model.metadata.surface,
         hisdf::sampling::Surface::Shell { thickness: 0.04 }

@@ -64,7 +64,12 @@ fn a_shell_trained_through_the_c_api_says_so_in_its_file() {
     assert_ne!(set("surface", "sheet"), HisdfStatus::Ok);
     let key = CString::new("shell_thickness").unwrap();
     let mut value = null_mut();
-    ok(hisdf_config_get(config, key.as_ptr(), &mut value, null_mut()));
+    ok(hisdf_config_get(
+        config,
+        key.as_ptr(),
+        &mut value,
+        null_mut(),
+    ));
     let text = String::from_utf8(bytes_of(value)).unwrap();
     assert_eq!(text.trim_end_matches('\0'), "0.05");
     hisdf_bytes_free(value);

@@ -11,8 +11,8 @@ use std::ops::Bound;
 use crate::extract::sparse::SparseConfig;
 use crate::extract::{ExtractConfig, MAX_DENSE_RESOLUTION, MAX_SPARSE_RESOLUTION};
 use crate::model::{Activation, Initialisation};
-use crate::sampling::{GaussianShell, Representation};
 use crate::sampling::MAX_SAMPLES;
+use crate::sampling::{GaussianShell, Representation};
 use crate::train::{Loss, MAX_BATCH_SIZE};
 
 use super::{Preset, Recipe};

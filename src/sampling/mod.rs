@@ -119,7 +119,9 @@ pub const DEFAULT_SHELL_THICKNESS: f64 = 0.01;
 pub enum Surface {
     #[default]
     Solid,
-    Shell { thickness: f64 },
+    Shell {
+        thickness: f64,
+    },
 }
 
 impl Surface {
@@ -415,7 +417,11 @@ mod tests {
         }
         assert!(shell[..1000].iter().all(|&t| t == -0.01));
         assert!(Surface::Shell { thickness: 0.0 }.validate().is_err());
-        assert!(Surface::Shell { thickness: f64::NAN }.validate().is_err());
+        assert!(Surface::Shell {
+            thickness: f64::NAN
+        }
+        .validate()
+        .is_err());
         assert!(uniform
             .iter()
             .all(|p| p[0] * p[0] + p[1] * p[1] + p[2] * p[2] <= 1.0));
