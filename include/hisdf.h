@@ -215,7 +215,11 @@ typedef struct HisdfMeshInfo {
   // so duplicated vertices do not split a surface).
   size_t components;
   size_t unreferenced_vertices;
-  // Closed 2-manifold: no boundary and no non-manifold edges.
+  // Closed 2-manifold: no boundary and no non-manifold edges. False means
+  // the surface is open (the counts above say where): trained as a solid
+  // (the default, surface=solid) it is closed by its winding number; a
+  // sheet-like surface is better trained with surface=shell, a closed
+  // thin band of shell_thickness around it.
   bool watertight;
   float bbox_min[3];
   float bbox_max[3];
@@ -339,7 +343,11 @@ void hisdf_config_free(struct HisdfConfig *config);
 // uniform_samples, shells ("count:variance,..."; all samples together at
 // most 200,000,000), refine_samples (samples moved, at the fraction
 // refine_at of training, to where the network is furthest from the
-// surface; 0: none; the `detail` preset moves 250,000 half way), for
+// surface; 0: none; the `detail` preset moves 250,000 half way), surface
+// (solid: the volume the mesh encloses, an open mesh closed by its winding
+// number | shell: a closed thin band around the surface, for sheet-like
+// open meshes), shell_thickness (the band, in the unit-sphere frame;
+// default 0.01), for
 // `hisdf_extract_with`: resolution (grid points per axis, default 256; 8 to
 // 1024 dense, to 2048 sparse; set in any order with sparse, checked
 // against it when extracting) and sparse (true: coarse-to-fine, sampling

@@ -17,7 +17,8 @@ pub use job::{
 use crate::mesh::{Centring, MeshError, MeshInfo, Normalisation, TriangleMesh};
 use crate::model::{Encoding, Initialisation, NetworkConfig};
 use crate::sampling::{
-    near_surface, weighted, GaussianShell, NearSurfaceConfig, Refinement, Samples, MAX_SAMPLES,
+    near_surface, weighted, GaussianShell, NearSurfaceConfig, Refinement, Representation, Samples,
+    Surface, DEFAULT_SHELL_THICKNESS, MAX_SAMPLES,
 };
 use crate::sdf::MeshSdf;
 use crate::train::{
@@ -90,6 +91,8 @@ impl Preset {
                     uniform: 20_000,
                     weighted: None,
                     refinement: Refinement::NONE,
+                    representation: Representation::Solid,
+                    shell_thickness: DEFAULT_SHELL_THICKNESS,
                 },
                 network: NetworkConfig {
                     depth: 4,
@@ -188,7 +191,7 @@ impl Recipe {
 
     /// The same with the normalised mesh's SDF already built.
     pub fn samples_with_sdf(&self, prepared: &PreparedMesh, sdf: &MeshSdf) -> Samples {
-        match &self.sampling.weighted {
+        let mut samples = match &self.sampling.weighted {
             Some(w) => weighted(sdf, w, self.training.seed),
             None => near_surface(
                 &prepared.normalised,
@@ -196,7 +199,12 @@ impl Recipe {
                 &self.sampling,
                 self.training.seed,
             ),
-        }
+        };
+        // Sampling draws the points the signed distance picks (weighted
+        // sampling keeps them by |SDF|, which a shell leaves as it is); the
+        // targets are then the surface's own.
+        self.sampling.surface().apply(&mut samples.sdf);
+        samples
     }
 }
 
@@ -265,6 +273,34 @@ impl PreparedMesh {
     pub fn is_open(&self) -> bool {
         !self.info.watertight
     }
+
+    /// What to tell the user about an open mesh trained as `surface`: one
+    /// line, the same in every front end (the command line, a C host's log
+    /// callback, Blender's panel). None for a closed mesh.
+    pub fn open_note(&self, surface: Surface) -> Option<String> {
+        open_surface_note(&self.info, surface)
+    }
+}
+
+/// The note of [`PreparedMesh::open_note`] from a mesh's structure alone.
+pub fn open_surface_note(info: &MeshInfo, surface: Surface) -> Option<String> {
+    if info.watertight {
+        return None;
+    }
+    let what = format!(
+        "open surface: {} boundary edges, {} non-manifold, {} misoriented",
+        info.boundary_edges, info.non_manifold_edges, info.misoriented_edges
+    );
+    Some(match surface {
+        Surface::Solid => format!(
+            "{what}; it will be closed as a solid (by its winding number); \
+             for a sheet-like surface use a shell instead (--surface shell, \
+             the setting surface=shell)"
+        ),
+        Surface::Shell { thickness } => {
+            format!("{what}; trained as a shell: a closed band {thickness} thick around it")
+        }
+    })
 }
 
 /// Validates, drops degenerate triangles and fits the unit sphere. What the
@@ -398,6 +434,12 @@ impl Recipe {
         }
         let s = &self.sampling;
         s.refinement.validate()?;
+        // Checked whatever the representation, so a file's bad thickness
+        // fails now rather than when someone turns the shell on.
+        Surface::Shell {
+            thickness: s.shell_thickness,
+        }
+        .validate()?;
         if let Some(w) = &s.weighted {
             if w.keep == 0 || w.keep > w.pool || !(w.beta >= 0.0 && w.beta.is_finite()) {
                 return Err(format!(
@@ -482,6 +524,8 @@ pub(crate) fn small_test_recipe(initialisation: Initialisation, iterations: usiz
             uniform: 5000,
             weighted: None,
             refinement: Refinement::NONE,
+            representation: Representation::Solid,
+            shell_thickness: DEFAULT_SHELL_THICKNESS,
         },
         network: NetworkConfig {
             depth: 3,

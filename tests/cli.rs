@@ -788,3 +788,59 @@ fn unwritable_outputs_fail_before_training() {
     assert!(dir.join("taken.config.json").is_dir());
     std::fs::set_permissions(&locked, std::fs::Permissions::from_mode(0o755)).unwrap();
 }
+
+/// An open box trained as a solid is told it will be closed and pointed to
+/// the shell; trained as a shell (a few CPU iterations of a tiny network)
+/// it says so, and the model file records the band.
+#[test]
+fn an_open_mesh_trains_as_a_shell_on_request() {
+    let dir = scratch("shell");
+    let mut open = hisdf::mesh::primitives::unit_cube();
+    open.triangles.truncate(10);
+    let mesh = dir.join("box.obj");
+    hisdf::mesh::write_obj(&open, &mesh).unwrap();
+    let train = |extra: &[&str]| {
+        run(hisdf()
+            .arg("train")
+            .arg(&mesh)
+            .arg("-o")
+            .arg(dir.join("m.safetensors"))
+            .args([
+                "--iterations",
+                "5",
+                "--width",
+                "8",
+                "--depth",
+                "2",
+                "--device",
+                "cpu",
+                "--keep-unconverged",
+                "--set",
+                "surface_samples=500",
+                "--set",
+                "shells=2000:1e-3",
+                "--set",
+                "uniform_samples=500",
+            ])
+            .args(extra))
+    };
+    let (code, _, err) = train(&[]);
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        err.contains("open surface: 4 boundary edges")
+            && err.contains("closed as a solid")
+            && err.contains("--surface shell"),
+        "{err}"
+    );
+    let (code, _, err) = train(&["--surface", "shell", "--shell-thickness", "0.04"]);
+    assert_eq!(code, 0, "{err}");
+    assert!(err.contains("trained as a shell"), "{err}");
+    let model = hisdf::model::load_model(&dir.join("m.safetensors"), tch::Device::Cpu).unwrap();
+    assert_eq!(
+        model.metadata.surface,
+        hisdf::sampling::Surface::Shell { thickness: 0.04 }
+    );
+    let (code, _, err) = train(&["--surface", "shell", "--shell-thickness", "0"]);
+    assert_eq!(code, 1);
+    assert_one_line_error(&err, "--shell-thickness");
+}

@@ -35,7 +35,11 @@ pub struct HisdfMeshInfo {
     /// so duplicated vertices do not split a surface).
     pub components: usize,
     pub unreferenced_vertices: usize,
-    /// Closed 2-manifold: no boundary and no non-manifold edges.
+    /// Closed 2-manifold: no boundary and no non-manifold edges. False means
+    /// the surface is open (the counts above say where): trained as a solid
+    /// (the default, surface=solid) it is closed by its winding number; a
+    /// sheet-like surface is better trained with surface=shell, a closed
+    /// thin band of shell_thickness around it.
     pub watertight: bool,
     pub bbox_min: [f32; 3],
     pub bbox_max: [f32; 3],
@@ -396,6 +400,8 @@ pub extern "C" fn hisdf_model_sdf_error(
         out_arg(out, "out")?;
         let config = HeldOutConfig {
             seed: if seed == 0 { HELD_OUT_SEED } else { seed },
+            // A shell model is measured against the band it learned.
+            surface: model.metadata.surface,
             ..HeldOutConfig::default()
         };
         let normalised = model.normalisation.apply_to_mesh(m);

@@ -7,7 +7,7 @@ use serde::Serialize;
 
 use crate::mesh::TriangleMesh;
 use crate::model::TrainedModel;
-use crate::sampling::{near_surface, GaussianShell, NearSurfaceConfig};
+use crate::sampling::{near_surface, GaussianShell, NearSurfaceConfig, Surface};
 use crate::sdf::MeshSdf;
 
 /// Held-out samples and the bands the sign errors are counted in, all in
@@ -28,6 +28,9 @@ pub struct HeldOutConfig {
     /// paper's clamped loss (delta 0.1) learns distances only up to it.
     pub clamp: f64,
     pub seed: u64,
+    /// The field the model was trained on: held-out targets are made the
+    /// same way ([`Surface::apply`]).
+    pub surface: Surface,
 }
 
 /// The held-out seed: its sample streams differ from those of every small
@@ -52,6 +55,7 @@ impl Default for HeldOutConfig {
             far_band: 0.05,
             clamp: 0.1,
             seed: HELD_OUT_SEED,
+            surface: Surface::Solid,
         }
     }
 }
@@ -127,9 +131,11 @@ pub fn model_sdf_error(
         shells: config.shells.clone(),
         uniform: config.uniform,
         weighted: None,
-        refinement: crate::sampling::Refinement::NONE,
+        ..NearSurfaceConfig::paper()
     };
-    let samples = near_surface(normalised, sdf, &sampling, config.seed);
+    let mut samples = near_surface(normalised, sdf, &sampling, config.seed);
+    // A shell model is judged against its own field, the band.
+    config.surface.apply(&mut samples.sdf);
     let predicted = model
         .network
         .evaluate(&samples.points, TrainedModel::QUERY_CHUNK);

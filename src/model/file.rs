@@ -290,6 +290,7 @@ mod tests {
                 device: "Cpu".into(),
                 hisdf_version: "test".into(),
                 cancelled: false,
+                surface: crate::sampling::Surface::Shell { thickness: 0.02 },
             },
         }
     }
@@ -411,6 +412,22 @@ mod tests {
         let views: Vec<(String, TensorView)> = tensors.tensors().into_iter().collect();
         let out = safetensors::serialize(views, Some(meta)).unwrap();
         std::fs::write(path, out).unwrap();
+    }
+
+    /// The surface is kept, and a file written before shells existed (its
+    /// training metadata without one) reads as a solid.
+    #[test]
+    fn the_surface_round_trips_and_old_files_read_as_solid() {
+        let path = temp("surface");
+        let original = model(NetworkConfig::default());
+        save_model(&original, &path).unwrap();
+        let loaded = load_model(&path, Device::Cpu).unwrap();
+        assert_eq!(loaded.metadata.surface, original.metadata.surface);
+        let mut old = serde_json::to_value(&original.metadata).unwrap();
+        old.as_object_mut().unwrap().remove("surface");
+        rewrite_metadata(&path, "training", &old.to_string());
+        let loaded = load_model(&path, Device::Cpu).unwrap();
+        assert_eq!(loaded.metadata.surface, crate::sampling::Surface::Solid);
     }
 
     #[test]

@@ -15,6 +15,10 @@ pub struct TrainingMetadata {
     pub device: String,
     pub hisdf_version: String,
     pub cancelled: bool,
+    /// What the network's field is: a solid's signed distance or a shell's
+    /// band. Files written before shells existed read as solid.
+    #[serde(default)]
+    pub surface: crate::sampling::Surface,
 }
 
 /// A trained network together with the transform from the user's coordinates

@@ -142,6 +142,9 @@ pub fn sample_mesh(
     let t = Instant::now();
     let prepared = prepare_mesh(mesh)?;
     seconds.prepare = t.elapsed().as_secs_f64();
+    if let Some(note) = prepared.open_note(recipe.sampling.surface()) {
+        log::warn!("{note}");
+    }
 
     observer.stage(Stage::Sample);
     let t = Instant::now();
@@ -243,8 +246,10 @@ pub fn train_pack(
         };
         for (m, model) in trained.into_iter().enumerate() {
             let j = group[m];
-            let (sampled, _) = pack[j].take().expect("trained once");
-            let outcome = model.and_then(|(model, losses)| {
+            let (sampled, recipe) = pack[j].take().expect("trained once");
+            let surface = recipe.sampling.surface();
+            let outcome = model.and_then(|(mut model, losses)| {
+                model.metadata.surface = surface;
                 let mut seconds = sampled.seconds;
                 seconds.train = train_seconds;
                 check(model, sampled, losses, seconds, policy, &mut |stage| {
@@ -285,6 +290,7 @@ impl Refiner for PackRefiner<'_> {
         let (samples, largest) = refinement_samples(
             &sampled.prepared.normalised,
             &sampled.sdf,
+            recipe.sampling.surface(),
             recipe.sampling.refinement.samples,
             recipe.training.seed,
             &sampled.samples,
@@ -321,12 +327,17 @@ fn check(
         None
     } else {
         stage(Stage::Check);
-        let report = check_convergence_with_sdf(
-            &model,
-            &sampled.prepared,
-            &sampled.sdf,
-            &ConvergenceConfig::default(),
-        );
+        // A shell is judged against its band: the held-out targets are
+        // the band's (so the sign and error rules compare the right field),
+        // and a stray surface is one farther than the band's half-width
+        // plus the usual distance from the mesh.
+        let surface = model.metadata.surface;
+        let mut config = ConvergenceConfig::default();
+        config.held_out.surface = surface;
+        if let crate::sampling::Surface::Shell { thickness } = surface {
+            config.stray_distance += thickness / 2.0;
+        }
+        let report = check_convergence_with_sdf(&model, &sampled.prepared, &sampled.sdf, &config);
         seconds.check = report.seconds;
         log::info!(
             "convergence check: {} in {:.2} s",

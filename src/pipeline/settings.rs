@@ -11,8 +11,8 @@ use std::ops::Bound;
 use crate::extract::sparse::SparseConfig;
 use crate::extract::{ExtractConfig, MAX_DENSE_RESOLUTION, MAX_SPARSE_RESOLUTION};
 use crate::model::{Activation, Initialisation};
-use crate::sampling::GaussianShell;
 use crate::sampling::MAX_SAMPLES;
+use crate::sampling::{GaussianShell, Representation};
 use crate::train::{Loss, MAX_BATCH_SIZE};
 
 use super::{Preset, Recipe};
@@ -23,7 +23,7 @@ pub const KEYS: &str =
     "preset, iterations, batch_size, learning_rate, seed, device, progress_every, \
 precision, width, depth, tanh_output, initialisation, geometric_radius, activation, encoding, \
 skip, weight_norm, dropout, loss, clamp, scheduler, sampling, surface_samples, uniform_samples, \
-shells, refine_samples, refine_at, resolution, sparse, check_convergence";
+shells, refine_samples, refine_at, surface, shell_thickness, resolution, sparse, check_convergence";
 
 /// Every preset the `preset` key takes, separated by ", ".
 pub const PRESETS: &str = "fast, detail, paper-l1, paper-curriculum";
@@ -253,6 +253,19 @@ pub const SETTINGS: &[Setting] = &[
         doc: "the fraction of the training after which refine_samples are moved",
     },
     Setting {
+        key: "surface",
+        kind: Kind::Choice(&["solid", "shell"]),
+        doc: "what is learned: solid, the volume the mesh encloses (an open mesh is closed \
+              by its winding number); shell, a closed thin band of shell_thickness around \
+              the surface, for sheet-like open surfaces",
+    },
+    Setting {
+        key: "shell_thickness",
+        kind: Kind::Number(Bound::Excluded(0.0), Bound::Unbounded),
+        doc: "the shell's band, in the unit-sphere frame (the mesh fits a sphere of radius 1); \
+              used with surface=shell",
+    },
+    Setting {
         key: "resolution",
         kind: integer(8, MAX_SPARSE_RESOLUTION as u64),
         doc: "grid points per axis of the extraction: to 1024 dense, to 2048 sparse",
@@ -446,6 +459,24 @@ fn apply(recipe: &mut Recipe, key: &str, value: &str) -> Result<(), String> {
         }
         "scheduler" => t.scheduler = value.parse().map_err(|e| format!("scheduler: {e}"))?,
         "surface_samples" => s.surface = parse(key, value)?,
+        // The thickness is kept while solid, so the order of the two keys
+        // never matters.
+        "surface" => {
+            s.representation = match value.trim() {
+                "solid" => Representation::Solid,
+                "shell" => Representation::Shell,
+                _ => return Err(format!("surface: expected solid or shell, got {value:?}")),
+            }
+        }
+        "shell_thickness" => {
+            let thickness: f64 = parse(key, value)?;
+            // Checked here too: a solid's thickness is not validated with
+            // the recipe, yet would take effect with surface=shell.
+            if !(thickness.is_finite() && thickness > 0.0) {
+                return Err("shell_thickness must be a positive number".into());
+            }
+            s.shell_thickness = thickness;
+        }
         "uniform_samples" => s.uniform = parse(key, value)?,
         "refine_samples" => s.refinement.samples = parse(key, value)?,
         "refine_at" => {
@@ -563,6 +594,12 @@ fn value_of(settings: &JobSettings, key: &str) -> Result<String, String> {
             .join(","),
         "refine_samples" => s.refinement.samples.to_string(),
         "refine_at" => s.refinement.at.to_string(),
+        "surface" => match s.representation {
+            Representation::Solid => "solid",
+            Representation::Shell => "shell",
+        }
+        .into(),
+        "shell_thickness" => s.shell_thickness.to_string(),
         "resolution" => settings.extract.resolution.to_string(),
         "sparse" => flag(settings.extract.sparse.is_some()),
         "check_convergence" => flag(settings.check_convergence),

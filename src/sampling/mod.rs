@@ -87,6 +87,79 @@ pub struct NearSurfaceConfig {
     /// where the network is most wrong (see [`refinement_samples`]).
     #[serde(default)]
     pub refinement: Refinement,
+    /// What the samples' targets are: the signed distance (a solid) or a
+    /// thin band around the surface (a shell), see [`Surface`].
+    #[serde(default)]
+    pub representation: Representation,
+    /// The band of a shell, in the unit-sphere frame; kept while the
+    /// representation is solid, so the two settings can be set in any order.
+    #[serde(default = "default_shell_thickness")]
+    pub shell_thickness: f64,
+}
+
+fn default_shell_thickness() -> f64 {
+    DEFAULT_SHELL_THICKNESS
+}
+
+/// The `surface` setting's two words; [`NearSurfaceConfig::surface`] is
+/// what they mean with the thickness.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Representation {
+    #[default]
+    Solid,
+    Shell,
+}
+
+/// The default band of a shell in the unit-sphere frame: 1% of the radius.
+pub const DEFAULT_SHELL_THICKNESS: f64 = 0.01;
+
+/// What a model learns of a mesh. A solid is the volume the mesh's winding
+/// number encloses (an open mesh is closed by it); a shell is the band of
+/// points within `thickness / 2` of the surface, which is what a user with
+/// a sheet-like open surface (a cloth, a leaf, a cut-open part) wants: its
+/// zero level set is a closed thin band around the sheet.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "kebab-case")]
+pub enum Surface {
+    #[default]
+    Solid,
+    Shell {
+        thickness: f64,
+    },
+}
+
+impl Surface {
+    /// The word the `surface` setting takes.
+    pub fn name(self) -> &'static str {
+        match self {
+            Surface::Solid => "solid",
+            Surface::Shell { .. } => "shell",
+        }
+    }
+
+    /// A positive, finite thickness: a zero band has no inside to extract.
+    pub fn validate(self) -> Result<(), String> {
+        match self {
+            Surface::Shell { thickness } if !(thickness.is_finite() && thickness > 0.0) => Err(
+                format!("shell_thickness must be a positive number, got {thickness}"),
+            ),
+            _ => Ok(()),
+        }
+    }
+
+    /// Turns exact signed distances into this surface's targets, in place:
+    /// the one place a shell's field is made. A shell's target is
+    /// |d| - thickness / 2: the unsigned distance (|signed| is exactly it)
+    /// less half the band, negative inside the band.
+    pub fn apply(self, values: &mut [f32]) {
+        if let Surface::Shell { thickness } = self {
+            let half = (thickness / 2.0) as f32;
+            for v in values {
+                *v = v.abs() - half;
+            }
+        }
+    }
 }
 
 /// The refinement block of a near-surface set: `samples` points (none when
@@ -170,6 +243,18 @@ impl NearSurfaceConfig {
             uniform: 0,
             weighted: None,
             refinement: Refinement::NONE,
+            representation: Representation::Solid,
+            shell_thickness: DEFAULT_SHELL_THICKNESS,
+        }
+    }
+
+    /// What the targets are: the representation with its thickness.
+    pub fn surface(&self) -> Surface {
+        match self.representation {
+            Representation::Solid => Surface::Solid,
+            Representation::Shell => Surface::Shell {
+                thickness: self.shell_thickness,
+            },
         }
     }
 
@@ -329,9 +414,14 @@ pub fn near_surface(
 /// largest errors are the centres, each of which gets Gaussian offsets at
 /// the [`REFINEMENT_VARIANCES`] in turn. Returns the samples and the
 /// largest candidate error, for the log.
+///
+/// `surface` is what the targets are: the mesh's points have a shell's
+/// target there, not 0, and the new samples get its targets too (`known`
+/// holds targets already).
 pub fn refinement_samples(
     mesh: &TriangleMesh,
     sdf: &MeshSdf,
+    surface: Surface,
     count: usize,
     seed: u64,
     known: &Samples,
@@ -343,9 +433,11 @@ pub fn refinement_samples(
         REFINEMENT_AREA_CANDIDATES,
         seed.wrapping_add(4000),
     ));
-    let mut truth = vec![0f32; candidates.len()];
+    let mut on_surface = [0f32];
+    surface.apply(&mut on_surface);
+    let mut truth = vec![on_surface[0]; candidates.len()];
     for (p, &d) in known.points.iter().zip(&known.sdf) {
-        if d.abs() < REFINEMENT_BAND {
+        if (d - on_surface[0]).abs() < REFINEMENT_BAND {
             candidates.push(*p);
             truth.push(d);
         }
@@ -386,7 +478,8 @@ pub fn refinement_samples(
             310 + v as u64,
         ));
     }
-    let values = sdf.signed_distance(&points);
+    let mut values = sdf.signed_distance(&points);
+    surface.apply(&mut values);
     (
         Samples {
             points,
@@ -423,6 +516,8 @@ mod tests {
             uniform: 30,
             weighted: None,
             refinement: Refinement::NONE,
+            representation: Representation::Solid,
+            shell_thickness: DEFAULT_SHELL_THICKNESS,
         };
         let s = near_surface(&mesh, &sdf, &config, 1);
         s.save_npy(&path).unwrap();
@@ -480,11 +575,35 @@ mod tests {
                 })
                 .collect()
         };
-        let (s, largest) =
-            refinement_samples(&mesh, &sdf, 3200, 1, &Samples::default(), &mut predict);
+        let (s, largest) = refinement_samples(
+            &mesh,
+            &sdf,
+            Surface::Solid,
+            3200,
+            1,
+            &Samples::default(),
+            &mut predict,
+        );
         assert_eq!(s.len(), 3200);
         assert!((largest - 0.05).abs() < 0.005, "{largest}");
         assert_eq!(s.sdf, sdf.signed_distance(&s.points));
+        // A shell's targets, for the same points.
+        let shell = Surface::Shell { thickness: 0.02 };
+        let (t, _) = refinement_samples(
+            &mesh,
+            &sdf,
+            shell,
+            3200,
+            1,
+            &Samples::default(),
+            &mut predict,
+        );
+        let want: Vec<f32> = sdf
+            .signed_distance(&t.points)
+            .iter()
+            .map(|d| d.abs() - 0.01)
+            .collect();
+        assert_eq!(t.sdf, want);
         // 200 centres out of ~100,600 candidates: the closest 0.2% of the
         // sphere's area to `bad`, a cap of angular radius about 5 degrees.
         let far = s
@@ -512,8 +631,15 @@ mod tests {
                 })
                 .collect()
         };
-        let (s, largest) =
-            refinement_samples(&mesh, &sdf, 160, 1, &known, &mut says_surface_at_web);
+        let (s, largest) = refinement_samples(
+            &mesh,
+            &sdf,
+            Surface::Solid,
+            160,
+            1,
+            &known,
+            &mut says_surface_at_web,
+        );
         assert!((largest - 0.05).abs() < 1e-6, "{largest}");
         let near_web = s
             .points
@@ -521,7 +647,15 @@ mod tests {
             .filter(|p| (p[0] - web[0]).abs() + p[1].abs() + p[2].abs() < 0.05)
             .count();
         assert!(near_web >= 16, "{near_web} of {}", s.len());
-        let (none, _) = refinement_samples(&mesh, &sdf, 0, 1, &Samples::default(), &mut predict);
+        let (none, _) = refinement_samples(
+            &mesh,
+            &sdf,
+            Surface::Solid,
+            0,
+            1,
+            &Samples::default(),
+            &mut predict,
+        );
         assert!(none.is_empty());
     }
 
@@ -554,6 +688,8 @@ mod tests {
             uniform: 5000,
             weighted: None,
             refinement: Refinement::NONE,
+            representation: Representation::Solid,
+            shell_thickness: DEFAULT_SHELL_THICKNESS,
         };
         let s = near_surface(&mesh, &sdf, &config, 11);
         assert_eq!(s.len(), config.total());
@@ -568,6 +704,19 @@ mod tests {
         assert!((r1 / 1e-3f64.sqrt() - 1.0).abs() < 0.1, "shell 1 rms {r1}");
         assert!((r2 / 1e-5f64.sqrt() - 1.0).abs() < 0.1, "shell 2 rms {r2}");
         let uniform = &s.points[41_000..];
+        // A shell's targets are the same points' |d| - t/2.
+        let mut shell = s.sdf.clone();
+        Surface::Shell { thickness: 0.02 }.apply(&mut shell);
+        for (t, d) in shell.iter().zip(&s.sdf) {
+            assert_eq!(*t, d.abs() - 0.01);
+        }
+        assert!(shell[..1000].iter().all(|&t| t == -0.01));
+        assert!(Surface::Shell { thickness: 0.0 }.validate().is_err());
+        assert!(Surface::Shell {
+            thickness: f64::NAN
+        }
+        .validate()
+        .is_err());
         assert!(uniform
             .iter()
             .all(|p| p[0] * p[0] + p[1] * p[1] + p[2] * p[2] <= 1.0));

@@ -392,6 +392,14 @@ class Mesh(_Handle):
         out["bbox_max"] = tuple(i.bbox_max)
         return out
 
+    @property
+    def is_open(self):
+        """True when the surface is not a closed 2-manifold (info() counts
+        its boundary, non-manifold and misoriented edges). Trained as a solid
+        (the default) it is closed by its winding number; set
+        surface="shell" to learn a thin closed band around a sheet instead."""
+        return not self.info()["watertight"]
+
     def save(self, path):
         _call("hisdf_mesh_save", self._ptr, os.fsencode(path))
 

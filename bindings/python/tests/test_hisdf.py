@@ -299,3 +299,15 @@ def test_a_model_not_finite_in_single_precision_is_refused_at_load(model, tmp_pa
         hisdf.Model.load(path, device="cpu")
     assert e.value.status == hisdf.Status.INVALID_MODEL_FILE
     assert needle in e.value.message and str(path) in e.value.message
+
+
+def test_an_open_mesh_says_it_is_open():
+    # The unit cube without its top face: four boundary edges.
+    v = [[x, y, z] for x in (0, 1) for y in (0, 1) for z in (0, 1)]
+    t = [[0, 2, 6], [0, 6, 4], [0, 4, 5], [0, 5, 1], [2, 3, 7], [2, 7, 6],
+         [0, 1, 3], [0, 3, 2], [4, 6, 7], [4, 7, 5]]
+    open_box = hisdf.Mesh.from_arrays(v, t)
+    assert open_box.is_open
+    assert open_box.info()["boundary_edges"] == 4
+    closed = hisdf.Mesh.from_arrays(v, t + [[1, 5, 7], [1, 7, 3]])
+    assert not closed.is_open

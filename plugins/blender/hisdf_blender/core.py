@@ -164,6 +164,9 @@ class Job:
             message = "trained %d iterations, final loss %.3g, %.1f s" % (
                 info.get("iterations", 0), info.get("final_loss", float("nan")),
                 info.get("training_seconds", 0.0))
+            note = open_note(mesh.info(), self.options.get("surface", "solid"))
+            if note:
+                message = "%s; %s" % (message, note)
         except hisdf.Cancelled:
             state, message = "cancelled", "training cancelled"
         except hisdf.Error as e:
@@ -214,6 +217,18 @@ class Job:
                 if self.finished_at is not None and self.cancel_requested_at is not None
                 else None,
             }
+
+
+def open_note(mesh_info, surface):
+    """The panel's note on an open source mesh (the library's counts from
+    Mesh.info()), or "" for a closed one: what the shape became and what a
+    sheet wants instead. The command line's note says the same."""
+    if mesh_info.get("watertight", True):
+        return ""
+    what = "open surface: %d boundary edges" % mesh_info.get("boundary_edges", 0)
+    if surface == "shell":
+        return what + "; trained as a shell, a closed thin band around it"
+    return what + "; it will be closed as a solid - use surface=shell for sheets"
 
 
 def describe_error(hisdf, e):

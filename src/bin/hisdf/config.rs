@@ -228,6 +228,12 @@ fn training_options(args: &TrainArgs) -> Vec<(&'static str, &'static str, String
         ("--activation", "activation", args.activation.clone()),
         ("--encoding", "encoding", args.encoding.clone()),
         ("--sampling", "sampling", args.sampling.clone()),
+        ("--surface", "surface", args.surface.clone()),
+        (
+            "--shell-thickness",
+            "shell_thickness",
+            args.shell_thickness.map(|t| t.to_string()),
+        ),
     ]
     .into_iter()
     .filter_map(|(flag, key, value)| value.map(|v| (flag, key, v)))

@@ -97,6 +97,14 @@ struct TrainArgs {
     /// 10M uniform pool, 1M kept with weight exp(-100 |SDF|)).
     #[arg(long)]
     sampling: Option<String>,
+    /// solid (default: the volume the mesh encloses; an open mesh is closed
+    /// by its winding number) or shell (a closed thin band around the
+    /// surface, for sheet-like open surfaces).
+    #[arg(long)]
+    surface: Option<String>,
+    /// The shell's band in the unit-sphere frame (default 0.01).
+    #[arg(long)]
+    shell_thickness: Option<f64>,
     /// Keep (write, extract, evaluate) a model that the convergence check
     /// after training rejects; its findings are printed either way.
     #[arg(long)]

@@ -1,0 +1,94 @@
+//! Open meshes through the C API: `hisdf_mesh_info` says a cube with a face
+//! removed is open and where, and a shell trained on it says so in its
+//! model file.
+
+mod common;
+
+use std::ffi::CString;
+use std::ptr::{null, null_mut};
+
+use common::{bytes_of, ok, TINY_CPU};
+use hisdf::ffi::*;
+use hisdf::model::model_from_bytes;
+use hisdf::sampling::Surface;
+use tch::Device;
+
+/// The unit cube without its last face (two triangles): four boundary
+/// edges, the square the face leaves.
+fn open_cube() -> *mut HisdfMesh {
+    let mut m = hisdf::mesh::unit_cube();
+    m.triangles.truncate(m.triangles.len() - 2);
+    let flat: Vec<f32> = m.vertices.iter().flatten().copied().collect();
+    let idx: Vec<u32> = m.triangles.iter().flatten().copied().collect();
+    let mut out = null_mut();
+    ok(hisdf_mesh_from_arrays(
+        flat.as_ptr(),
+        flat.len(),
+        idx.as_ptr(),
+        idx.len(),
+        &mut out,
+        null_mut(),
+    ));
+    out
+}
+
+#[test]
+fn an_open_mesh_is_reported_open_with_its_boundary() {
+    let mesh = open_cube();
+    let mut info = HisdfMeshInfo::default();
+    ok(hisdf_mesh_info(mesh, &mut info, null_mut()));
+    assert!(!info.watertight);
+    assert_eq!(info.boundary_edges, 4);
+    assert_eq!(info.non_manifold_edges, 0);
+    hisdf_mesh_free(mesh);
+}
+
+#[test]
+fn a_shell_trained_through_the_c_api_says_so_in_its_file() {
+    let mesh = open_cube();
+    let mut config = null_mut();
+    ok(hisdf_config_new(null(), &mut config, null_mut()));
+    let set = |k: &str, v: &str| {
+        let (k, v) = (CString::new(k).unwrap(), CString::new(v).unwrap());
+        hisdf_config_set(config, k.as_ptr(), v.as_ptr(), null_mut())
+    };
+    for (k, v) in TINY_CPU.iter().chain(&[
+        ("check_convergence", "false"),
+        ("surface", "shell"),
+        ("shell_thickness", "0.05"),
+    ]) {
+        ok(set(k, v));
+    }
+    // A band must have a thickness: refused, and the setting kept.
+    assert_ne!(set("shell_thickness", "0"), HisdfStatus::Ok);
+    assert_ne!(set("surface", "sheet"), HisdfStatus::Ok);
+    let key = CString::new("shell_thickness").unwrap();
+    let mut value = null_mut();
+    ok(hisdf_config_get(
+        config,
+        key.as_ptr(),
+        &mut value,
+        null_mut(),
+    ));
+    let text = String::from_utf8(bytes_of(value)).unwrap();
+    assert_eq!(text.trim_end_matches('\0'), "0.05");
+    hisdf_bytes_free(value);
+    let mut model = null_mut();
+    ok(hisdf_train(
+        mesh,
+        config,
+        null(),
+        None,
+        null_mut(),
+        &mut model,
+        null_mut(),
+    ));
+    let mut buffer = null_mut();
+    ok(hisdf_model_save_to_buffer(model, &mut buffer, null_mut()));
+    let saved = model_from_bytes(&bytes_of(buffer), Device::Cpu).unwrap();
+    assert_eq!(saved.metadata.surface, Surface::Shell { thickness: 0.05 });
+    hisdf_bytes_free(buffer);
+    hisdf_model_free(model);
+    hisdf_config_free(config);
+    hisdf_mesh_free(mesh);
+}
