@@ -20,14 +20,18 @@ callables run on the calling thread. The library is found through
 $HISDF_LIBRARY, next to this package, or in the checkout's target/release.
 """
 
+from __future__ import annotations
+
 import collections
 import ctypes
 import enum
 import json
 import os
 import threading
+from typing import Callable, Dict, List, Optional, Tuple, Union
 
 import numpy as np
+import numpy.typing as npt
 
 from . import _capi
 
@@ -36,6 +40,9 @@ __all__ = [
     "Model", "Monitor", "Samples", "Status", "TrainState", "chamfer", "evaluate", "library_path", "set_log_callback",
     "train", "version",
 ]
+
+# A file name as open() takes it.
+PathLike = Union[str, bytes, os.PathLike]
 
 _lib = None
 _lib_lock = threading.Lock()
@@ -50,7 +57,7 @@ def _c():
         return _lib
 
 
-def library_path():
+def library_path() -> str:
     """Where the library is (or would be) loaded from."""
     return str(_capi.find_library())
 
@@ -212,22 +219,22 @@ class _Handle:
             pass
 
 
-def version():
+def version() -> str:
     """Version of the library actually loaded."""
     return _c().hisdf_version().decode()
 
 
-def config_keys():
+def config_keys() -> List[str]:
     """Every key Config.set and Config.get take."""
     return _c().hisdf_config_keys().decode().split(", ")
 
 
-def presets():
+def presets() -> List[str]:
     """Every preset Config takes."""
     return _c().hisdf_presets().decode().split(", ")
 
 
-def config_describe():
+def config_describe() -> dict:
     """Every key Config.set takes, described by the library: a list of dicts
     with "key", "type", "default" (the "fast" preset's value as Config.get
     writes it; None for "preset"), "range" and "doc", in config_keys() order."""
@@ -237,7 +244,8 @@ def config_describe():
 _log_callback = None  # kept alive while the library may call it
 
 
-def set_log_callback(fn, level=LogLevel.INFO):
+def set_log_callback(fn: Optional[Callable[[LogLevel, str, str], None]],
+                     level: LogLevel = LogLevel.INFO) -> None:
     """Sends the library's log records to fn(level, target, message), from
     any thread; None stops them. To use Python's logging:
     hisdf.set_log_callback(lambda lvl, t, m: logging.getLogger(t).log(
@@ -269,7 +277,7 @@ class Config(_Handle):
 
     _free = "hisdf_config_free"
 
-    def __init__(self, preset="fast", **options):
+    def __init__(self, preset: Optional[str] = "fast", **options: object) -> None:
         ptr = ctypes.POINTER(_capi.Config)()
         _call("hisdf_config_new", None if preset is None else preset.encode(),
               ctypes.byref(ptr))
@@ -277,7 +285,7 @@ class Config(_Handle):
         for key, value in options.items():
             self.set(key, value)
 
-    def set(self, key, value):
+    def set(self, key: str, value: object) -> None:
         if isinstance(value, bool):
             value = "true" if value else "false"
         _call("hisdf_config_set", self._ptr, str(key).encode(), str(value).encode())
@@ -285,7 +293,7 @@ class Config(_Handle):
 
     __setitem__ = set
 
-    def get(self, key):
+    def get(self, key: str) -> str:
         """An option's current value as text, in the form set() takes."""
         return _take_bytes("hisdf_config_get", self._ptr, str(key).encode()).decode()
 
@@ -303,10 +311,10 @@ class CancelToken(_Handle):
         _call("hisdf_cancel_token_new", ctypes.byref(ptr))
         super().__init__(ptr)
 
-    def cancel(self):
+    def cancel(self) -> None:
         _call("hisdf_cancel_token_cancel", self._ptr)
 
-    def reset(self):
+    def reset(self) -> None:
         _call("hisdf_cancel_token_reset", self._ptr)
 
 
@@ -330,7 +338,7 @@ class Monitor(_Handle):
         _call("hisdf_train_monitor_new", ctypes.byref(ptr))
         super().__init__(ptr)
 
-    def read(self):
+    def read(self) -> TrainState:
         s = _capi.TrainState()
         _call("hisdf_train_monitor_read", self._ptr, ctypes.byref(s))
         return TrainState(*(getattr(s, name) for name in TrainState._fields))
@@ -346,13 +354,13 @@ class Mesh(_Handle):
     _free = "hisdf_mesh_free"
 
     @classmethod
-    def load(cls, path):
+    def load(cls, path: PathLike) -> Mesh:
         ptr = ctypes.POINTER(_capi.Mesh)()
         _call("hisdf_mesh_load", os.fsencode(path), ctypes.byref(ptr))
         return cls(ptr)
 
     @classmethod
-    def from_arrays(cls, vertices, triangles):
+    def from_arrays(cls, vertices: npt.ArrayLike, triangles: npt.ArrayLike) -> Mesh:
         """vertices (N, 3) floats, triangles (M, 3) 0-based indices."""
         v = _f32(vertices)
         t = np.ascontiguousarray(triangles, dtype=np.uint32)
@@ -366,7 +374,7 @@ class Mesh(_Handle):
         _call("hisdf_mesh_counts", self._ptr, ctypes.byref(nv), ctypes.byref(nt))
         return nv.value, nt.value
 
-    def arrays(self):
+    def arrays(self) -> Tuple[np.ndarray, np.ndarray]:
         """(vertices (N, 3) float32, triangles (M, 3) uint32), new arrays."""
         nv, nt = self._counts()
         v = np.empty((nv, 3), dtype=np.float32)
@@ -376,14 +384,14 @@ class Mesh(_Handle):
         return v, t
 
     @property
-    def vertices(self):
+    def vertices(self) -> np.ndarray:
         return self.arrays()[0]
 
     @property
-    def triangles(self):
+    def triangles(self) -> np.ndarray:
         return self.arrays()[1]
 
-    def info(self):
+    def info(self) -> Dict[str, object]:
         """Counts, topology, bounding box and area as a dict."""
         i = _capi.MeshInfo()
         _call("hisdf_mesh_info", self._ptr, ctypes.byref(i))
@@ -393,22 +401,22 @@ class Mesh(_Handle):
         return out
 
     @property
-    def is_open(self):
+    def is_open(self) -> bool:
         """True when the surface is not a closed 2-manifold (info() counts
         its boundary, non-manifold and misoriented edges). Trained as a solid
         (the default) it is closed by its winding number; set
         surface="shell" to learn a thin closed band around a sheet instead."""
         return not self.info()["watertight"]
 
-    def save(self, path):
+    def save(self, path: PathLike) -> None:
         _call("hisdf_mesh_save", self._ptr, os.fsencode(path))
 
-    def to_bytes(self, format="ply"):
+    def to_bytes(self, format: str = "ply") -> bytes:
         """The mesh file's bytes ("obj", "ply" or "stl"), as save writes them."""
         return _take_bytes("hisdf_mesh_save_to_buffer", self._ptr, format.encode())
 
     @classmethod
-    def from_bytes(cls, data, format=None):
+    def from_bytes(cls, data: bytes, format: Optional[str] = None) -> Mesh:
         """A mesh from a mesh file's bytes; `format` ("obj", "ply", "stl",
         "off") is a hint, told from the content when None."""
         keep, pointer, size = _byte_buffer(data)
@@ -418,12 +426,12 @@ class Mesh(_Handle):
         del keep
         return cls(ptr)
 
-    def normalisation(self):
+    def normalisation(self) -> Tuple[np.ndarray, float]:
         """The unit-sphere frame hisdf trains and measures this mesh in:
         (centre, scale), a point p maps to (p - centre) * scale."""
         return _frame("hisdf_mesh_normalisation", self._ptr)
 
-    def signed_distance(self, points):
+    def signed_distance(self, points: npt.ArrayLike) -> np.ndarray:
         """Exact signed distances (negative inside) at points (N, 3)."""
         p = _f32(points)
         out = np.empty(p.size // 3, dtype=np.float32)
@@ -432,7 +440,7 @@ class Mesh(_Handle):
         return out
 
 
-def chamfer(reference, other, points=10000, seed=0):
+def chamfer(reference: Mesh, other: Mesh, points: int = 10000, seed: int = 0) -> float:
     """The paper's Chamfer distance, in the unit-sphere frame of reference."""
     out = ctypes.c_double()
     _call("hisdf_chamfer", reference.capi, other.capi, int(points), int(seed),
@@ -440,8 +448,8 @@ def chamfer(reference, other, points=10000, seed=0):
     return out.value
 
 
-def evaluate(reference, other, chamfer_points=10000, emd_points=500,
-             f_score_threshold=0.0, seed=0):
+def evaluate(reference: Mesh, other: Mesh, chamfer_points: int = 10000, emd_points: int = 500,
+             f_score_threshold: float = 0.0, seed: int = 0) -> Dict[str, float]:
     """Every metric between two meshes as a dict by name ("chamfer", "emd",
     "f_score", "hausdorff", "normal_consistency", ...), in the unit-sphere
     frame of reference. f_score_threshold 0 means the library's default.
@@ -475,14 +483,14 @@ class Samples(_Handle):
     _free = "hisdf_samples_free"
 
     @classmethod
-    def from_mesh(cls, mesh, config=None):
+    def from_mesh(cls, mesh: Mesh, config: Optional[Config] = None) -> Samples:
         config = config if config is not None else Config()
         ptr = ctypes.POINTER(_capi.Samples)()
         _call("hisdf_sample", mesh.capi, config.capi, ctypes.byref(ptr))
         return cls(ptr)
 
     @classmethod
-    def from_arrays(cls, points, sdf):
+    def from_arrays(cls, points: npt.ArrayLike, sdf: npt.ArrayLike) -> Samples:
         p = _f32(points)
         d = _f32(sdf)
         ptr = ctypes.POINTER(_capi.Samples)()
@@ -490,12 +498,12 @@ class Samples(_Handle):
               _ptr(d, ctypes.c_float), d.size, ctypes.byref(ptr))
         return cls(ptr)
 
-    def __len__(self):
+    def __len__(self) -> int:
         n = ctypes.c_size_t()
         _call("hisdf_samples_count", self._ptr, ctypes.byref(n))
         return n.value
 
-    def arrays(self):
+    def arrays(self) -> Tuple[np.ndarray, np.ndarray]:
         """(points (N, 3), sdf (N,)) in the caller's coordinates, float32."""
         n = len(self)
         p = np.empty((n, 3), dtype=np.float32)
@@ -511,22 +519,22 @@ class Model(_Handle):
     _free = "hisdf_model_free"
 
     @classmethod
-    def load(cls, path, device=Device.AUTO):
+    def load(cls, path: PathLike, device: Device = Device.AUTO) -> Model:
         if isinstance(device, str):
             device = Device[device.upper()]
         ptr = ctypes.POINTER(_capi.Model)()
         _call("hisdf_model_load", os.fsencode(path), int(device), ctypes.byref(ptr))
         return cls(ptr)
 
-    def save(self, path):
+    def save(self, path: PathLike) -> None:
         _call("hisdf_model_save", self._ptr, os.fsencode(path))
 
-    def to_bytes(self):
+    def to_bytes(self) -> bytes:
         """The model file's bytes, as save writes them."""
         return _take_bytes("hisdf_model_save_to_buffer", self._ptr)
 
     @classmethod
-    def from_bytes(cls, data, device=Device.AUTO):
+    def from_bytes(cls, data: bytes, device: Device = Device.AUTO) -> Model:
         """A model from a model file's bytes (what to_bytes gives)."""
         if isinstance(device, str):
             device = Device[device.upper()]
@@ -536,12 +544,12 @@ class Model(_Handle):
         del keep
         return cls(ptr)
 
-    def normalisation(self):
+    def normalisation(self) -> Tuple[np.ndarray, float]:
         """The frame the network was trained in: (centre, scale), a point p
         maps to (p - centre) * scale."""
         return _frame("hisdf_model_normalisation", self._ptr)
 
-    def query(self, points):
+    def query(self, points: npt.ArrayLike) -> np.ndarray:
         """SDF values (N,) at points (N, 3), in the caller's units."""
         p = _f32(points)
         out = np.empty(p.size // 3, dtype=np.float32)
@@ -549,7 +557,7 @@ class Model(_Handle):
               _ptr(out, ctypes.c_float), out.size)
         return out
 
-    def gradient(self, points):
+    def gradient(self, points: npt.ArrayLike) -> np.ndarray:
         """SDF gradients (N, 3) at points (N, 3), by autograd."""
         p = _f32(points)
         out = np.empty((p.size // 3, 3), dtype=np.float32)
@@ -559,7 +567,7 @@ class Model(_Handle):
               _ptr(out, ctypes.c_float), out.size)
         return out
 
-    def sdf_error(self, mesh, seed=0):
+    def sdf_error(self, mesh: Mesh, seed: int = 0) -> Dict[str, float]:
         """The network's SDF against the mesh's exact SDF on held-out
         samples (near the surface and uniform in the unit sphere), as a dict
         by name ("sdf_error_near", "wrong_sign_far", ...), in the model's
@@ -568,12 +576,13 @@ class Model(_Handle):
         _call("hisdf_model_sdf_error", self._ptr, mesh.capi, int(seed), ctypes.byref(raw))
         return _metrics_dict(raw)
 
-    def info(self):
+    def info(self) -> Dict[str, object]:
         i = _capi.ModelInfo()
         _call("hisdf_model_info", self._ptr, ctypes.byref(i))
         return {name: getattr(i, name) for name, _ in _capi.ModelInfo._fields_}
 
-    def extract(self, resolution=256, progress=None, cancel=None, sparse=False):
+    def extract(self, resolution: int = 256, progress: Optional[Callable[[float], bool]] = None,
+                cancel: Optional[CancelToken] = None, sparse: bool = False) -> Mesh:
         """The zero level set as a Mesh, on a resolution^3 grid; sparse=True
         samples only bricks the surface can cross (resolutions to 2048)."""
         p = _Progress(progress)
@@ -590,7 +599,9 @@ class Model(_Handle):
         return mesh
 
 
-def train(data, config=None, progress=None, cancel=None, monitor=None):
+def train(data: Union[Mesh, Samples], config: Optional[Config] = None,
+          progress: Optional[Callable[[float], bool]] = None,
+          cancel: Optional[CancelToken] = None, monitor: Optional[Monitor] = None) -> Model:
     """Trains a network on a Mesh (sampled as config says) or on Samples, on
     the calling thread. progress(fraction) returning False cancels; so does
     cancel.cancel() from another thread. Raises Cancelled then. Training a

@@ -25,8 +25,10 @@ def _candidates():
 
 
 def find_library():
-    """Path of libhisdf.so: $HISDF_LIBRARY, else next to this package, else
-    the repository's target/release."""
+    """Path of libhisdf.so: $HISDF_LIBRARY (an override), else the one inside
+    this package (an installed wheel: its RUNPATH finds libtorch in the torch
+    wheel, so no LD_LIBRARY_PATH is needed), else beside the package (the
+    Blender add-on), else the checkout's target/release."""
     tried = []
     for path in _candidates():
         if path.is_file():
