@@ -134,14 +134,6 @@ impl Preset {
                 Recipe {
                     sampling: NearSurfaceConfig {
                         uniform: 50_000,
-                        // A tight shell that, half way through, moves to
-                        // where the network is furthest from the surface:
-                        // creases and tips that area samples rarely hit
-                        // (docs/results.md, issue 15).
-                        refinement: Refinement {
-                            samples: 250_000,
-                            at: 0.5,
-                        },
                         ..paper.sampling
                     },
                     network: NetworkConfig {

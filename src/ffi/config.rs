@@ -79,7 +79,7 @@ pub extern "C" fn hisdf_config_free(config: *mut HisdfConfig) {
 /// uniform_samples, shells ("count:variance,..."; all samples together at
 /// most 200,000,000), refine_samples (samples moved, at the fraction
 /// refine_at of training, to where the network is furthest from the
-/// surface; 0: none; the `detail` preset moves 250,000 half way), surface
+/// surface; 0, every preset's: none; docs/results.md has what it gave), surface
 /// (solid: the volume the mesh encloses, an open mesh closed by its winding
 /// number | shell: a closed thin band around the surface, for sheet-like
 /// open meshes), shell_thickness (the band, in the unit-sphere frame;
