@@ -193,6 +193,7 @@ fn tiny_model() -> Vec<u8> {
             device: "Cpu".into(),
             hisdf_version: "fuzz".into(),
             cancelled: false,
+            surface: hisdf::sampling::Surface::Solid,
         },
     };
     hisdf::model::model_to_bytes(&model).expect("tiny model serialises")
