@@ -18,18 +18,7 @@ use tch::Device;
 fn open_cube() -> *mut HisdfMesh {
     let mut m = hisdf::mesh::unit_cube();
     m.triangles.truncate(m.triangles.len() - 2);
-    let flat: Vec<f32> = m.vertices.iter().flatten().copied().collect();
-    let idx: Vec<u32> = m.triangles.iter().flatten().copied().collect();
-    let mut out = null_mut();
-    ok(hisdf_mesh_from_arrays(
-        flat.as_ptr(),
-        flat.len(),
-        idx.as_ptr(),
-        idx.len(),
-        &mut out,
-        null_mut(),
-    ));
-    out
+    common::mesh_handle(&m)
 }
 
 #[test]

@@ -53,34 +53,8 @@ fn parse(bytes: &[u8], ext: Option<&str>, path: &Path) -> Result<TriangleMesh, M
         // A named but unknown extension (.3ds, .lwo, .x) is only tried as the
         // formats with a reliable signature; OBJ's sniff is too permissive
         // and would turn "wrong format" into "no triangles".
-        Some(_) => {
-            if ply::sniff(bytes) {
-                ply::parse(bytes, path)?
-            } else if off::sniff(bytes) {
-                off::parse(bytes, path)?
-            } else if stl::sniff(bytes) {
-                stl::parse(bytes, path, false)?
-            } else {
-                return Err(MeshError::UnknownFormat {
-                    path: path.to_path_buf(),
-                });
-            }
-        }
-        None => {
-            if ply::sniff(bytes) {
-                ply::parse(bytes, path)?
-            } else if off::sniff(bytes) {
-                off::parse(bytes, path)?
-            } else if stl::sniff(bytes) {
-                stl::parse(bytes, path, false)?
-            } else if obj::sniff(bytes) {
-                obj::parse(bytes, path)?
-            } else {
-                return Err(MeshError::UnknownFormat {
-                    path: path.to_path_buf(),
-                });
-            }
-        }
+        Some(_) => by_signature(bytes, path, false)?,
+        None => by_signature(bytes, path, true)?,
     };
     if mesh.triangles.is_empty() {
         return Err(empty());
@@ -92,6 +66,26 @@ fn parse(bytes: &[u8], ext: Option<&str>, path: &Path) -> Result<TriangleMesh, M
         mesh.triangles.len()
     );
     Ok(mesh)
+}
+
+/// A mesh read by its content's signature: PLY, OFF and STL, whose
+/// signatures are reliable, and OBJ only when `obj` (its sniff accepts
+/// almost any text, so for a named unknown extension it would turn "wrong
+/// format" into "no triangles").
+fn by_signature(bytes: &[u8], path: &Path, obj: bool) -> Result<TriangleMesh, MeshError> {
+    if ply::sniff(bytes) {
+        ply::parse(bytes, path)
+    } else if off::sniff(bytes) {
+        off::parse(bytes, path)
+    } else if stl::sniff(bytes) {
+        stl::parse(bytes, path, false)
+    } else if obj && obj::sniff(bytes) {
+        obj::parse(bytes, path)
+    } else {
+        Err(MeshError::UnknownFormat {
+            path: path.to_path_buf(),
+        })
+    }
 }
 
 pub(super) fn strip_bom(bytes: &[u8]) -> &[u8] {

@@ -246,6 +246,21 @@ mod tests {
         }
     }
 
+    /// Four faces over the unit square's edges, meeting at an apex `h`
+    /// above its centre.
+    fn tent(h: f32) -> TriangleMesh {
+        TriangleMesh {
+            vertices: vec![
+                [0.0, 0.0, 0.0],
+                [1.0, 0.0, 0.0],
+                [1.0, 1.0, 0.0],
+                [0.0, 1.0, 0.0],
+                [0.5, 0.5, h],
+            ],
+            triangles: vec![[0, 1, 4], [1, 2, 4], [2, 3, 4], [3, 0, 4]],
+        }
+    }
+
     /// A square against a "tent" over it whose apex (0.5, 0.5, h) is a
     /// vertex: from the square to the tent the farthest point is NOT a
     /// vertex (the square's centre lies under the apex, its corners on the
@@ -255,16 +270,7 @@ mod tests {
     #[test]
     fn maximum_inside_a_face_matches_the_analytic_value() {
         let h = 0.2f32;
-        let tent = TriangleMesh {
-            vertices: vec![
-                [0.0, 0.0, 0.0],
-                [1.0, 0.0, 0.0],
-                [1.0, 1.0, 0.0],
-                [0.0, 1.0, 0.0],
-                [0.5, 0.5, h],
-            ],
-            triangles: vec![[0, 1, 4], [1, 2, 4], [2, 3, 4], [3, 0, 4]],
-        };
+        let tent = tent(h);
         let flat = square(0.0);
         let r = one_sided(&flat, &MeshSdf::new(&tent), 1e-9, 2_000_000);
         let hh = f64::from(h);
@@ -295,16 +301,7 @@ mod tests {
     #[test]
     fn a_cap_reports_an_honest_interval() {
         let h = 0.2f32;
-        let tent = TriangleMesh {
-            vertices: vec![
-                [0.0, 0.0, 0.0],
-                [1.0, 0.0, 0.0],
-                [1.0, 1.0, 0.0],
-                [0.0, 1.0, 0.0],
-                [0.5, 0.5, h],
-            ],
-            triangles: vec![[0, 1, 4], [1, 2, 4], [2, 3, 4], [3, 0, 4]],
-        };
+        let tent = tent(h);
         let want = 0.5 * 0.2f64 / (0.04f64 + 0.25).sqrt();
         let r = one_sided(&square(0.0), &MeshSdf::new(&tent), 1e-12, 10);
         assert!(r.evaluations <= 10, "{r:?}");

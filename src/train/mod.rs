@@ -919,6 +919,21 @@ mod tests {
         }
     }
 
+    /// The small network trained alone on `samples` with a refiner.
+    fn train_refined(
+        samples: &Samples,
+        config: &TrainConfig,
+        refiner: &mut dyn Refiner,
+    ) -> Result<Vec<Result<TrainedModel, TrainError>>, TrainError> {
+        let input = TrainInput {
+            samples,
+            normalisation: Normalisation::identity(),
+            network: &small_net(),
+            config,
+        };
+        train_batch_refined(&[input], refiner, &mut |_, _| true)
+    }
+
     /// The refined samples are what the step trains on from then on (also
     /// when the step is a replayed CUDA graph), and the refiner sees the
     /// network as trained so far (also the bf16 step's, written back).
@@ -945,13 +960,7 @@ mod tests {
                 points: samples.points.clone(),
                 seen_at_origin: Vec::new(),
             };
-            let input = TrainInput {
-                samples: &samples,
-                normalisation: Normalisation::identity(),
-                network: &small_net(),
-                config: &config,
-            };
-            let model = train_batch_refined(&[input], &mut refiner, &mut |_, _| true)
+            let model = train_refined(&samples, &config, &mut refiner)
                 .unwrap()
                 .pop()
                 .unwrap()
@@ -979,13 +988,7 @@ mod tests {
             points: vec![[0.0; 3]; 1001],
             seen_at_origin: Vec::new(),
         };
-        let input = TrainInput {
-            samples: &samples,
-            normalisation: Normalisation::identity(),
-            network: &small_net(),
-            config: &config,
-        };
-        let Err(e) = train_batch_refined(&[input], &mut refiner, &mut |_, _| true) else {
+        let Err(e) = train_refined(&samples, &config, &mut refiner) else {
             panic!("a refinement larger than the set was accepted");
         };
         assert!(e.to_string().contains("1001 points"), "{e}");

@@ -14,12 +14,16 @@ pub fn ok(status: HisdfStatus) {
 /// A shifted, scaled icosphere (its frame is not the identity) as a C API
 /// mesh: centre (5, -1, 0), radius 3.
 pub fn sphere_mesh() -> *mut HisdfMesh {
-    let m = hisdf::mesh::icosphere(2);
-    let flat: Vec<f32> = m
-        .vertices
-        .iter()
-        .flat_map(|v| [v[0] * 3.0 + 5.0, v[1] * 3.0 - 1.0, v[2] * 3.0])
-        .collect();
+    let mut m = hisdf::mesh::icosphere(2);
+    for v in &mut m.vertices {
+        *v = [v[0] * 3.0 + 5.0, v[1] * 3.0 - 1.0, v[2] * 3.0];
+    }
+    mesh_handle(&m)
+}
+
+/// A mesh handle holding `m`, through hisdf_mesh_from_arrays.
+pub fn mesh_handle(m: &hisdf::mesh::TriangleMesh) -> *mut HisdfMesh {
+    let flat: Vec<f32> = m.vertices.iter().flatten().copied().collect();
     let idx: Vec<u32> = m.triangles.iter().flatten().copied().collect();
     let mut out = null_mut();
     ok(hisdf_mesh_from_arrays(
