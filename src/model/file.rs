@@ -290,7 +290,7 @@ mod tests {
                 device: "Cpu".into(),
                 hisdf_version: "test".into(),
                 cancelled: false,
-                surface: crate::sampling::Surface::Shell { thickness: 0.02 },
+                surface: crate::mesh::Surface::Shell { thickness: 0.02 },
             },
         }
     }
@@ -427,7 +427,7 @@ mod tests {
         old.as_object_mut().unwrap().remove("surface");
         rewrite_metadata(&path, "training", &old.to_string());
         let loaded = load_model(&path, Device::Cpu).unwrap();
-        assert_eq!(loaded.metadata.surface, crate::sampling::Surface::Solid);
+        assert_eq!(loaded.metadata.surface, crate::mesh::Surface::Solid);
     }
 
     #[test]

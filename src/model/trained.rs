@@ -18,7 +18,7 @@ pub struct TrainingMetadata {
     /// What the network's field is: a solid's signed distance or a shell's
     /// band. Files written before shells existed read as solid.
     #[serde(default)]
-    pub surface: crate::sampling::Surface,
+    pub surface: crate::mesh::Surface,
 }
 
 /// A trained network together with the transform from the user's coordinates

@@ -13,6 +13,7 @@ use rand_pcg::Pcg64Mcg;
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
+pub use crate::mesh::Surface;
 use crate::mesh::TriangleMesh;
 use crate::sdf::MeshSdf;
 
@@ -113,54 +114,6 @@ pub enum Representation {
 
 /// The default band of a shell in the unit-sphere frame: 1% of the radius.
 pub const DEFAULT_SHELL_THICKNESS: f64 = 0.01;
-
-/// What a model learns of a mesh. A solid is the volume the mesh's winding
-/// number encloses (an open mesh is closed by it); a shell is the band of
-/// points within `thickness / 2` of the surface, which is what a user with
-/// a sheet-like open surface (a cloth, a leaf, a cut-open part) wants: its
-/// zero level set is a closed thin band around the sheet.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Serialize, Deserialize)]
-#[serde(tag = "kind", rename_all = "kebab-case")]
-pub enum Surface {
-    #[default]
-    Solid,
-    Shell {
-        thickness: f64,
-    },
-}
-
-impl Surface {
-    /// The word the `surface` setting takes.
-    pub fn name(self) -> &'static str {
-        match self {
-            Surface::Solid => "solid",
-            Surface::Shell { .. } => "shell",
-        }
-    }
-
-    /// A positive, finite thickness: a zero band has no inside to extract.
-    pub fn validate(self) -> Result<(), String> {
-        match self {
-            Surface::Shell { thickness } if !(thickness.is_finite() && thickness > 0.0) => Err(
-                format!("shell_thickness must be a positive number, got {thickness}"),
-            ),
-            _ => Ok(()),
-        }
-    }
-
-    /// Turns exact signed distances into this surface's targets, in place:
-    /// the one place a shell's field is made. A shell's target is
-    /// |d| - thickness / 2: the unsigned distance (|signed| is exactly it)
-    /// less half the band, negative inside the band.
-    pub fn apply(self, values: &mut [f32]) {
-        if let Surface::Shell { thickness } = self {
-            let half = (thickness / 2.0) as f32;
-            for v in values {
-                *v = v.abs() - half;
-            }
-        }
-    }
-}
 
 /// The refinement block of a near-surface set: `samples` points (none when
 /// 0), first a tight shell around the whole surface, replaced at the

@@ -561,7 +561,7 @@ pub fn train_batch_refined(
                     hisdf_version: env!("CARGO_PKG_VERSION").to_string(),
                     cancelled: m.cancelled,
                     // The caller, who knows the recipe, says what the field is.
-                    surface: crate::sampling::Surface::Solid,
+                    surface: crate::mesh::Surface::Solid,
                 },
             }),
         })
