@@ -7,7 +7,7 @@ mod common;
 use std::ffi::CString;
 use std::ptr::{null, null_mut};
 
-use common::{bytes_of, ok, TINY_CPU};
+use common::{bytes_of, ok, train_tiny, TINY_CPU};
 use hisdf::ffi::*;
 use hisdf::model::model_from_bytes;
 use hisdf::sampling::Surface;
@@ -41,13 +41,8 @@ fn a_shell_trained_through_the_c_api_says_so_in_its_file() {
         let (k, v) = (CString::new(k).unwrap(), CString::new(v).unwrap());
         hisdf_config_set(config, k.as_ptr(), v.as_ptr(), null_mut())
     };
-    for (k, v) in TINY_CPU.iter().chain(&[
-        ("check_convergence", "false"),
-        ("surface", "shell"),
-        ("shell_thickness", "0.05"),
-    ]) {
-        ok(set(k, v));
-    }
+    ok(set("surface", "shell"));
+    ok(set("shell_thickness", "0.05"));
     // A band must have a thickness: refused, and the setting kept.
     assert_ne!(set("shell_thickness", "0"), HisdfStatus::Ok);
     assert_ne!(set("surface", "sheet"), HisdfStatus::Ok);
@@ -62,22 +57,18 @@ fn a_shell_trained_through_the_c_api_says_so_in_its_file() {
     let text = String::from_utf8(bytes_of(value)).unwrap();
     assert_eq!(text.trim_end_matches('\0'), "0.05");
     hisdf_bytes_free(value);
-    let mut model = null_mut();
-    ok(hisdf_train(
-        mesh,
-        config,
-        null(),
-        None,
-        null_mut(),
-        &mut model,
-        null_mut(),
-    ));
+    hisdf_config_free(config);
+    let shell: Vec<(&str, &str)> = TINY_CPU
+        .iter()
+        .copied()
+        .chain([("surface", "shell"), ("shell_thickness", "0.05")])
+        .collect();
+    let model = train_tiny(mesh, &shell);
     let mut buffer = null_mut();
     ok(hisdf_model_save_to_buffer(model, &mut buffer, null_mut()));
     let saved = model_from_bytes(&bytes_of(buffer), Device::Cpu).unwrap();
     assert_eq!(saved.metadata.surface, Surface::Shell { thickness: 0.05 });
     hisdf_bytes_free(buffer);
     hisdf_model_free(model);
-    hisdf_config_free(config);
     hisdf_mesh_free(mesh);
 }

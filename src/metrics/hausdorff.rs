@@ -114,23 +114,23 @@ fn upper_bound(c: &[Corner; 3]) -> f64 {
     best.max(c.iter().map(|k| k.d).fold(0.0, f64::max))
 }
 
-/// Splits across the longest edge at its midpoint `m`.
-fn split(c: &[Corner; 3], m: Corner) -> [[Corner; 3]; 2] {
+/// The longest edge (i, j) and the corner k opposite it.
+fn longest_edge(c: &[Corner; 3]) -> (usize, usize, usize) {
     let len = |i: usize, j: usize| norm(sub(c[i].p, c[j].p));
-    // Edge (i, j) opposite corner k.
-    let (i, j, k) = [(0, 1, 2), (1, 2, 0), (2, 0, 1)]
+    [(0, 1, 2), (1, 2, 0), (2, 0, 1)]
         .into_iter()
         .max_by(|a, b| len(a.0, a.1).total_cmp(&len(b.0, b.1)))
-        .unwrap_or((0, 1, 2));
+        .unwrap_or((0, 1, 2))
+}
+
+/// Splits across the longest edge at its midpoint `m`.
+fn split(c: &[Corner; 3], m: Corner) -> [[Corner; 3]; 2] {
+    let (i, j, k) = longest_edge(c);
     [[c[i], m, c[k]], [m, c[j], c[k]]]
 }
 
 fn longest_edge_midpoint(c: &[Corner; 3]) -> V3 {
-    let len = |i: usize, j: usize| norm(sub(c[i].p, c[j].p));
-    let (i, j) = [(0, 1), (1, 2), (2, 0)]
-        .into_iter()
-        .max_by(|a, b| len(a.0, a.1).total_cmp(&len(b.0, b.1)))
-        .unwrap_or((0, 1));
+    let (i, j, _) = longest_edge(c);
     [0, 1, 2].map(|a| 0.5 * (c[i].p[a] + c[j].p[a]))
 }
 
