@@ -49,50 +49,6 @@ fn every_reader_survives_its_corpus_and_mutations() {
     );
 }
 
-/// The harness itself: a reader that panics, hoards memory or hangs must be
-/// reported, or a clean run would prove nothing.
-#[test]
-fn the_harness_reports_panics_memory_and_hangs() {
-    let runner = engine::Runner::with(vec![
-        engine::Target {
-            name: "fine",
-            run: |_| Err("a clear message".into()),
-        },
-        engine::Target {
-            name: "panics",
-            run: |b| {
-                let _ = b[b.len()];
-                Ok(())
-            },
-        },
-        engine::Target {
-            name: "hoards",
-            run: |_| {
-                let v = vec![1u8; 200 << 20];
-                std::hint::black_box(&v);
-                Ok(())
-            },
-        },
-        engine::Target {
-            name: "hangs",
-            run: |_| loop {
-                std::thread::park();
-            },
-        },
-    ]);
-    assert!(runner.check(0, b"x").is_none());
-    assert!(matches!(
-        runner.check(1, b"x"),
-        Some(engine::Finding::Panic(_))
-    ));
-    assert!(matches!(
-        runner.check(2, b"x"),
-        Some(engine::Finding::Memory { bytes }) if bytes >= 200 << 20
-    ));
-    // Last: after a hang the worker is gone.
-    assert!(matches!(runner.check(3, b"x"), Some(engine::Finding::Hang)));
-}
-
 #[test]
 fn mutations_are_deterministic_and_change_the_input() {
     let base = b"solid s\nfacet normal 0 0 1\nendsolid s\n";
