@@ -32,8 +32,11 @@
 //   arguments documented as optional may be NULL.
 // - Sizes that decide an allocation (sample counts, batch size, metric
 //   points) have documented maxima and are refused above them with
-//   `HISDF_STATUS_INVALID_ARGUMENT`; an allocation that fails anyway (a
-//   network too large for the device) is `HISDF_STATUS_OUT_OF_MEMORY`.
+//   `HISDF_STATUS_INVALID_ARGUMENT`. Below them, a training set, metric
+//   sample or dense grid this process cannot hold (the machine's
+//   available memory, its control group's limit, `ulimit -v`) is refused
+//   before it is allocated with `HISDF_STATUS_OUT_OF_MEMORY`, as is an
+//   allocation that fails anyway (a network too large for the device).
 // - Every handle has a `*_free` function that accepts NULL. A freed or
 //   foreign handle is refused with `HISDF_STATUS_INVALID_HANDLE` while its
 //   memory is still readable (a safety net, not a guarantee).

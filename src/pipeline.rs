@@ -440,17 +440,15 @@ impl Recipe {
                 ));
             }
         }
-        let total = s.total();
-        if total == 0 {
+        if s.total() == 0 {
             return Err("sampling asks for no samples at all".into());
         }
         // Bounded before anything is allocated: a count from a typo or a
         // host's arithmetic would otherwise abort the process.
-        let pool = s.weighted.as_ref().map_or(0, |w| w.pool);
-        if total > MAX_SAMPLES || pool > MAX_SAMPLES {
+        if s.peak_samples() > MAX_SAMPLES {
             return Err(format!(
                 "sampling asks for {} samples; at most {MAX_SAMPLES} (16 bytes each) are drawn",
-                total.max(pool)
+                s.peak_samples()
             ));
         }
         if s.shells

@@ -3,6 +3,8 @@
 use std::io::Write;
 use std::path::Path;
 
+pub mod memory;
+
 /// Writes `bytes` to `path` so that `path` either keeps its old content or
 /// holds the complete new one: the data goes to a temporary file in the same
 /// folder (same file system, so the rename is atomic) and is renamed over the

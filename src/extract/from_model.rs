@@ -6,6 +6,7 @@ use std::time::Instant;
 use crate::mesh::TriangleMesh;
 use crate::model::{SdfNetwork, TrainedModel};
 use crate::train::{Precision, Tf32};
+use crate::util::memory::{self, MemoryShortfall};
 
 use super::marching_cubes::{marching_cubes, IsoMesh};
 use super::sparse::{sparse_marching_cubes, CubeGrid, SparseConfig, SparseStats};
@@ -20,6 +21,8 @@ pub enum ExtractError {
     Cancelled,
     #[error("the network's zero level set is empty inside the unit sphere: no surface to extract; train longer or with a larger network, and check the convergence report")]
     NoSurface,
+    #[error(transparent)]
+    Memory(#[from] MemoryShortfall),
 }
 
 /// Grid points per axis of the dense grid; its values alone take
@@ -127,6 +130,16 @@ pub fn extract_mesh_with(
     progress: &mut dyn FnMut(f64) -> bool,
 ) -> Result<Extraction, ExtractError> {
     config.validate()?;
+    if config.sparse.is_none() {
+        // The grid's values are held whole; the sparse extraction holds a
+        // band around the surface only.
+        let r = config.resolution as u64;
+        memory::ensure(
+            4 * r * r * r,
+            &format!("a dense {r}^3 extraction"),
+            "lower the resolution, or extract sparse (sparse=true), which goes to 2048 in a fraction of the memory",
+        )?;
+    }
     let grid = unit_cube_grid(config.resolution);
     let _tf32 = Tf32::when(config.precision == Precision::Tf32 && model.network.device().is_cuda());
     extract_on_grid(model, config, &grid, progress)

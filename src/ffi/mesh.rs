@@ -305,7 +305,7 @@ pub extern "C" fn hisdf_chamfer(
         config
             .validate()
             .map_err(|e| Failure::invalid(e.replace("chamfer_points", "points")))?;
-        let report = chamfer_meshes(a, b, points, seed);
+        let report = chamfer_meshes(a, b, points, seed)?;
         unsafe { *out = report.chamfer };
         Ok(())
     })
@@ -353,7 +353,7 @@ pub extern "C" fn hisdf_evaluate(
             config.f_score_threshold = f_score_threshold;
         }
         config.validate().map_err(Failure::invalid)?;
-        let report = evaluate(a, b, &config);
+        let report = evaluate(a, b, &config)?;
         unsafe { *out = HisdfMetrics::new(named_results(&report)?) };
         Ok(())
     })

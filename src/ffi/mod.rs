@@ -51,6 +51,7 @@ use crate::mesh::MeshError;
 use crate::model::ModelFileError;
 use crate::pipeline::JobError;
 use crate::train::TrainError;
+use crate::util::memory::MemoryShortfall;
 use crate::util::{catch_panic, CaughtPanic};
 
 /// Result of every call. Values are fixed forever: new statuses get new
@@ -72,8 +73,11 @@ use crate::util::{catch_panic, CaughtPanic};
 ///   arguments documented as optional may be NULL.
 /// - Sizes that decide an allocation (sample counts, batch size, metric
 ///   points) have documented maxima and are refused above them with
-///   `HISDF_STATUS_INVALID_ARGUMENT`; an allocation that fails anyway (a
-///   network too large for the device) is `HISDF_STATUS_OUT_OF_MEMORY`.
+///   `HISDF_STATUS_INVALID_ARGUMENT`. Below them, a training set, metric
+///   sample or dense grid this process cannot hold (the machine's
+///   available memory, its control group's limit, `ulimit -v`) is refused
+///   before it is allocated with `HISDF_STATUS_OUT_OF_MEMORY`, as is an
+///   allocation that fails anyway (a network too large for the device).
 /// - Every handle has a `*_free` function that accepts NULL. A freed or
 ///   foreign handle is refused with `HISDF_STATUS_INVALID_HANDLE` while its
 ///   memory is still readable (a safety net, not a guarantee).
@@ -269,6 +273,7 @@ impl From<JobError> for Failure {
             JobError::Cancelled => Failure::cancelled("training"),
             e @ JobError::NotConverged(_) => Failure(HisdfStatus::TrainingFailed, e.to_string()),
             e @ JobError::Panicked(_) => Failure(HisdfStatus::Panic, e.to_string()),
+            JobError::Memory(e) => e.into(),
         }
     }
 }
@@ -281,8 +286,15 @@ impl From<ExtractError> for Failure {
             }
             ExtractError::Cancelled => HisdfStatus::Cancelled,
             ExtractError::NoSurface => HisdfStatus::NoSurface,
+            ExtractError::Memory(_) => HisdfStatus::OutOfMemory,
         };
         Failure(status, e.to_string())
+    }
+}
+
+impl From<MemoryShortfall> for Failure {
+    fn from(e: MemoryShortfall) -> Self {
+        Failure(HisdfStatus::OutOfMemory, e.to_string())
     }
 }
 

@@ -21,6 +21,7 @@ use serde::Serialize;
 use crate::mesh::{Centring, Normalisation, TriangleMesh};
 use crate::sampling::{surface_points, surface_points_with_triangles};
 use crate::sdf::MeshSdf;
+use crate::util::memory::{self, MemoryShortfall};
 
 /// The paper's Chamfer distance between two point sets: for each point the
 /// squared distance to its nearest neighbour in the other set, averaged per
@@ -69,15 +70,30 @@ pub fn chamfer_meshes(
     other: &TriangleMesh,
     points: usize,
     seed: u64,
-) -> ChamferReport {
+) -> Result<ChamferReport, MemoryShortfall> {
+    ensure_point_memory(points)?;
     let n = metric_frame(reference);
     let a = surface_points(&n.apply_to_mesh(reference), points, seed);
     let b = surface_points(&n.apply_to_mesh(other), points, seed ^ OTHER_STREAM);
-    ChamferReport {
+    Ok(ChamferReport {
         chamfer: chamfer_points(&a, &b),
         points,
         seed,
-    }
+    })
+}
+
+/// Host memory per surface sample of the point metrics, both meshes
+/// together: points, their triangles, k-d trees and distances (measured
+/// with `hisdf eval --chamfer-points`: about 80 bytes; rounded up).
+const BYTES_PER_METRIC_POINT: u64 = 96;
+
+/// Refuses, before sampling, a point count the process cannot hold.
+fn ensure_point_memory(points: usize) -> Result<(), MemoryShortfall> {
+    memory::ensure(
+        points as u64 * BYTES_PER_METRIC_POINT,
+        &format!("measuring on {points} surface samples per mesh"),
+        "lower chamfer_points (the paper uses 10,000)",
+    )
 }
 
 /// What [`evaluate`] measures and with how many samples.
@@ -245,7 +261,13 @@ fn extra_area_share(areas: &[f64], keep: usize) -> f64 {
 
 /// All metrics of [`EvalReport`] between two meshes. Empty meshes give
 /// infinite distances and zero scores rather than panicking.
-pub fn evaluate(reference: &TriangleMesh, other: &TriangleMesh, config: &EvalConfig) -> EvalReport {
+/// A point count the process cannot hold is refused before any sampling.
+pub fn evaluate(
+    reference: &TriangleMesh,
+    other: &TriangleMesh,
+    config: &EvalConfig,
+) -> Result<EvalReport, MemoryShortfall> {
+    ensure_point_memory(config.chamfer_points)?;
     let start = std::time::Instant::now();
     let ref_components = reference.components();
     let other_components = other.components();
@@ -305,7 +327,7 @@ pub fn evaluate(reference: &TriangleMesh, other: &TriangleMesh, config: &EvalCon
         (f64::INFINITY, f64::INFINITY)
     };
 
-    EvalReport {
+    Ok(EvalReport {
         chamfer,
         chamfer_points: n,
         emd,
@@ -337,7 +359,7 @@ pub fn evaluate(reference: &TriangleMesh, other: &TriangleMesh, config: &EvalCon
         seed,
         seconds: start.elapsed().as_secs_f64(),
         model: None,
-    }
+    })
 }
 
 /// The surface samples behind [`evaluate`]'s point-based metrics, in the
@@ -468,8 +490,10 @@ mod tests {
     #[test]
     fn chamfer_grows_with_offset() {
         let mesh = icosphere(3);
-        let same = chamfer_meshes(&mesh, &mesh, 2000, 1).chamfer;
-        let off = chamfer_meshes(&mesh, &scaled(&mesh, 1.1), 2000, 1).chamfer;
+        let same = chamfer_meshes(&mesh, &mesh, 2000, 1).unwrap().chamfer;
+        let off = chamfer_meshes(&mesh, &scaled(&mesh, 1.1), 2000, 1)
+            .unwrap()
+            .chamfer;
         // A 10% larger sphere in the unit frame is 0.1 away everywhere:
         // CD is about 2 * 0.01 plus the sampling floor.
         assert!(same < 0.01, "{same}");
@@ -496,7 +520,7 @@ mod tests {
             emd_points: 50,
             ..EvalConfig::default()
         };
-        let r = evaluate(&cube, &bumped, &config);
+        let r = evaluate(&cube, &bumped, &config).unwrap();
         // In the cube's unit-sphere frame: its corners are at radius 1.
         let moved = bumped.vertices[corner].map(f64::from);
         let want = ((moved[0] - 0.5).powi(2) * 3.0).sqrt() / 0.75f64.sqrt();
@@ -521,7 +545,7 @@ mod tests {
             emd_points: 200,
             ..EvalConfig::default()
         };
-        let same = evaluate(&mesh, &mesh, &config);
+        let same = evaluate(&mesh, &mesh, &config).unwrap();
         assert!(same.chamfer_point_to_mesh < 1e-10, "{same:?}");
         assert!(same.hausdorff < 1e-5);
         assert_eq!(same.f_score, 1.0);
@@ -529,7 +553,7 @@ mod tests {
         // Two samplings of one surface still differ: EMD and CD have floors.
         assert!(same.emd > 0.0 && same.emd < 0.4, "{same:?}");
 
-        let big = evaluate(&mesh, &scaled(&mesh, 1.05), &config);
+        let big = evaluate(&mesh, &scaled(&mesh, 1.05), &config).unwrap();
         // Radius 1 against 1.05 (the frame is the reference's unit sphere):
         // every point is 0.05 away, up to the facets' sagitta.
         assert!(
@@ -544,9 +568,12 @@ mod tests {
         assert_eq!(big.emd_sum, big.emd * 200.0);
 
         // Deterministic in the seed.
-        assert_eq!(evaluate(&mesh, &mesh, &config).chamfer, same.chamfer);
+        assert_eq!(
+            evaluate(&mesh, &mesh, &config).unwrap().chamfer,
+            same.chamfer
+        );
         let other_seed = EvalConfig { seed: 5, ..config };
-        assert_ne!(evaluate(&mesh, &mesh, &other_seed).emd, same.emd);
+        assert_ne!(evaluate(&mesh, &mesh, &other_seed).unwrap().emd, same.emd);
     }
 
     #[test]
@@ -564,7 +591,7 @@ mod tests {
             emd_points: 50,
             ..EvalConfig::default()
         };
-        let r = evaluate(&centred, &sphere, &config);
+        let r = evaluate(&centred, &sphere, &config).unwrap();
         assert!(r.normal_consistency < 0.95, "{r:?}");
         assert!(r.f_score < 0.5, "{r:?}");
     }
@@ -594,7 +621,7 @@ mod tests {
             emd_points: 20,
             ..EvalConfig::default()
         };
-        let r = evaluate(&cube, &two, &config);
+        let r = evaluate(&cube, &two, &config).unwrap();
         assert_eq!((r.components_reference, r.components_other), (1, 3));
         // Three equal cubes against one: two thirds of the area is extra.
         assert_eq!(r.components_other_significant, 3);
@@ -611,7 +638,8 @@ mod tests {
             &icosphere(1),
             &TriangleMesh::default(),
             &EvalConfig::default(),
-        );
+        )
+        .unwrap();
         assert!(r.chamfer.is_infinite() && r.emd.is_infinite());
         assert_eq!(r.f_score, 0.0);
         assert_eq!((r.components_reference, r.components_other), (1, 0));

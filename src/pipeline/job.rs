@@ -21,6 +21,7 @@ use crate::train::{
     batch_incompatibility, train_batch_refined, NoRefinement, Progress, Refiner, TrainError,
     TrainInput,
 };
+use crate::util::memory::{self, MemoryShortfall};
 
 use super::convergence::check_convergence_with_sdf;
 use super::{prepare_mesh, ConvergenceConfig, ConvergenceReport, PreparedMesh, Recipe};
@@ -100,6 +101,9 @@ pub enum JobError {
     /// A bug of ours, caught so that the other meshes of a batch go on.
     #[error("internal error: {0}; this is a bug in hisdf: please report it with the input that caused it")]
     Panicked(String),
+    /// A size from the recipe does not fit in this process's memory.
+    #[error(transparent)]
+    Memory(#[from] MemoryShortfall),
 }
 
 /// Prepares `mesh`, samples its SDF as `recipe` says, trains and checks. The
@@ -136,6 +140,16 @@ pub fn sample_mesh(
     recipe
         .validate()
         .map_err(|e| JobError::Train(TrainError::InvalidConfig(e)))?;
+    // Before the mesh is prepared: a training set that cannot fit is
+    // refused at once, not after the SDF is built.
+    memory::ensure(
+        recipe.sampling.memory_bytes(),
+        &format!(
+            "a training set of {} samples",
+            recipe.sampling.peak_samples()
+        ),
+        "lower surface_samples, uniform_samples or the shells' counts",
+    )?;
     let mut seconds = StageSeconds::default();
 
     observer.stage(Stage::Prepare);

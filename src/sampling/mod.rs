@@ -177,6 +177,13 @@ const REFINEMENT_VERTEX_CANDIDATES: usize = 200_000;
 /// values, 400 times the paper's near-surface set).
 pub const MAX_SAMPLES: usize = 200_000_000;
 
+/// Host memory per sample while a training set is made and handed to
+/// training: the point and its target (16 bytes) and their copy as the
+/// training tensor. Measured with `hisdf train --set surface_samples=N`
+/// on the CPU: 16 bytes more per sample at the peak; the copy is counted
+/// so that a CUDA run, whose tensor is made from the host's, fits too.
+pub const BYTES_PER_SAMPLE: u64 = 32;
+
 impl NearSurfaceConfig {
     /// The paper's near-surface set: 25,000 on the surface, 250,000 at
     /// variance 1e-4 and 250,000 at variance 1e-5.
@@ -220,6 +227,19 @@ impl NearSurfaceConfig {
                 .saturating_add(self.refinement.samples),
             |t, s| t.saturating_add(s.count),
         )
+    }
+
+    /// The most samples held at once while the set is made: the set, or
+    /// weighted sampling's larger pool.
+    pub fn peak_samples(&self) -> usize {
+        self.total()
+            .max(self.weighted.as_ref().map_or(0, |w| w.pool))
+    }
+
+    /// Host memory making this training set takes at its peak, for the
+    /// check before sampling ([`crate::util::memory`]).
+    pub fn memory_bytes(&self) -> u64 {
+        self.peak_samples() as u64 * BYTES_PER_SAMPLE
     }
 }
 

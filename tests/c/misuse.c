@@ -1,7 +1,9 @@
 /* Arguments that must never kill the host: lengths that lie (SIZE_MAX and
  * lengths that disagree), sizes too large to allocate (10^12 samples,
  * points, batch), mesh files in memory whose headers promise billions of
- * elements, a double free of an error, NULL buffers of length 0.
+ * elements, a double free of an error, NULL buffers of length 0, and
+ * sizes within the documented maxima on a host with little memory left
+ * (an address-space limit, as `ulimit -v` sets).
  * Each case runs in a process of its own (this program run again with the
  * case's number: a fork alone would inherit a parent's thread pools
  * without their threads), so a crash is seen as a signal instead of ending
@@ -17,6 +19,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -44,14 +47,15 @@ static HisdfStatus config_with(const char *key, const char *value) {
     return s;
 }
 
-static HisdfStatus train_with(const char *width, const char *batch) {
+static HisdfStatus train_with_samples(const char *width, const char *batch,
+                                      const char *surface_samples) {
     HisdfConfig *cfg = NULL;
     HisdfError *err = NULL;
     HisdfModel *m = NULL;
     ok_or_die(hisdf_config_new("fast", &cfg, &err), err, "config");
     const char *settings[][2] = {
         {"device", "cpu"},         {"iterations", "2"},     {"depth", "1"},
-        {"width", width},          {"batch_size", batch},   {"surface_samples", "200"},
+        {"width", width},          {"batch_size", batch},   {"surface_samples", surface_samples},
         {"shells", "200:1e-3"},    {"uniform_samples", "100"},
         {"encoding", "none"},      {"check_convergence", "false"},
     };
@@ -63,6 +67,49 @@ static HisdfStatus train_with(const char *width, const char *batch) {
     hisdf_error_free(err);
     hisdf_model_free(m);
     hisdf_config_free(cfg);
+    return s;
+}
+
+static HisdfStatus train_with(const char *width, const char *batch) {
+    return train_with_samples(width, batch, "200");
+}
+
+/* Leaves this process `room` bytes of address space beyond what it has
+ * mapped now: a small host, or one under `ulimit -v`. */
+static void leave_only(size_t room) {
+    FILE *f = fopen("/proc/self/status", "r");
+    char line[256];
+    unsigned long long kb = 0;
+    while (f && fgets(line, sizeof line, f))
+        if (sscanf(line, "VmSize: %llu kB", &kb) == 1) break;
+    if (f) fclose(f);
+    if (kb == 0) exit(3);
+    struct rlimit r = {(rlim_t)(kb * 1024 + room), (rlim_t)(kb * 1024 + room)};
+    if (setrlimit(RLIMIT_AS, &r) != 0) exit(4);
+}
+#define LITTLE ((size_t)256 << 20)
+/* 100 million samples are within the 2*10^8 maximum but take GBs. */
+static HisdfStatus train_samples_beyond_memory(void) {
+    leave_only(LITTLE);
+    return train_with_samples("8", "64", "100000000");
+}
+static HisdfStatus evaluate_points_beyond_memory(void) {
+    leave_only(LITTLE);
+    HisdfMetrics *m = NULL;
+    HisdfStatus s = hisdf_evaluate(mesh, mesh, 50000000, 100, 0, 0, &m, NULL);
+    hisdf_metrics_free(m);
+    return s;
+}
+static HisdfStatus chamfer_points_beyond_memory(void) {
+    leave_only(LITTLE);
+    double cd = 0;
+    return hisdf_chamfer(mesh, mesh, 50000000, 0, &cd, NULL);
+}
+static HisdfStatus extract_dense_beyond_memory(void) {
+    leave_only(LITTLE);
+    HisdfMesh *m = NULL;
+    HisdfStatus s = hisdf_extract(model, 1024, NULL, NULL, NULL, &m, NULL);
+    hisdf_mesh_free(m);
     return s;
 }
 
@@ -260,6 +307,10 @@ static const struct misuse cases[] = {
     {"model normalisation, centre_len SIZE_MAX", INVALID, model_normalisation_size_max, 1},
     {"metrics entry, index SIZE_MAX", INVALID, metrics_entry_size_max, 0},
     {"train, 512 GiB of activations", HISDF_STATUS_OUT_OF_MEMORY, train_too_large, 0},
+    {"train, 10^8 samples with 256 MB left", HISDF_STATUS_OUT_OF_MEMORY, train_samples_beyond_memory, 0},
+    {"evaluate, 5*10^7 points with 256 MB left", HISDF_STATUS_OUT_OF_MEMORY, evaluate_points_beyond_memory, 0},
+    {"chamfer, 5*10^7 points with 256 MB left", HISDF_STATUS_OUT_OF_MEMORY, chamfer_points_beyond_memory, 0},
+    {"extract, dense 1024^3 with 256 MB left", HISDF_STATUS_OUT_OF_MEMORY, extract_dense_beyond_memory, 1},
     {"error freed twice", HISDF_STATUS_OK, error_double_free, 0},
     {"NULL buffers of length 0", HISDF_STATUS_OK, empty_buffers, 1},
     {"empty mesh from NULL arrays", HISDF_STATUS_INVALID_MESH, empty_mesh, 0},

@@ -257,7 +257,8 @@ fn dispatch(command: Command) -> Result<()> {
             settings.write(&config::path_for(&output), config::Scope::Run)?;
             timings.extract = t.elapsed().as_secs_f64();
             let t = Instant::now();
-            let report = chamfer_meshes(&prepared.original, &extracted, 10_000, 0);
+            let report = chamfer_meshes(&prepared.original, &extracted, 10_000, 0)
+                .map_err(|e| e.to_string())?;
             timings.eval = t.elapsed().as_secs_f64();
             println!(
                 "stages: load {:.2} s, sample {:.2} s, train {:.2} s ({} iterations on {}), extract {:.2} s ({}^3), eval {:.2} s; total {:.1} s",

@@ -148,7 +148,7 @@ pub fn eval(a: EvalArgs) -> Result<()> {
     config.validate()?;
     let reference = load_checked(&a.reference)?;
     let other = load_checked(&a.other)?;
-    let mut r = evaluate(&reference, &other, &config);
+    let mut r = evaluate(&reference, &other, &config).map_err(|e| e.to_string())?;
     if let Some(path) = &a.model {
         let device = a.device.resolve().map_err(|e| e.to_string())?;
         let model = load_model(path, device).map_err(|e| e.to_string())?;

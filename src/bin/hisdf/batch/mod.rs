@@ -578,7 +578,8 @@ fn finish_fallible(
         &prepared.original,
         &extracted,
         &settings.evaluation.to_eval_config()?,
-    );
+    )
+    .map_err(|e| e.to_string())?;
     // The check measured the network on held-out samples already.
     report.model = Some(check.sdf_error.clone());
     timings.eval = t.elapsed().as_secs_f64();
