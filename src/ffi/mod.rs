@@ -507,6 +507,13 @@ fn point_count(len: usize, what: &str) -> Result<usize, Failure> {
 fn points_arg(ptr: *const f32, len: usize, what: &str) -> Result<Vec<[f32; 3]>, Failure> {
     point_count(len, what)?;
     let flat = slice_arg(ptr, len, what)?;
+    // The copy, and the values or mesh made from it, are ours to allocate:
+    // refused when they cannot fit rather than aborting the host.
+    crate::util::memory::ensure(
+        len as u64 * 8,
+        &format!("a copy of {what} ({} points)", len / 3),
+        "pass the points in smaller chunks",
+    )?;
     if let Some(k) = flat.iter().position(|v| !v.is_finite()) {
         return Err(Failure::invalid(format!(
             "{what}: point {} has a NaN or infinite coordinate ({})",

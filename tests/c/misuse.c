@@ -12,6 +12,7 @@
  * the error records the library logs); exit 0 when every case returned
  * its expected status. */
 #define _POSIX_C_SOURCE 200809L
+#define _DEFAULT_SOURCE
 
 #include "hisdf.h"
 
@@ -19,6 +20,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/resource.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -244,6 +246,17 @@ static HisdfStatus metrics_entry_size_max(void) {
     hisdf_metrics_free(m);
     return s;
 }
+/* A truthful 3 GB buffer of points (untouched pages read as zeros) and
+ * its output, with little memory left for the library's copy. */
+static HisdfStatus query_copy_beyond_memory(void) {
+    size_t n = (size_t)1 << 28;
+    float *big = mmap(NULL, 3 * n * sizeof(float), PROT_READ, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+    float *out = mmap(NULL, n * sizeof(float), PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+    if (big == MAP_FAILED || out == MAP_FAILED) return HISDF_STATUS_PANIC;
+    leave_only(LITTLE);
+    return hisdf_mesh_signed_distance(mesh, big, 3 * n, out, n, NULL);
+}
+
 static HisdfStatus error_double_free(void) {
     HisdfError *err = NULL;
     HisdfStatus s = hisdf_mesh_signed_distance(NULL, points, 3, values, 1, &err);
@@ -310,6 +323,7 @@ static const struct misuse cases[] = {
     {"train, 10^8 samples with 256 MB left", HISDF_STATUS_OUT_OF_MEMORY, train_samples_beyond_memory, 0},
     {"evaluate, 5*10^7 points with 256 MB left", HISDF_STATUS_OUT_OF_MEMORY, evaluate_points_beyond_memory, 0},
     {"chamfer, 5*10^7 points with 256 MB left", HISDF_STATUS_OUT_OF_MEMORY, chamfer_points_beyond_memory, 0},
+    {"signed distance of 2^28 points with 256 MB left", HISDF_STATUS_OUT_OF_MEMORY, query_copy_beyond_memory, 0},
     {"extract, dense 1024^3 with 256 MB left", HISDF_STATUS_OUT_OF_MEMORY, extract_dense_beyond_memory, 1},
     {"error freed twice", HISDF_STATUS_OK, error_double_free, 0},
     {"NULL buffers of length 0", HISDF_STATUS_OK, empty_buffers, 1},
