@@ -275,23 +275,20 @@ impl PreparedMesh {
 }
 
 /// The note of [`PreparedMesh::open_note`] from a mesh's structure alone.
+/// [`MeshInfo::issues`] (logged just before) gives the counts and what the
+/// winding number makes of the holes; this adds what to do about it.
 pub fn open_surface_note(info: &MeshInfo, surface: Surface) -> Option<String> {
     if info.watertight {
         return None;
     }
-    let what = format!(
-        "open surface: {} boundary edges, {} non-manifold, {} misoriented",
-        info.boundary_edges, info.non_manifold_edges, info.misoriented_edges
-    );
     Some(match surface {
-        Surface::Solid => format!(
-            "{what}; it will be closed as a solid (by its winding number); \
-             for a sheet-like surface use a shell instead (--surface shell, \
-             the setting surface=shell)"
+        Surface::Solid => "open surface: for a sheet-like surface, train a shell instead \
+             (--surface shell, the setting surface=shell)"
+            .to_string(),
+        Surface::Shell { thickness } => format!(
+            "open surface: trained as a shell, a closed band {thickness} thick around it, \
+             so the holes stay open"
         ),
-        Surface::Shell { thickness } => {
-            format!("{what}; trained as a shell: a closed band {thickness} thick around it")
-        }
     })
 }
 

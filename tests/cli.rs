@@ -827,8 +827,9 @@ fn an_open_mesh_trains_as_a_shell_on_request() {
     let (code, _, err) = train(&[]);
     assert_eq!(code, 0, "{err}");
     assert!(
-        err.contains("open surface: 4 boundary edges")
-            && err.contains("closed as a solid")
+        err.contains("4 boundary edges: the mesh is open")
+            && err.contains("closed over")
+            && err.contains("train a shell")
             && err.contains("--surface shell"),
         "{err}"
     );

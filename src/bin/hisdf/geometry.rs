@@ -7,10 +7,10 @@ use std::time::Instant;
 use clap::{Subcommand, ValueEnum};
 use hisdf::io::npy;
 use hisdf::mesh::{self, MeshInfo};
-use hisdf::pipeline::prepare_mesh;
+use hisdf::pipeline::{open_surface_note, prepare_mesh};
 use hisdf::render::{render_row, save_png, View};
 use hisdf::sampling::{
-    near_surface, uniform, weighted, NearSurfaceConfig, UniformDomain, WeightedConfig,
+    near_surface, uniform, weighted, NearSurfaceConfig, Surface, UniformDomain, WeightedConfig,
 };
 use hisdf::sdf::{exact_signed_distance, MeshSdf};
 
@@ -250,7 +250,7 @@ pub fn run(command: GeometryCommand) -> Result<(), String> {
                 .map_err(|e| format!("{}: {e}", mesh.display()))?;
             if json {
                 let mut value = serde_json::to_value(&info).map_err(|e| e.to_string())?;
-                value["issues"] = serde_json::Value::from(info.issues());
+                value["issues"] = serde_json::Value::from(issues_of(&info));
                 println!("{value}");
             } else {
                 print_info(&mesh, &info);
@@ -258,6 +258,14 @@ pub fn run(command: GeometryCommand) -> Result<(), String> {
             Ok(())
         }
     }
+}
+
+/// The mesh's issues, and what the default training makes of an open mesh,
+/// in training's own words.
+fn issues_of(info: &MeshInfo) -> Vec<String> {
+    let mut issues = info.issues();
+    issues.extend(open_surface_note(info, Surface::Solid));
+    issues
 }
 
 fn print_info(path: &Path, info: &MeshInfo) {
@@ -280,7 +288,7 @@ fn print_info(path: &Path, info: &MeshInfo) {
         info.bbox_max[2]
     );
     println!("  surface area: {:.6e}", info.surface_area);
-    let issues = info.issues();
+    let issues = issues_of(info);
     if issues.is_empty() {
         println!("  issues: none");
     } else {
