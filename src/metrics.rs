@@ -26,8 +26,8 @@ pub fn model_sdf_error(
 mod tests {
     use super::*;
     use crate::mesh::Normalisation;
-    use crate::sampling::GaussianShell;
     use crate::model::{Initialisation, NetworkConfig, SdfNetwork, TrainingMetadata};
+    use crate::sampling::GaussianShell;
 
     /// The geometric initialisation makes an untrained network close to the
     /// SDF of a sphere of the given radius (unit-sphere frame).

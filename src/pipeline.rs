@@ -16,8 +16,8 @@ pub use job::{
 
 // Preparing a mesh needs no libtorch: it lives in the mesh stage (the
 // hisdf-geometry crate) for the torch-free `hisdf sample`.
-pub use crate::mesh::{open_surface_note, prepare_mesh, PreparedMesh};
 use crate::mesh::Normalisation;
+pub use crate::mesh::{open_surface_note, prepare_mesh, PreparedMesh};
 use crate::model::{Encoding, Initialisation, NetworkConfig};
 use crate::sampling::{
     near_surface, weighted, GaussianShell, NearSurfaceConfig, Refinement, Representation, Samples,

@@ -65,7 +65,9 @@ fn hisdf_asks_the_loader_for_no_libtorch() {
     // The other binary does link it (with libtorch_cuda where the build's
     // libtorch has CUDA), so the scan tells the two apart.
     assert!(
-        needed(HISDF_TORCH).iter().any(|l| l.starts_with("libtorch")),
+        needed(HISDF_TORCH)
+            .iter()
+            .any(|l| l.starts_with("libtorch")),
         "hisdf-torch should link libtorch"
     );
 }
@@ -130,7 +132,11 @@ fn torch_free_commands_run_without_hisdf_torch_and_the_others_say_what_is_missin
         ],
     ];
     for args in &runs {
-        let out = output(Command::new(&hisdf).args(args).env_remove("LD_LIBRARY_PATH"));
+        let out = output(
+            Command::new(&hisdf)
+                .args(args)
+                .env_remove("LD_LIBRARY_PATH"),
+        );
         assert!(
             out.status.success(),
             "hisdf {args:?} without hisdf-torch: {}",
@@ -152,7 +158,13 @@ fn torch_free_commands_run_without_hisdf_torch_and_the_others_say_what_is_missin
     for args in [
         vec!["train", mesh.as_str(), "-o", model.as_str()],
         vec!["keys"],
-        vec!["eval", mesh.as_str(), mesh.as_str(), "--model", model.as_str()],
+        vec![
+            "eval",
+            mesh.as_str(),
+            mesh.as_str(),
+            "--model",
+            model.as_str(),
+        ],
         vec!["help", "train"],
     ] {
         let out = output(Command::new(&hisdf).args(&args));
@@ -176,7 +188,9 @@ fn the_help_is_the_same_as_hisdf_torchs_and_names_every_command() {
     let torch = output(Command::new(HISDF_TORCH).arg0("hisdf").arg("--help"));
     assert!(light.status.success() && torch.status.success());
     assert_eq!(text(&light.stdout), text(&torch.stdout));
-    for command in ["info", "sdf", "sample", "render", "eval", "train", "run", "extract"] {
+    for command in [
+        "info", "sdf", "sample", "render", "eval", "train", "run", "extract",
+    ] {
         assert!(
             text(&light.stdout).contains(&format!("\n  {command} ")),
             "{command} missing from {}",
@@ -185,13 +199,18 @@ fn the_help_is_the_same_as_hisdf_torchs_and_names_every_command() {
     }
     // eval's arguments are defined once (eval.rs) for both.
     let light = output(Command::new(HISDF).args(["eval", "--help"]));
-    let torch = output(Command::new(HISDF_TORCH).arg0("hisdf").args(["eval", "--help"]));
+    let torch = output(
+        Command::new(HISDF_TORCH)
+            .arg0("hisdf")
+            .args(["eval", "--help"]),
+    );
     assert_eq!(text(&light.stdout), text(&torch.stdout));
     // A torch command's own help comes from hisdf-torch, named hisdf.
     let train = output(Command::new(HISDF).args(["train", "--help"]));
     assert!(train.status.success(), "{}", text(&train.stderr));
     assert!(
-        text(&train.stdout).contains("Usage: hisdf train") && text(&train.stdout).contains("--preset"),
+        text(&train.stdout).contains("Usage: hisdf train")
+            && text(&train.stdout).contains("--preset"),
         "{}",
         text(&train.stdout)
     );

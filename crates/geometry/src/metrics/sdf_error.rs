@@ -197,4 +197,3 @@ pub fn held_out_sdf_error(
         sdf_seconds: start.elapsed().as_secs_f64(),
     }
 }
-
