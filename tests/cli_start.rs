@@ -225,6 +225,15 @@ fn a_torch_command_is_hisdf_torch_in_the_same_process_with_its_output_and_status
     assert_eq!(light.stdout, torch.stdout);
     let usage = output(Command::new(HISDF).args(["train", "--iterations", "x"]));
     assert_eq!(usage.status.code(), Some(2), "{}", text(&usage.stderr));
+    // eval's --device is hisdf-torch's to read, with or without --model.
+    let mesh = mesh_path("block-2x4.stl");
+    let device = output(Command::new(HISDF).args(["eval", &mesh, &mesh, "--device", "tpu"]));
+    assert_eq!(device.status.code(), Some(2), "{}", text(&device.stderr));
+    assert!(
+        text(&device.stderr).contains("unknown device"),
+        "{}",
+        text(&device.stderr)
+    );
 
     // Exec, not a child: the process we started becomes hisdf-torch, so a
     // signal sent to it (Ctrl-C, Slurm's) reaches the training itself.

@@ -39,7 +39,7 @@ pub struct EvalArgs {
     pub model: Option<PathBuf>,
     /// Device for --model: cpu, cuda or auto.
     #[arg(long, default_value = "auto")]
-    device: DeviceChoice,
+    pub device: DeviceChoice,
 }
 
 pub fn eval(a: EvalArgs, held_out: Option<HeldOut>) -> Result<()> {

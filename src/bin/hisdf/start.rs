@@ -82,7 +82,9 @@ fn main() {
     }
     let result = match Cli::parse().command {
         Command::Geometry(c) => geometry::run(c),
-        Command::Eval(a) if a.model.is_none() => eval::eval(a, None),
+        // A --device other than the default goes to hisdf-torch too, whose
+        // parser refuses a bad one, as it always has.
+        Command::Eval(a) if a.model.is_none() && a.device == "auto" => eval::eval(a, None),
         _ => exec_torch(),
     };
     if let Err(message) = result {
