@@ -39,6 +39,9 @@ fn link_libtorch() {
     println!("cargo:rustc-cdylib-link-arg=-Wl,-soname,{soname}");
     // $ORIGIN first: a packaged install (Blender add-on, wheel) puts libtorch
     // beside libhisdf.so and must win over the build machine's path.
+    // For every target (the library's unit tests have no link-arg variant
+    // of their own); in the `hisdf` binary, which needs no libtorch, a run
+    // path does nothing.
     println!("cargo:rustc-link-arg=-Wl,-rpath,$ORIGIN");
     println!("cargo:rustc-link-arg=-Wl,-rpath,{}", lib_dir.display());
     // rustc links with --as-needed, which drops libtorch_cuda.so because no
@@ -46,9 +49,22 @@ fn link_libtorch() {
     // CUDA backend and every run silently falls back to the CPU.
     let with_cuda = lib_dir.join("libtorch_cuda.so").exists();
     if with_cuda {
-        println!("cargo:rustc-link-arg=-Wl,--no-as-needed,-ltorch_cuda,--as-needed");
+        link_torch_cuda();
     }
     compile_native(&lib_dir, with_cuda);
+}
+
+/// libtorch_cuda for every target that links libtorch: the library,
+/// hisdf-torch, tests and examples (the library's unit tests reference its
+/// symbols through the native step), but not the `hisdf` binary, which uses
+/// hisdf-geometry only and must not load libtorch at start
+/// (tests/cli_start.rs checks its ELF).
+fn link_torch_cuda() {
+    let arg = "-Wl,--no-as-needed,-ltorch_cuda,--as-needed";
+    println!("cargo:rustc-link-arg-cdylib={arg}");
+    println!("cargo:rustc-link-arg-bin=hisdf-torch={arg}");
+    println!("cargo:rustc-link-arg-tests={arg}");
+    println!("cargo:rustc-link-arg-examples={arg}");
 }
 
 /// Compiles src/train/native/step.cpp (fused Adam, TF32, CUDA graphs: what

@@ -10,18 +10,19 @@
 //! cubes), [`metrics`] (Chamfer, Hausdorff and the rest) and [`pipeline`]
 //! (presets, the one-mesh job and the convergence check); [`render`] draws
 //! meshes for reports and [`util`] holds small shared helpers. [`ffi`] is the
-//! C API and only translates. ARCHITECTURE.md gives the layering, which
+//! C API and only translates. The stages that need no libtorch (mesh, sdf,
+//! sampling, io, render, util and the mesh-to-mesh metrics) live in the
+//! hisdf-geometry crate and are re-exported here under the same paths. ARCHITECTURE.md gives the layering, which
 //! tests/architecture.rs enforces.
 
 pub mod extract;
 pub mod ffi;
-pub mod io;
-pub mod mesh;
 pub mod metrics;
 pub mod model;
 pub mod pipeline;
-pub mod render;
-pub mod sampling;
-pub mod sdf;
 pub mod train;
-pub mod util;
+
+// The stages that need no libtorch live in the hisdf-geometry crate
+// (crates/geometry), so that the torch-free commands start without it;
+// their paths here stay what they were.
+pub use hisdf_geometry::{io, mesh, render, sampling, sdf, util};

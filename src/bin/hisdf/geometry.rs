@@ -5,14 +5,15 @@ use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use clap::{Subcommand, ValueEnum};
-use hisdf::io::npy;
-use hisdf::mesh::{self, MeshInfo};
-use hisdf::pipeline::{open_surface_note, prepare_mesh};
-use hisdf::render::{render_row, save_png, View};
-use hisdf::sampling::{
+// hisdf-geometry, not hisdf: `hisdf` (start.rs) runs these commands
+// itself, without libtorch.
+use hisdf_geometry::io::npy;
+use hisdf_geometry::mesh::{self, open_surface_note, prepare_mesh, MeshInfo};
+use hisdf_geometry::render::{render_row, save_png, View};
+use hisdf_geometry::sampling::{
     near_surface, uniform, weighted, NearSurfaceConfig, Surface, UniformDomain, WeightedConfig,
 };
-use hisdf::sdf::{exact_signed_distance, MeshSdf};
+use hisdf_geometry::sdf::{exact_signed_distance, MeshSdf};
 
 #[derive(Subcommand)]
 pub enum GeometryCommand {

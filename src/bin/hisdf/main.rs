@@ -1,12 +1,18 @@
-//! `hisdf`: the command-line tool. Every failure prints one line starting
+//! `hisdf-torch`: the command-line tool with every command, the ones that
+//! need libtorch among them. Users run `hisdf` (start.rs), which runs the
+//! torch-free commands itself and hands the others to this binary; it
+//! names itself `hisdf` in messages. Every failure prints one line starting
 //! with "hisdf: error:" and exits with status 1; usage errors exit with 2.
 
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
+mod about;
 mod batch;
 mod config;
+mod eval;
 mod geometry;
+mod output;
 mod progress;
 mod quality;
 mod query;
@@ -20,6 +26,7 @@ use hisdf::pipeline::{
     self, ConvergencePolicy, ConvergenceReport, JobError, PreparedMesh, Preset, Recipe, TrainedMesh,
 };
 use hisdf::train::{DeviceChoice, Progress};
+use output::{check_output, load_checked};
 
 #[derive(Parser)]
 #[command(
@@ -120,9 +127,9 @@ struct TrainArgs {
 enum Command {
     #[command(flatten)]
     Geometry(geometry::GeometryCommand),
-    /// SDF values (and gradients) of a trained model at points from a .npy.
+    #[command(about = about::QUERY)]
     Query(query::QueryArgs),
-    /// Sample the true SDF of MESH and train a network on it.
+    #[command(about = about::TRAIN)]
     Train {
         mesh: PathBuf,
         /// Model file to write (safetensors with hisdf metadata).
@@ -131,12 +138,11 @@ enum Command {
         #[command(flatten)]
         args: TrainArgs,
     },
-    /// Extract the zero level set of a trained model as a mesh.
+    #[command(about = about::EXTRACT)]
     Extract(quality::ExtractArgs),
-    /// Chamfer, EMD, F-score, normal consistency and Hausdorff distances
-    /// between two meshes, in the unit-sphere frame of the reference.
-    Eval(quality::EvalArgs),
-    /// Train, extract and evaluate in one go.
+    #[command(about = about::EVAL)]
+    Eval(eval::EvalArgs),
+    #[command(about = about::RUN)]
     Run {
         mesh: PathBuf,
         /// Output mesh (.obj, .ply or .stl).
@@ -155,14 +161,11 @@ enum Command {
         #[command(flatten)]
         args: TrainArgs,
     },
-    /// Train, extract and evaluate every mesh of a list or folder, with
-    /// resume and sharding across machines.
+    #[command(about = about::BATCH)]
     Batch(batch::BatchArgs),
-    /// Merge the results tables of a sharded batch.
+    #[command(about = about::BATCH_MERGE)]
     BatchMerge(batch::MergeArgs),
-    /// The named settings `--set` takes (the C API's, Python's, C++'s and
-    /// Blender's), one per line with its type, default, range and meaning
-    /// below it, then the presets.
+    #[command(about = about::KEYS)]
     Keys {
         /// The same as JSON (what the C API's hisdf_config_describe gives).
         #[arg(long)]
@@ -224,7 +227,7 @@ fn dispatch(command: Command) -> Result<()> {
         Command::Extract(args) => quality::extract(args),
         Command::Batch(args) => batch::run(args),
         Command::BatchMerge(args) => batch::merge(args),
-        Command::Eval(args) => quality::eval(args),
+        Command::Eval(args) => eval::eval(args, Some(&quality::model_error)),
         Command::Run {
             mesh,
             output,
@@ -297,43 +300,11 @@ struct Timings {
     eval: f64,
 }
 
-/// Refuses an output path we could not write, before any long work starts:
-/// its extension here, the rest by the library's check.
-pub(crate) fn check_output(path: &Path, extensions: &[&str]) -> Result<()> {
-    if path.is_dir() {
-        return Err(format!(
-            "{}: is a folder; give a file name in it, e.g. {}",
-            path.display(),
-            path.join(format!("out.{}", extensions[0])).display()
-        ));
-    }
-    let ext = path
-        .extension()
-        .and_then(|e| e.to_str())
-        .map(|e| e.to_ascii_lowercase())
-        .unwrap_or_default();
-    if !extensions.contains(&ext.as_str()) {
-        return Err(format!(
-            "{}: unsupported output extension (expected .{})",
-            path.display(),
-            extensions.join(", .")
-        ));
-    }
-    hisdf::util::check_output_path(path)
-}
-
 /// [`check_output`] for an output and the configuration file written beside
 /// it (`config::path_for`): both are written after the training.
 fn check_output_and_config(path: &Path, extensions: &[&str]) -> Result<()> {
     check_output(path, extensions)?;
     hisdf::util::check_output_path(&config::path_for(path))
-}
-
-fn load_checked(path: &Path) -> Result<TriangleMesh> {
-    let mesh = mesh::load(path).map_err(|e| e.to_string())?;
-    mesh.validate()
-        .map_err(|e| format!("{}: {e}", path.display()))?;
-    Ok(mesh)
 }
 
 /// Loads, samples and trains, then checks convergence

@@ -8,12 +8,16 @@
 
 mod clean;
 mod error;
-pub(crate) mod geometry;
+// Public for hisdf's own tests (marching cubes checks its vertices with
+// these helpers); not part of the API.
+#[doc(hidden)]
+pub mod geometry;
 mod load;
 mod normalise;
 mod obj;
 mod off;
 mod ply;
+mod prepare;
 pub mod primitives;
 mod shell;
 mod stl;
@@ -25,6 +29,7 @@ mod write;
 pub use error::MeshError;
 pub use load::{load, load_from_bytes};
 pub use normalise::{Centring, Normalisation};
+pub use prepare::{open_surface_note, prepare_mesh, PreparedMesh};
 pub use primitives::{icosphere, torus, unit_cube};
 pub use shell::Surface;
 pub use topology::Components;

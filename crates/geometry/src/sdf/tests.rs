@@ -811,7 +811,8 @@ fn sign_follows_brute_winding_and_distance_is_f64_exact() {
     // The lego brick's long thin faces once made an f32 projection miss
     // the nearest triangle by 4e-4 (triangles are now measured in f64).
     let brick = crate::mesh::load(
-        &std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("data/meshes/block-2x4.stl"),
+        // The repository's data/, two folders above this crate.
+        &std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../data/meshes/block-2x4.stl"),
     )
     .unwrap();
     let brick = crate::mesh::Normalisation::unit_sphere(&brick).apply_to_mesh(&brick);

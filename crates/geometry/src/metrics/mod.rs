@@ -13,7 +13,7 @@ mod sdf_error;
 
 pub use emd::{earth_movers_sum, optimal_assignment};
 pub use kdtree::KdTree;
-pub use sdf_error::{model_sdf_error, HeldOutConfig, SdfErrorReport, HELD_OUT_SEED};
+pub use sdf_error::{held_out_sdf_error, HeldOutConfig, SdfErrorReport, HELD_OUT_SEED};
 
 use rayon::prelude::*;
 use serde::Serialize;
