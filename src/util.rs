@@ -1,5 +1,7 @@
 //! Small pieces every stage shares.
 
+pub mod libtorch_blas;
+
 use std::io::Write;
 use std::path::Path;
 

@@ -354,6 +354,9 @@ fn boundary(
     body: impl FnOnce() -> Result<(), Failure>,
 ) -> HisdfStatus {
     quiet_panics();
+    // Before any work: a host that links a BLAS of its own (Debian's
+    // Blender) would otherwise take libtorch's matrix products (issue 22).
+    crate::util::libtorch_blas::keep_own_blas();
     // Calls nest (a progress callback may call back in): restore, not clear.
     let outer = IN_BOUNDARY.with(|b| b.replace(true));
     CALLS_RUNNING.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
