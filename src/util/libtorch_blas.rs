@@ -14,7 +14,8 @@
 //!
 //! [`keep_own_blas`] binds those calls of `libtorch_cpu.so` back to the
 //! definitions inside it, as `-Bsymbolic-functions` at its link would have:
-//! it rewrites the library's own GOT slots for the symbols it defines and the
+//! it rewrites the words of the library that the dynamic linker filled (or
+//! would fill) with the address of a BLAS symbol the library defines and the
 //! global scope resolves elsewhere, and nothing else. The host's symbols
 //! stay as they were: its own BLAS calls still reach its BLAS. In a process
 //! where nothing interposes (the CLI, a plain Python) it changes nothing.
@@ -31,8 +32,9 @@ use std::sync::OnceLock;
 pub struct Rebinding {
     /// The `libtorch_cpu` loaded in this process, if any.
     pub library: Option<String>,
-    /// Its GOT slots that were bound (or would have been bound) to another
-    /// object's definition and now hold libtorch's own.
+    /// Its words (GOT slots, MKL's tables of function addresses) that were
+    /// bound (or, lazily, would have been bound) to another object's
+    /// definition and now hold libtorch's own.
     pub slots: usize,
     /// The objects that had been interposing, as the dynamic linker names
     /// them (for the log: which host library it was).
@@ -47,7 +49,13 @@ pub struct Rebinding {
 pub fn keep_own_blas() -> &'static Rebinding {
     static DONE: OnceLock<Rebinding> = OnceLock::new();
     DONE.get_or_init(|| {
+        let started = std::time::Instant::now();
         let rebinding = imp::rebind();
+        log::debug!(
+            "libtorch BLAS bindings checked in {:.1} ms: {} rebound",
+            started.elapsed().as_secs_f64() * 1e3,
+            rebinding.slots
+        );
         if rebinding.slots > 0 {
             log::info!(
                 "{}: {} BLAS/LAPACK calls were bound to {} (loaded by the host); \
@@ -109,10 +117,21 @@ mod imp {
     const PT_DYNAMIC: u32 = 2;
     const PT_GNU_RELRO: u32 = 0x6474_e552;
     const STT_FUNC: u8 = 2;
+    /// The relocations that put a symbol's address in a word: (type, whether
+    /// the addend is added, whether it is a PLT call's slot). The others
+    /// (relative, TLS) name no interposable function.
     #[cfg(target_arch = "x86_64")]
-    const SLOT_RELOCATIONS: [u32; 2] = [7, 6]; // R_X86_64_JUMP_SLOT, R_X86_64_GLOB_DAT
+    const SLOT_RELOCATIONS: [(u32, bool, bool); 3] = [
+        (7, false, true),  // R_X86_64_JUMP_SLOT
+        (6, false, false), // R_X86_64_GLOB_DAT
+        (1, true, false),  // R_X86_64_64 (MKL's dispatch tables)
+    ];
     #[cfg(target_arch = "aarch64")]
-    const SLOT_RELOCATIONS: [u32; 2] = [1026, 1025]; // R_AARCH64_JUMP_SLOT, R_AARCH64_GLOB_DAT
+    const SLOT_RELOCATIONS: [(u32, bool, bool); 3] = [
+        (1026, true, true),  // R_AARCH64_JUMP_SLOT
+        (1025, true, false), // R_AARCH64_GLOB_DAT
+        (257, true, false),  // R_AARCH64_ABS64
+    ];
 
     #[repr(C)]
     struct Dyn {
@@ -137,11 +156,17 @@ mod imp {
         addend: i64,
     }
 
-    /// One slot of libtorch_cpu that binds a symbol it defines itself.
+    /// One word of libtorch_cpu that the dynamic linker filled with the
+    /// address of a symbol libtorch_cpu defines itself.
     struct Slot {
         name: String,
         at: usize,
+        /// libtorch's own definition.
         own: usize,
+        /// What the word holds beyond the symbol's address.
+        addend: usize,
+        /// A PLT call's slot: lazily bound, so it may still hold the stub.
+        call: bool,
         relro: bool,
     }
 
@@ -171,7 +196,8 @@ mod imp {
             return 0;
         }
         let base = info.dlpi_addr as usize;
-        let headers = unsafe { std::slice::from_raw_parts(info.dlpi_phdr, info.dlpi_phnum as usize) };
+        let headers =
+            unsafe { std::slice::from_raw_parts(info.dlpi_phdr, info.dlpi_phnum as usize) };
         let dynamic = headers.iter().find(|h| h.p_type == PT_DYNAMIC);
         let relro = headers
             .iter()
@@ -248,9 +274,10 @@ mod imp {
             // SAFETY: a relocation table of the loaded object.
             let relocations = unsafe { std::slice::from_raw_parts(table as *const Rela, count) };
             for r in relocations {
-                if !SLOT_RELOCATIONS.contains(&((r.info & 0xffff_ffff) as u32)) {
+                let kind = (r.info & 0xffff_ffff) as u32;
+                let Some(&(_, adds, call)) = SLOT_RELOCATIONS.iter().find(|k| k.0 == kind) else {
                     continue;
-                }
+                };
                 let index = (r.info >> 32) as usize;
                 // SAFETY: the index of a relocation names a symbol in the
                 // object's dynamic symbol table.
@@ -268,6 +295,8 @@ mod imp {
                     name: name.to_owned(),
                     at,
                     own: lib.base + sym.value as usize,
+                    addend: if adds { r.addend as usize } else { 0 },
+                    call,
                     relro: lib
                         .relro
                         .is_some_and(|(start, len)| at >= start && at < start + len),
@@ -284,10 +313,14 @@ mod imp {
         if unsafe { libc::dladdr(address, &mut info) } == 0 || info.dli_fname.is_null() {
             return None;
         }
-        Some(unsafe { CStr::from_ptr(info.dli_fname) }.to_string_lossy().into_owned())
+        Some(
+            unsafe { CStr::from_ptr(info.dli_fname) }
+                .to_string_lossy()
+                .into_owned(),
+        )
     }
 
-    /// Writes `value` into the slot at `at`, making a read-only (RELRO) page
+    /// Writes `value` into the word at `at`, making a read-only (RELRO) page
     /// writable for the store and read-only again after it.
     fn store(at: usize, value: usize, relro: bool) -> bool {
         let page = 4096usize.max(unsafe { libc::sysconf(libc::_SC_PAGESIZE) } as usize);
@@ -295,7 +328,11 @@ mod imp {
         if relro {
             // SAFETY: the page holds the object's GOT, mapped for its life.
             let ok = unsafe {
-                libc::mprotect(start as *mut c_void, page, libc::PROT_READ | libc::PROT_WRITE)
+                libc::mprotect(
+                    start as *mut c_void,
+                    page,
+                    libc::PROT_READ | libc::PROT_WRITE,
+                )
             };
             if ok != 0 {
                 return false;
@@ -320,19 +357,29 @@ mod imp {
             library: Some(lib.name.clone()),
             ..Rebinding::default()
         };
+        let mut winners = std::collections::HashMap::new();
         for slot in own_slots(&lib) {
-            let Ok(c_name) = std::ffi::CString::new(slot.name.as_str()) else {
-                continue;
-            };
-            // What the dynamic linker binds (or bound) this call to: the
+            // What the dynamic linker binds (or bound) this name to: the
             // first definition in the global scope.
-            let winner = unsafe { libc::dlsym(libc::RTLD_DEFAULT, c_name.as_ptr()) };
-            if winner.is_null() || winner as usize == slot.own {
+            let winner = *winners.entry(slot.name.clone()).or_insert_with(|| {
+                std::ffi::CString::new(slot.name.as_str()).map_or(0, |c| unsafe {
+                    libc::dlsym(libc::RTLD_DEFAULT, c.as_ptr()) as usize
+                })
+            });
+            if winner == 0 || winner == slot.own {
                 continue;
             }
-            if !store(slot.at, slot.own, slot.relro) {
+            // A word outside the PLT's slots that no longer holds what the
+            // dynamic linker put there was set by the program since: its.
+            let now = unsafe { std::sync::atomic::AtomicUsize::from_ptr(slot.at as *mut usize) }
+                .load(std::sync::atomic::Ordering::Acquire);
+            if !slot.call && now != winner.wrapping_add(slot.addend) {
                 continue;
             }
+            if !store(slot.at, slot.own.wrapping_add(slot.addend), slot.relro) {
+                continue;
+            }
+            let winner = winner as *const c_void;
             out.slots += 1;
             let who = object_of(winner).unwrap_or_else(|| "an unnamed object".into());
             if !out.interposers.contains(&who) {
@@ -344,12 +391,15 @@ mod imp {
 
     pub(super) fn slot_of(name: &str) -> Option<(usize, usize)> {
         let lib = loaded()?;
-        own_slots(&lib).into_iter().find(|s| s.name == name).map(|s| {
-            // SAFETY: an aligned GOT slot of a loaded object.
-            let now = unsafe { std::sync::atomic::AtomicUsize::from_ptr(s.at as *mut usize) }
-                .load(std::sync::atomic::Ordering::Acquire);
-            (now, s.own)
-        })
+        own_slots(&lib)
+            .into_iter()
+            .find(|s| s.call && s.name == name)
+            .map(|s| {
+                // SAFETY: an aligned GOT slot of a loaded object.
+                let now = unsafe { std::sync::atomic::AtomicUsize::from_ptr(s.at as *mut usize) }
+                    .load(std::sync::atomic::Ordering::Acquire);
+                (now, s.own)
+            })
     }
 }
 
@@ -409,10 +459,14 @@ mod tests {
     /// sgemm_ call, once made, is its own.
     #[test]
     fn nothing_changes_where_nothing_interposes() {
-        let _ = tch::Tensor::ones([8, 8], (tch::Kind::Float, tch::Device::Cpu))
-            .matmul(&tch::Tensor::ones([8, 8], (tch::Kind::Float, tch::Device::Cpu)));
+        let _ = tch::Tensor::ones([8, 8], (tch::Kind::Float, tch::Device::Cpu)).matmul(
+            &tch::Tensor::ones([8, 8], (tch::Kind::Float, tch::Device::Cpu)),
+        );
         let r = keep_own_blas();
-        assert!(r.library.is_some(), "libtorch_cpu is loaded in a test binary");
+        assert!(
+            r.library.is_some(),
+            "libtorch_cpu is loaded in a test binary"
+        );
         assert_eq!(r.slots, 0, "{r:?}");
         let (now, own) = slot_of("sgemm_").expect("libtorch_cpu calls sgemm_ through its GOT");
         assert_eq!(now, own);
@@ -427,9 +481,12 @@ mod tests {
     /// sgemm_ stays the host's.
     #[test]
     fn a_preloaded_blas_no_longer_takes_libtorchs_calls() {
-        let blas = ["/lib/x86_64-linux-gnu/libblas.so.3", "/lib/aarch64-linux-gnu/libblas.so.3"]
-            .into_iter()
-            .find(|p| std::path::Path::new(p).exists());
+        let blas = [
+            "/lib/x86_64-linux-gnu/libblas.so.3",
+            "/lib/aarch64-linux-gnu/libblas.so.3",
+        ]
+        .into_iter()
+        .find(|p| std::path::Path::new(p).exists());
         if std::env::var_os(CHILD).is_some() {
             child_checks();
             return;
@@ -463,14 +520,17 @@ mod tests {
         let _ = ones().matmul(&ones());
         let (before, own) = slot_of("sgemm_").expect("libtorch_cpu calls sgemm_ through its GOT");
         let host = unsafe { libc::dlsym(libc::RTLD_DEFAULT, c"sgemm_".as_ptr()) } as usize;
-        assert_ne!(host, own, "the preloaded BLAS comes first in the global scope");
-        assert_eq!(before, host, "libtorch's first sgemm_ call bound to the preloaded BLAS");
+        assert_ne!(
+            host, own,
+            "the preloaded BLAS comes first in the global scope"
+        );
+        assert_eq!(
+            before, host,
+            "libtorch's first sgemm_ call bound to the preloaded BLAS"
+        );
         let r = keep_own_blas();
         assert!(r.slots > 0, "{r:?}");
-        assert!(
-            r.interposers.iter().any(|i| i.contains("libblas")),
-            "{r:?}"
-        );
+        assert!(r.interposers.iter().any(|i| i.contains("libblas")), "{r:?}");
         let (after, own) = slot_of("sgemm_").unwrap();
         assert_eq!(after, own, "libtorch's sgemm_ call is its own again");
         let still = unsafe { libc::dlsym(libc::RTLD_DEFAULT, c"sgemm_".as_ptr()) } as usize;
