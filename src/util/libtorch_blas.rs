@@ -176,7 +176,17 @@ mod imp {
         name: String,
         base: usize,
         dynamic: usize,
+        /// The pages the dynamic linker made read-only after relocating,
+        /// [start, end): PT_GNU_RELRO with both ends rounded down to a page,
+        /// as glibc does; a partial last page stays writable.
         relro: Option<(usize, usize)>,
+    }
+
+    fn page_size() -> usize {
+        match unsafe { libc::sysconf(libc::_SC_PAGESIZE) } {
+            n if n > 0 => n as usize,
+            _ => 4096,
+        }
     }
 
     extern "C" fn find_libtorch(
@@ -199,10 +209,11 @@ mod imp {
         let headers =
             unsafe { std::slice::from_raw_parts(info.dlpi_phdr, info.dlpi_phnum as usize) };
         let dynamic = headers.iter().find(|h| h.p_type == PT_DYNAMIC);
-        let relro = headers
-            .iter()
-            .find(|h| h.p_type == PT_GNU_RELRO)
-            .map(|h| (base + h.p_vaddr as usize, h.p_memsz as usize));
+        let relro = headers.iter().find(|h| h.p_type == PT_GNU_RELRO).map(|h| {
+            let down = |a: usize| a & !(page_size() - 1);
+            let start = base + h.p_vaddr as usize;
+            (down(start), down(start + h.p_memsz as usize))
+        });
         if let Some(d) = dynamic {
             *found = Some(Loaded {
                 name: name.into_owned(),
@@ -299,7 +310,7 @@ mod imp {
                     call,
                     relro: lib
                         .relro
-                        .is_some_and(|(start, len)| at >= start && at < start + len),
+                        .is_some_and(|(start, end)| at >= start && at < end),
                 });
             }
         }
@@ -323,7 +334,7 @@ mod imp {
     /// Writes `value` into the word at `at`, making a read-only (RELRO) page
     /// writable for the store and read-only again after it.
     fn store(at: usize, value: usize, relro: bool) -> bool {
-        let page = 4096usize.max(unsafe { libc::sysconf(libc::_SC_PAGESIZE) } as usize);
+        let page = page_size();
         let start = at & !(page - 1);
         if relro {
             // SAFETY: the page holds the object's GOT, mapped for its life.
