@@ -25,6 +25,7 @@
 
 mod config;
 mod handles;
+mod libtorch_blas;
 mod logging;
 mod mesh;
 mod model;
@@ -369,7 +370,13 @@ fn boundary(
     // Calls nest (a progress callback may call back in): restore, not clear.
     let outer = IN_BOUNDARY.with(|b| b.replace(true));
     CALLS_RUNNING.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
-    let outcome = catch_panic(body);
+    let outcome = catch_panic(|| {
+        // Before any work, inside the catch: a host that links a BLAS of
+        // its own (Debian's Blender) would otherwise take libtorch's matrix
+        // products (issue 22).
+        libtorch_blas::keep_own_blas();
+        body()
+    });
     CALLS_RUNNING.fetch_sub(1, std::sync::atomic::Ordering::SeqCst);
     IN_BOUNDARY.with(|b| b.set(outer));
     let outcome = outcome.unwrap_or_else(|panic| Err(panic_failure(panic)));

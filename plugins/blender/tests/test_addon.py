@@ -69,6 +69,61 @@ def pump(addon, on_progress=None, limit=300.0):
         time.sleep(min(delay, 0.05))
 
 
+def mapped_object(address):
+    """The file in /proc/self/maps that `address` lies in, or None."""
+    with open("/proc/self/maps") as maps:
+        for line in maps:
+            fields = line.split()
+            start, end = (int(x, 16) for x in fields[0].split("-"))
+            if start <= address < end:
+                return fields[5] if len(fields) > 5 else None
+    return None
+
+
+def libtorch_sgemm():
+    """(now, own, host) for libtorch_cpu's call of sgemm_: the address its
+    GOT slot holds, the address of its own definition (MKL, inside it), and
+    the process's global sgemm_ (Blender's libblas.so.3 on Debian; None
+    where nothing else defines it). Read from the ELF file and this
+    process's memory with nothing of the library's, so that it checks what
+    the dynamic linker and ffi::libtorch_blas left, not what they report."""
+    import ctypes
+    import struct
+
+    path = base = None
+    with open("/proc/self/maps") as maps:
+        for line in maps:
+            fields = line.split()
+            if len(fields) > 5 and fields[5].endswith("/libtorch_cpu.so") and int(fields[2], 16) == 0:
+                path, base = fields[5], int(fields[0].split("-")[0], 16)
+                break
+    check(path is not None, "libtorch_cpu.so is not mapped in Blender's process")
+    with open(path, "rb") as f:
+        header = f.read(64)
+        shoff, = struct.unpack_from("<Q", header, 0x28)
+        shentsize, shnum, shstrndx = struct.unpack_from("<HHH", header, 0x3A)
+        f.seek(shoff)
+        sections = [struct.unpack_from("<IIQQQQIIQQ", f.read(shentsize)) for _ in range(shnum)]
+
+        def read(section):
+            f.seek(section[4])
+            return f.read(section[5])
+
+        names = read(sections[shstrndx])
+        by_name = {names[s[0]:names.index(b"\0", s[0])].decode(): s for s in sections}
+        relocations, symbols, strings = (read(by_name[n]) for n in (".rela.plt", ".dynsym", ".dynstr"))
+    for offset, info, _ in struct.iter_unpack("<QQq", relocations):
+        st_name, _, _, st_shndx, st_value, _ = struct.unpack_from("<IBBHQQ", symbols, (info >> 32) * 24)
+        if strings[st_name:st_name + 7] == b"sgemm_\0" and st_shndx != 0:
+            now = ctypes.c_uint64.from_address(base + offset).value
+            try:
+                host = ctypes.cast(ctypes.CDLL(None).sgemm_, ctypes.c_void_p).value
+            except AttributeError:
+                host = None
+            return now, base + st_value, host
+    raise AssertionError("libtorch_cpu.so defines no sgemm_ it calls through its PLT")
+
+
 class FakeLayout:
     """Stands in for a UILayout (none exists without a window) and records
     the labels the panel draws."""
@@ -229,6 +284,17 @@ def main():
     check(stored.startswith("//"), "model not beside the .blend: %r" % stored)
     check(os.path.isfile(bpy.path.abspath(stored)), "model file missing: %r" % stored)
     print("trained: %s; model %s" % (snap["message"], stored))
+    # Debian's Blender links the reference libblas.so.3, first in the global
+    # scope; libtorch's matrix products went there (about ten times the CPU
+    # time, issue 22) until the library bound them back to libtorch's own.
+    now, own, host = libtorch_sgemm()
+    check(now == own, "libtorch's sgemm_ call goes to %s, not to libtorch's own"
+          % mapped_object(now))
+    if host is not None:
+        check(host != own and mapped_object(host) != mapped_object(own),
+              "Blender's own sgemm_ was changed to libtorch's")
+    print("libtorch's sgemm_ is its own; Blender's global sgemm_ is %s's"
+          % (mapped_object(host) if host else "nobody"))
 
     # 7. Extract, then check the result against the original, in the scene.
     settings.resolution = 96
