@@ -700,6 +700,8 @@ HisdfStatus hisdf_extract_with(const struct HisdfModel *model,
                                struct HisdfError **error);
 
 // Saves a model file (atomically: an existing file survives a failure).
+// A model that loading would refuse (a NaN or infinite weight, a frame not
+// finite in single precision) is not written: `HISDF_STATUS_INVALID_ARGUMENT`.
 HisdfStatus hisdf_model_save(const struct HisdfModel *model,
                              const char *path,
                              struct HisdfError **error);
@@ -714,7 +716,7 @@ HisdfStatus hisdf_model_load(const char *path,
 // The model file's bytes in memory, for hosts that store models inside
 // their own documents: the same bytes `hisdf_model_save` writes, read back
 // by `hisdf_model_load_from_buffer` (or by `hisdf_model_load` once
-// written to a file).
+// written to a file). Refuses what `hisdf_model_save` refuses.
 HisdfStatus hisdf_model_save_to_buffer(const struct HisdfModel *model,
                                        struct HisdfBytes **out,
                                        struct HisdfError **error);

@@ -248,7 +248,10 @@ impl From<MeshError> for Failure {
 impl From<ModelFileError> for Failure {
     fn from(e: ModelFileError) -> Self {
         let status = match e {
-            ModelFileError::Read { .. } | ModelFileError::Write { .. } => HisdfStatus::Io,
+            ModelFileError::Read { .. }
+            | ModelFileError::Write { .. }
+            | ModelFileError::Serialise(_) => HisdfStatus::Io,
+            ModelFileError::NotRunnable(_) => HisdfStatus::InvalidArgument,
             _ => HisdfStatus::InvalidModelFile,
         };
         Failure(status, e.to_string())

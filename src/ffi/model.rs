@@ -474,6 +474,8 @@ pub extern "C" fn hisdf_extract_with(
 }
 
 /// Saves a model file (atomically: an existing file survives a failure).
+/// A model that loading would refuse (a NaN or infinite weight, a frame not
+/// finite in single precision) is not written: `HISDF_STATUS_INVALID_ARGUMENT`.
 #[no_mangle]
 pub extern "C" fn hisdf_model_save(
     model: *const HisdfModel,
@@ -522,7 +524,7 @@ fn device_arg(device: u32) -> Result<tch::Device, Failure> {
 /// The model file's bytes in memory, for hosts that store models inside
 /// their own documents: the same bytes `hisdf_model_save` writes, read back
 /// by `hisdf_model_load_from_buffer` (or by `hisdf_model_load` once
-/// written to a file).
+/// written to a file). Refuses what `hisdf_model_save` refuses.
 #[no_mangle]
 pub extern "C" fn hisdf_model_save_to_buffer(
     model: *const HisdfModel,
@@ -532,8 +534,7 @@ pub extern "C" fn hisdf_model_save_to_buffer(
     boundary(error, || {
         let model = HisdfModel::get(model)?;
         out_arg(out, "out")?;
-        let bytes = model_to_bytes(model)
-            .map_err(|e| Failure(HisdfStatus::Io, format!("cannot serialise the model: {e}")))?;
+        let bytes = model_to_bytes(model)?;
         unsafe { *out = HisdfBytes::new(bytes) };
         Ok(())
     })

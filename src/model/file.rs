@@ -41,6 +41,11 @@ pub enum ModelFileError {
     /// `reason` ends with what to do (see `read_model`).
     #[error("{path} is corrupted: {reason}")]
     Corrupted { path: PathBuf, reason: String },
+    /// Saving a model that loading would refuse: nothing is written.
+    #[error("the model was not saved: {0}; its training diverged or its weights were changed, so retrain it (a file that would not load again is not written)")]
+    NotRunnable(String),
+    #[error("cannot serialise the model: {0}; this is a bug in hisdf, please report it")]
+    Serialise(String),
 }
 
 /// FNV-1a over the tensor bytes: the safetensors header validates sizes but
@@ -67,10 +72,7 @@ fn tensor_bytes(t: &Tensor) -> Vec<u8> {
 /// Writes the model atomically: a temporary file beside the target is renamed
 /// over it only once complete, so a failure never destroys an existing file.
 pub fn save_model(model: &TrainedModel, path: &Path) -> Result<(), ModelFileError> {
-    let bytes = model_to_bytes(model).map_err(|e| ModelFileError::Write {
-        path: path.to_path_buf(),
-        source: std::io::Error::other(e),
-    })?;
+    let bytes = model_to_bytes(model)?;
     crate::util::write_atomically(path, &bytes).map_err(|source| ModelFileError::Write {
         path: path.to_path_buf(),
         source,
@@ -78,8 +80,18 @@ pub fn save_model(model: &TrainedModel, path: &Path) -> Result<(), ModelFileErro
 }
 
 /// The model file's bytes, for hosts that keep models inside their own
-/// documents; [`model_from_bytes`] reads them back.
-pub fn model_to_bytes(model: &TrainedModel) -> Result<Vec<u8>, String> {
+/// documents; [`model_from_bytes`] reads them back. A model that loading
+/// would refuse (a NaN weight, a frame not finite in f32) is refused here,
+/// so that no file is written that cannot be read.
+pub fn model_to_bytes(model: &TrainedModel) -> Result<Vec<u8>, ModelFileError> {
+    super::validate::check_runnable_finding(model).map_err(ModelFileError::NotRunnable)?;
+    serialise(model).map_err(ModelFileError::Serialise)
+}
+
+/// The bytes, unchecked: for tests that must write the damaged files
+/// loading refuses, which [`model_to_bytes`] no longer writes.
+#[doc(hidden)]
+pub fn serialise(model: &TrainedModel) -> Result<Vec<u8>, String> {
     let params = model.network.parameters();
     let data: Vec<(String, Vec<u8>, Vec<usize>)> = params
         .iter()
@@ -312,7 +324,17 @@ mod tests {
             let _ = w.shallow_clone().view([-1]).get(3).fill_(f64::NAN);
         }
         let path = temp("nan-weight.safetensors");
-        save_model(&bad_weight, &path).unwrap();
+        // Saving refuses it and writes nothing.
+        let refused = save_model(&bad_weight, &path).unwrap_err();
+        assert!(
+            matches!(&refused, ModelFileError::NotRunnable(r) if r.contains("NaN") && r.contains("hidden.0.weight")),
+            "{refused}"
+        );
+        assert!(!path.exists());
+        assert!(model_to_bytes(&bad_weight).is_err());
+        // A file written anyway (a damaged copy, another writer) is refused
+        // at load.
+        crate::util::write_atomically(&path, &serialise(&bad_weight).unwrap()).unwrap();
         let err = load_model(&path, Device::Cpu).unwrap_err().to_string();
         assert!(
             err.contains("NaN") && err.contains("hidden.0.weight"),
@@ -327,7 +349,8 @@ mod tests {
             let mut far = model(config.clone());
             far.normalisation = Normalisation { centre, scale };
             let path = temp("far.safetensors");
-            save_model(&far, &path).unwrap();
+            assert!(save_model(&far, &path).is_err(), "{centre:?} {scale}");
+            crate::util::write_atomically(&path, &serialise(&far).unwrap()).unwrap();
             let err = load_model(&path, Device::Cpu).unwrap_err().to_string();
             assert!(
                 err.contains("single precision") && err.contains("retrain"),

@@ -11,6 +11,8 @@ mod trained;
 mod validate;
 
 pub use config::{Activation, Encoding, Initialisation, NetworkConfig};
+#[doc(hidden)]
+pub use file::serialise as serialise_unchecked;
 pub use file::{
     load_model, model_from_bytes, model_to_bytes, save_model, ModelFileError, MODEL_FORMAT_VERSION,
 };

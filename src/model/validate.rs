@@ -21,11 +21,15 @@ const WHAT_TO_DO: &str =
 /// Refuses a model that cannot answer in single precision, naming the
 /// first number at fault.
 pub(crate) fn check_runnable(model: &TrainedModel) -> Result<(), String> {
+    check_runnable_finding(model).map_err(|finding| format!("{finding}; {WHAT_TO_DO}"))
+}
+
+/// The finding alone, for a caller with its own advice (saving).
+pub(crate) fn check_runnable_finding(model: &TrainedModel) -> Result<(), String> {
     check_activation(&model.network.config)
         .and_then(|()| check_normalisation(&model.normalisation))
         .and_then(|()| check_weights(&model.network))
         .and_then(|()| check_answers(&model.network))
-        .map_err(|finding| format!("{finding}; {WHAT_TO_DO}"))
 }
 
 /// Whether `x` survives the conversion to f32 as a finite number.
