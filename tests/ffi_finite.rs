@@ -1,7 +1,8 @@
 //! Never a silently wrong number through the C API: a model whose numbers
 //! are not finite in single precision is refused at load with
-//! HISDF_STATUS_INVALID_MODEL_FILE and the number named, and the exact SDF
-//! answers what a hand calculation gives from 1e-30 to 1e30.
+//! HISDF_STATUS_INVALID_MODEL_FILE and the number named, the exact SDF
+//! answers what a hand calculation gives from 1e-30 to 1e30, and training,
+//! queries and extraction keep the caller's units at those scales.
 
 mod common;
 
@@ -181,6 +182,74 @@ fn exact_sdf_matches_the_hand_calculation_from_1e_minus_30_to_1e30() {
             assert!(
                 ((f64::from(*got) - want) / want).abs() < 1e-6,
                 "scale {scale:e}, stray {stray:?}: {values:?}, want {want:e}"
+            );
+        }
+    }
+}
+
+/// Training, queries and extraction in the caller's units from 1e-30 to
+/// 1e30: a sphere of radius s centred at (2s, -s, 0) trains in the unit
+/// sphere and answers in the caller's frame, its centre inside by about
+/// its radius and its extraction around it at its size. A frame that lost
+/// the scale (a product overflowing f32, a reciprocal flushed to zero)
+/// would answer NaN, 0 or a shape at the wrong place.
+#[test]
+fn training_queries_and_extraction_work_from_1e_minus_30_to_1e30() {
+    for s in [1e-30f64, 1e30] {
+        let mut sphere = hisdf::mesh::icosphere(2);
+        for v in &mut sphere.vertices {
+            *v = [
+                ((f64::from(v[0]) + 2.0) * s) as f32,
+                ((f64::from(v[1]) - 1.0) * s) as f32,
+                (f64::from(v[2]) * s) as f32,
+            ];
+        }
+        let mesh = common::mesh_handle(&sphere);
+        let mut settings = TINY_CPU.to_vec();
+        settings[0] = ("iterations", "60");
+        let model = train_tiny(mesh, &settings);
+        hisdf_mesh_free(mesh);
+
+        let centre = [(2.0 * s) as f32, -s as f32, 0.0];
+        let mut value = [f32::NAN];
+        ok(hisdf_model_query(
+            model,
+            centre.as_ptr(),
+            3,
+            value.as_mut_ptr(),
+            1,
+            null_mut(),
+        ));
+        let inside = f64::from(value[0]) / s;
+        assert!(
+            inside.is_finite() && (-1.6..-0.2).contains(&inside),
+            "scale {s:e}: the centre answers {:e}, {inside} radii",
+            value[0]
+        );
+
+        let mut extracted = null_mut();
+        ok(hisdf_extract(
+            model,
+            32,
+            std::ptr::null(),
+            None,
+            null_mut(),
+            &mut extracted,
+            null_mut(),
+        ));
+        let mut info: HisdfMeshInfo = unsafe { std::mem::zeroed() };
+        ok(hisdf_mesh_info(extracted, &mut info, null_mut()));
+        hisdf_mesh_free(extracted);
+        hisdf_model_free(model);
+        for axis in 0..3 {
+            let (lo, hi) = (
+                f64::from(info.bbox_min[axis]) / s,
+                f64::from(info.bbox_max[axis]) / s,
+            );
+            let want_centre = [2.0, -1.0, 0.0][axis];
+            assert!(
+                ((lo + hi) / 2.0 - want_centre).abs() < 0.3 && (0.8..2.6).contains(&(hi - lo)),
+                "scale {s:e}, axis {axis}: the extraction spans [{lo}, {hi}] radii"
             );
         }
     }
