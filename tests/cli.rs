@@ -845,3 +845,38 @@ fn an_open_mesh_trains_as_a_shell_on_request() {
     assert_eq!(code, 1);
     assert_one_line_error(&err, "--shell-thickness");
 }
+
+/// `hisdf render` refuses what it cannot draw with one line that says what
+/// to change: "-" (an empty tile) cannot frame the picture, angles must be
+/// numbers, and a bad file is named once.
+#[test]
+fn render_refusals_say_what_to_change() {
+    let dir = scratch("render-refusals");
+    let png = dir.join("row.png");
+    let brick = "data/meshes/block-2x4.stl";
+    let empty = dir.join("empty.stl");
+    std::fs::write(&empty, b"").unwrap();
+    let render = |args: &[&str]| {
+        let (code, _, err) = run(hisdf()
+            .current_dir(env!("CARGO_MANIFEST_DIR"))
+            .arg("render")
+            .args(args)
+            .arg("-o")
+            .arg(&png)
+            .args(["--size", "32"]));
+        assert_eq!(code, 1, "{args:?}: {err}");
+        assert_eq!(err.trim().lines().count(), 1, "{args:?}: {err}");
+        err
+    };
+    let err = render(&["-", brick]);
+    assert!(err.contains("give the original first"), "{err}");
+    let err = render(&[brick, "--azimuth", "nan"]);
+    assert!(err.contains("finite numbers of degrees"), "{err}");
+    let err = render(&[empty.to_str().unwrap()]);
+    assert_eq!(err.matches("empty.stl").count(), 1, "{err}");
+    assert!(
+        err.contains("export the object as a mesh with faces"),
+        "{err}"
+    );
+    assert!(!png.exists(), "nothing is written on a refusal");
+}

@@ -201,7 +201,10 @@ pub fn render_row(meshes: &[&TriangleMesh], view: &View) -> Result<Image, Render
         )));
     }
     if !(view.azimuth.is_finite() && view.elevation.is_finite()) {
-        return Err(RenderError::InvalidView("angles must be finite".into()));
+        return Err(RenderError::InvalidView(format!(
+            "azimuth and elevation must be finite numbers of degrees, got {} and {}",
+            view.azimuth, view.elevation
+        )));
     }
     let first = meshes
         .first()

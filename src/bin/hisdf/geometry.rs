@@ -224,7 +224,9 @@ pub fn run(command: GeometryCommand) -> Result<(), String> {
                 .enumerate()
                 .map(|(i, p)| match p.to_str() {
                     Some("-") if i > 0 => Ok(mesh::TriangleMesh::default()),
-                    _ => mesh::load(p).map_err(|e| format!("{}: {e}", p.display())),
+                    Some("-") => Err("the first mesh frames every tile, so it cannot be \"-\" (an empty tile); give the original first".to_string()),
+                    // The loader's messages name the file.
+                    _ => mesh::load(p).map_err(|e| e.to_string()),
                 })
                 .collect::<Result<Vec<_>, _>>()?;
             let refs: Vec<&mesh::TriangleMesh> = loaded.iter().collect();

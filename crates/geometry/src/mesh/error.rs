@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 /// the pseudo path `<memory>`.
 #[derive(Debug, thiserror::Error)]
 pub enum MeshError {
-    #[error("cannot access {}: {source}", .path.display())]
+    #[error("cannot access {}: {source}; check the path and its permissions", .path.display())]
     Io {
         path: PathBuf,
         #[source]
