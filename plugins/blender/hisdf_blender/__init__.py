@@ -139,6 +139,16 @@ class HISDF_Settings(bpy.types.PropertyGroup):
         default="OBJECT",
     )
     resolution: IntProperty(name="Resolution", default=128, min=16, max=1024)
+    placement: EnumProperty(
+        name="Result",
+        description="Where the extracted object goes, relative to its source",
+        items=[("HIDE", "Hide source", "Put the result in the source's place and hide the source"),
+               ("BESIDE", "Beside", "Put the result next to the source, moved along X by the "
+                "source's width"),
+               ("ON_TOP", "On top", "Put the result exactly on the source, both visible "
+                "(their surfaces overlap)")],
+        default="HIDE",
+    )
 
 
 def _report(kind, message):
@@ -217,8 +227,10 @@ def mesh_arrays(obj, depsgraph, space):
     return vertices, triangles.reshape(-1, 3).astype(np.uint32), matrix
 
 
-def start_training(context, obj):
-    """Starts a Job for obj; returns (job, None) or (None, message)."""
+def start_training(context, obj, then_extract=False):
+    """Starts a Job for obj; returns (job, None) or (None, message). With
+    then_extract (Convert), tick() extracts the model once it is trained, at
+    the resolution set now."""
     global _job, _last
     if _job is not None:
         return None, "a training is already running"
@@ -246,6 +258,7 @@ def start_training(context, obj):
     job.stored_path = stored
     job.space = settings.space
     job.matrix = matrix
+    job.extract_at = settings.resolution if then_extract else None
     _job, _last = job, None
     job.start()
     if not bpy.app.timers.is_registered(tick):
@@ -279,11 +292,43 @@ def tick():
             obj[SPACE_PROPERTY] = job.space
             obj[MATRIX_PROPERTY] = [v for row in job.matrix for v in row]
             _report("INFO", "%s: %s" % (obj.name, snap["message"]))
+            if job.extract_at is not None:
+                _finish_convert(obj, job.extract_at)
     elif snap["state"] == "cancelled":
         _report("INFO", snap["message"])
     else:
         _report("ERROR", snap["message"])
     return None
+
+
+def _finish_convert(obj, resolution):
+    """Convert's second half, on the main thread once the model is stored:
+    the same extraction as the Extract button, made one undo step."""
+    new, error = extract(bpy.context, obj, resolution)
+    if error:
+        _report("ERROR", error)
+        return
+    _report("INFO", "hisdf: converted %s into %s (%d triangles)" % (
+        obj.name, new.name, len(new.data.polygons)))
+    try:
+        bpy.ops.ed.undo_push(message="hisdf Convert")
+    except RuntimeError:  # no undo stack in background mode
+        pass
+
+
+def _place(context, source, result, placement):
+    """Puts the result where the placement setting says: in the source's
+    place with the source hidden, beside it (moved along world X by the
+    source's bounding-box width, so the two do not overlap), or on top."""
+    from mathutils import Matrix, Vector
+
+    matrix = source.matrix_world.copy()
+    if placement == "BESIDE":
+        xs = [(source.matrix_world @ Vector(corner)).x for corner in source.bound_box]
+        matrix = Matrix.Translation((max(xs) - min(xs), 0.0, 0.0)) @ matrix
+    result.matrix_world = matrix
+    if source.name in context.view_layer.objects:
+        source.hide_set(placement == "HIDE")
 
 
 def _result_of(obj):
@@ -297,11 +342,12 @@ def _result_of(obj):
     return None
 
 
-def extract(context, obj):
+def extract(context, obj, resolution=None):
     """Extracts obj's model as its result object: a new object, or the
     previous result with its mesh replaced, selected and made active as
     Blender's own conversions leave their result. With a result active, its
-    source is extracted again. Returns (result, None) or (None, message)."""
+    source is extracted again. resolution: the panel's when None. Returns
+    (result, None) or (None, message)."""
     import numpy as np
 
     hisdf, error = _load()
@@ -321,7 +367,7 @@ def extract(context, obj):
     settings = context.scene.hisdf
     try:
         model = hisdf.Model.load(path, device=settings.device)
-        surface = model.extract(settings.resolution)
+        surface = model.extract(resolution or settings.resolution)
         vertices, triangles = surface.arrays()
     except hisdf.Error as e:
         return None, core.describe_error(hisdf, e)
@@ -363,7 +409,7 @@ def extract(context, obj):
         if old.users == 0:
             bpy.data.meshes.remove(old)
         mesh.name = name
-    new.matrix_world = obj.matrix_world.copy()
+    _place(context, obj, new, settings.placement)
     for other in context.view_layer.objects:
         other.select_set(False)
     if new.name in context.view_layer.objects:
@@ -403,6 +449,27 @@ class HISDF_OT_train(bpy.types.Operator):
             self.report({"ERROR"}, error)
             return {"CANCELLED"}
         self.report({"INFO"}, "hisdf: training started (%d iterations)" % job.iterations)
+        return {"FINISHED"}
+
+
+class HISDF_OT_convert(bpy.types.Operator):
+    """Turn the active object into its neural SDF reconstruction in one step: train in the \
+background, then extract at the chosen resolution"""
+
+    bl_idname = "hisdf.convert"
+    bl_label = "Convert"
+
+    @classmethod
+    def poll(cls, _context):
+        return _job is None
+
+    def execute(self, context):
+        job, error = start_training(context, context.active_object, then_extract=True)
+        if error:
+            self.report({"ERROR"}, error)
+            return {"CANCELLED"}
+        self.report({"INFO"}, "hisdf: converting (%d iterations, then extraction)"
+                    % job.iterations)
         return {"FINISHED"}
 
 
@@ -466,18 +533,23 @@ class HISDF_PT_panel(bpy.types.Panel):
         row.prop(settings, "depth")
         col.prop(settings, "device")
         col.prop(settings, "space")
+        col.prop(settings, "resolution")
+        col.prop(settings, "placement")
+        # The buttons first and the changing text below them, so that they
+        # stay where they are while a training starts and ends.
+        row = layout.row(align=True)
+        row.scale_y = 1.4
+        row.operator(HISDF_OT_convert.bl_idname, icon="MOD_REMESH")
+        row.operator(HISDF_OT_cancel.bl_idname, icon="CANCEL")
         row = layout.row(align=True)
         row.operator(HISDF_OT_train.bl_idname)
-        row.operator(HISDF_OT_cancel.bl_idname)
+        row.operator(HISDF_OT_extract.bl_idname)
         snap = _job.snapshot() if _job is not None else _last
         if snap is not None:
             box = layout.box()
             for entry in core.progress_lines(snap):
                 for line in _wrap(entry, 40):
                     box.label(text=line)
-        layout.separator()
-        layout.prop(settings, "resolution")
-        layout.operator(HISDF_OT_extract.bl_idname)
         obj = context.active_object
         if obj is not None and obj.get(MODEL_PROPERTY):
             layout.label(text="model: " + os.path.basename(obj[MODEL_PROPERTY]))
@@ -499,6 +571,7 @@ CLASSES = (
     HISDF_Settings,
     HISDF_OT_report,
     HISDF_OT_train,
+    HISDF_OT_convert,
     HISDF_OT_cancel,
     HISDF_OT_extract,
     HISDF_PT_panel,

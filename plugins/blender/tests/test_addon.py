@@ -309,6 +309,11 @@ def main():
     # Blender's own conversions leave things.
     check(bpy.context.view_layer.objects.active == new, "the result is not active")
     check(new.select_get() and not torus.select_get(), "the result is not the selection")
+    # The default placement takes the source's place and hides the source,
+    # so that the two surfaces do not overlap.
+    check(bpy.context.scene.hisdf.placement == "HIDE", "default placement %r"
+          % bpy.context.scene.hisdf.placement)
+    check(torus.hide_get() and not new.hide_get(), "the source is not hidden behind its result")
     # Extracting again, with the result active, replaces the result (no
     # Torus.hisdf.001), from the source's model, at the new resolution.
     count, fine = len(bpy.data.objects), len(new.data.polygons)
@@ -366,11 +371,61 @@ def main():
     print("world space: Chamfer %.3e at resolution 48" % in_world)
     check(in_world < CHAMFER_BOUND, "world-space Chamfer %.3e" % in_world)
 
-    # 10. Extract on an object without a model is refused.
+    # 10. Convert: one click trains and extracts, here placed beside the
+    # source; Cancel during a Convert leaves no result.
+    settings.space, settings.placement, settings.resolution = "OBJECT", "BESIDE", 48
+    bpy.ops.mesh.primitive_torus_add(major_radius=1.0, minor_radius=0.35,
+                                     location=(-3.0, 2.0, 1.0), rotation=(0.0, 0.3, 0.0))
+    ring = bpy.context.active_object
+    ring.name = "Ring"
+    ring.scale = (1.0, 2.0, 1.0)
+    settings.iterations = 20000
+    bpy.ops.hisdf.convert()
+    check(not addon.HISDF_OT_convert.poll(bpy.context), "Convert not greyed out while training")
+    cancelled.clear()
+    snap = pump(addon, cancel_when_training)
+    check(cancelled and snap["state"] == "cancelled", "cancelled Convert: %r" % snap)
+    check("Ring.hisdf" not in bpy.data.objects and "hisdf_model" not in ring,
+          "a cancelled Convert left a result or a model")
+    settings.iterations = 300
+    select_only(ring)
+    bpy.ops.hisdf.convert()
+    snap = pump(addon)
+    check(snap["state"] == "done", "Convert: %r" % snap)
+    converted = bpy.data.objects.get("Ring.hisdf")
+    check(converted is not None, "Convert made no Ring.hisdf")
+    check(bpy.context.view_layer.objects.active == converted and converted.select_get()
+          and not ring.select_get(), "the converted result is not the active selection")
+    check(not ring.hide_get(), "Beside hid the source")
+    corners = [ring.matrix_world @ __import__("mathutils").Vector(c) for c in ring.bound_box]
+    width = max(c.x for c in corners) - min(c.x for c in corners)
+    offset = np.array(converted.matrix_world.translation - ring.matrix_world.translation)
+    print("Convert beside: offset %s, source width %.3f" % (offset, width))
+    check(width > 2.0 and np.allclose(offset, (width, 0.0, 0.0), atol=1e-5),
+          "the result is not beside the source: offset %s, width %.3f" % (offset, width))
+    check(np.allclose(np.array(converted.matrix_world)[:3, :3],
+                      np.array(ring.matrix_world)[:3, :3]), "Beside changed the orientation")
+    # Moved back onto the source, the result must be the ring.
+    shift = converted.matrix_world.copy()
+    converted.matrix_world = ring.matrix_world
+    bpy.context.view_layer.update()
+    ring_chamfer = hisdf.chamfer(world_mesh(addon, ring), world_mesh(addon, converted))
+    converted.matrix_world = shift
+    print("Convert: Chamfer %.3e at resolution 48" % ring_chamfer)
+    check(ring_chamfer < CHAMFER_BOUND, "Convert Chamfer %.3e" % ring_chamfer)
+    # The placement applies to a re-extraction too: on top, the source shown.
+    settings.placement = "ON_TOP"
+    bpy.ops.hisdf.extract()
+    check(np.allclose(np.array(converted.matrix_world), np.array(ring.matrix_world))
+          and not ring.hide_get(), "On top: the result is not on the visible source")
+    check(bpy.data.objects.get("Ring.hisdf") == converted and "Ring.hisdf.001" not in bpy.data.objects,
+          "re-extraction after Convert did not replace the result")
+
+    # 11. Extract on an object without a model is refused.
     select_only(bpy.data.objects["Flat"])
     expect_error(bpy.ops.hisdf.extract, "no trained model")
 
-    # 11. Disabling the add-on mid-training stops the worker; Blender quits
+    # 12. Disabling the add-on mid-training stops the worker; Blender quits
     # cleanly with another run still going (run.sh checks the exit status).
     select_only(torus)
     settings.iterations = 20000
