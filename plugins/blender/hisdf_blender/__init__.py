@@ -183,16 +183,113 @@ def _find_object(key):
     return None
 
 
+MODEL_SUFFIX = ".hisdf.safetensors"
+# Models written to the temp folder while the .blend was unsaved: moved
+# beside it when it is saved, deleted at exit otherwise (unsaved work).
+_temp_models = set()
+# Save As in progress: (object key, model file as resolved against the old
+# folder), read by _after_save once the new folder is known (Blender 3.x
+# does not pass the new path to save_pre).
+_before_save = []
+
+
+def _relative_name(obj):
+    """`//<object>.hisdf.safetensors`, beside the .blend, with a number
+    added when another object's model already has that name."""
+    base = bpy.path.clean_name(obj.name)
+    taken = {other.get(MODEL_PROPERTY) for other in bpy.data.objects
+             if other.get(KEY_PROPERTY) != obj.get(KEY_PROPERTY)}
+    name, n = "//" + base + MODEL_SUFFIX, 1
+    while name in taken:
+        n += 1
+        name = "//%s-%d%s" % (base, n, MODEL_SUFFIX)
+    return name
+
+
 def model_path(obj):
-    """Where obj's model goes: beside the .blend (stored relative, so the
-    folder can move), or in the temp folder while the file is unsaved."""
-    name = bpy.path.clean_name(obj.name) + ".safetensors"
+    """(absolute, stored) for obj's model: beside the .blend, stored as a
+    `//` relative path so that the folder can move; while the file has
+    never been saved, a temp file that saving moves beside it."""
     if bpy.data.filepath:
-        stem = os.path.splitext(os.path.basename(bpy.data.filepath))[0]
-        relative = "//%s_hisdf/%s" % (stem, name)
+        relative = obj.get(MODEL_PROPERTY) if _is_beside(obj.get(MODEL_PROPERTY)) else None
+        relative = relative or _relative_name(obj)
         return bpy.path.abspath(relative), relative
-    absolute = os.path.join(tempfile.gettempdir(), "hisdf-blender", uuid.uuid4().hex + "-" + name)
+    absolute = os.path.join(tempfile.gettempdir(), "hisdf-blender", "%s-%s%s" % (
+        uuid.uuid4().hex[:8], bpy.path.clean_name(obj.name), MODEL_SUFFIX))
+    _temp_models.add(absolute)
     return absolute, absolute
+
+
+def _is_beside(stored):
+    return bool(stored) and stored.startswith("//")
+
+
+def model_file(obj):
+    """(absolute path of obj's model, None) or (None, what to tell the
+    user when it is gone)."""
+    stored = obj.get(MODEL_PROPERTY)
+    path = bpy.path.abspath(stored)
+    if os.path.isfile(path):
+        return path, None
+    if _is_beside(stored):
+        where = "beside the .blend" if bpy.data.filepath else "(the .blend is not saved)"
+        return None, ("%s's model file %s is missing %s (%s): put it back there, or train "
+                      "again" % (obj.name, stored[2:], where, path))
+    return None, ("%s's model file %s is missing (an unsaved session's model is deleted "
+                  "when Blender quits): train again" % (obj.name, path))
+
+
+@bpy.app.handlers.persistent
+def _on_save_pre(*_args):
+    """Before writing the .blend: models still in the temp folder get their
+    name beside it (the file on disk follows in _after_save, once the new
+    folder is known), and every model's current file is noted for Save As."""
+    _before_save.clear()
+    for obj in bpy.data.objects:
+        stored = obj.get(MODEL_PROPERTY)
+        if not stored:
+            continue
+        path = bpy.path.abspath(stored)
+        if not _is_beside(stored):
+            if path not in _temp_models:
+                continue  # an absolute path the user chose: left as it is
+            obj[MODEL_PROPERTY] = _relative_name(obj)
+        _before_save.append((obj.get(KEY_PROPERTY), path))
+
+
+@bpy.app.handlers.persistent
+def _on_save_post(*_args):
+    """After writing: each model noted by _on_save_pre is moved (from the
+    temp folder) or copied (Save As into another folder) beside the .blend."""
+    import shutil
+
+    for key, old in _before_save:
+        obj = _find_object(key)
+        if obj is None or not os.path.isfile(old):
+            continue
+        new = bpy.path.abspath(obj[MODEL_PROPERTY])
+        if os.path.abspath(new) == os.path.abspath(old):
+            continue
+        try:
+            if old in _temp_models:
+                shutil.move(old, new)
+                _temp_models.discard(old)
+            else:
+                os.makedirs(os.path.dirname(new), exist_ok=True)
+                shutil.copyfile(old, new)
+        except OSError as e:
+            _report("ERROR", "the model of %s could not be stored beside the .blend: %s"
+                    % (obj.name, e))
+    _before_save.clear()
+
+
+def _delete_temp_models():
+    for path in list(_temp_models):
+        try:
+            os.remove(path)
+        except OSError:
+            pass
+    _temp_models.clear()
 
 
 def mesh_arrays(obj, depsgraph, space):
@@ -361,9 +458,9 @@ def extract(context, obj, resolution=None):
     stored = obj.get(MODEL_PROPERTY) if obj is not None else None
     if not stored:
         return None, "the active object has no trained model: press Train first"
-    path = bpy.path.abspath(stored)
-    if not os.path.isfile(path):
-        return None, "the model file %s is missing" % path
+    path, missing = model_file(obj)
+    if missing:
+        return None, missing
     settings = context.scene.hisdf
     try:
         model = hisdf.Model.load(path, device=settings.device)
@@ -551,8 +648,18 @@ class HISDF_PT_panel(bpy.types.Panel):
                 for line in _wrap(entry, 40):
                     box.label(text=line)
         obj = context.active_object
+        if obj is not None and obj.get(SOURCE_PROPERTY):
+            obj = _find_object(obj[SOURCE_PROPERTY])
         if obj is not None and obj.get(MODEL_PROPERTY):
-            layout.label(text="model: " + os.path.basename(obj[MODEL_PROPERTY]))
+            stored = obj[MODEL_PROPERTY]
+            _, missing = model_file(obj)
+            if missing:
+                for i, line in enumerate(_wrap(missing, 40)):
+                    layout.label(text=line, icon="ERROR" if i == 0 else "NONE")
+            elif _is_beside(stored):
+                layout.label(text="model: " + stored[2:])
+            else:
+                layout.label(text="model: unsaved (kept with the .blend once it is saved)")
 
 
 def _wrap(text, width):
@@ -590,6 +697,9 @@ def _cancel_on_exit():
 
 def register():
     atexit.register(_cancel_on_exit)
+    atexit.register(_delete_temp_models)
+    bpy.app.handlers.save_pre.append(_on_save_pre)
+    bpy.app.handlers.save_post.append(_on_save_post)
     for cls in CLASSES:
         bpy.utils.register_class(cls)
     bpy.types.Scene.hisdf = PointerProperty(type=HISDF_Settings)
@@ -597,7 +707,12 @@ def register():
 
 def unregister():
     atexit.unregister(_cancel_on_exit)
+    atexit.unregister(_delete_temp_models)
     _cancel_on_exit()
+    for handlers, fn in ((bpy.app.handlers.save_pre, _on_save_pre),
+                         (bpy.app.handlers.save_post, _on_save_post)):
+        if fn in handlers:
+            handlers.remove(fn)
     if bpy.app.timers.is_registered(tick):
         bpy.app.timers.unregister(tick)
     del bpy.types.Scene.hisdf

@@ -160,6 +160,62 @@ def world_mesh(addon, obj):
     return hisdf.Mesh.from_arrays(vertices, triangles)
 
 
+REOPEN = """
+import bpy, sys
+sys.path.insert(0, %(tests)r)
+import test_addon
+test_addon.run(test_addon.reopened)
+"""
+
+
+def reopen_in_new_process(blend):
+    """Opens `blend` in another Blender process (as after a restart, or on
+    another machine), enables the installed add-on and extracts from the
+    stored model; see reopened()."""
+    import subprocess
+
+    script = os.path.join(SCRATCH, "reopen.py")
+    with open(script, "w") as f:
+        f.write(REOPEN % {"tests": os.path.dirname(os.path.abspath(__file__))})
+    env = dict(os.environ, HISDF_TORCH_LIB=TORCH_LIB)
+    run = subprocess.run([bpy.app.binary_path, "-b", "--factory-startup", blend,
+                          "--python-exit-code", "1", "--python", script],
+                         env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                         timeout=300)
+    for line in run.stdout.splitlines():
+        if line.startswith(("reopened", "refused", "Error")):
+            print("  [new process] " + line)
+    check(run.returncode == 0 and "reopened: OK" in run.stdout,
+          "the new Blender process failed:\n%s" % run.stdout[-3000:])
+
+
+def reopened():
+    """In the new process: the .blend as saved, the add-on enabled from its
+    installed copy, libtorch from $HISDF_TORCH_LIB."""
+    bpy.ops.preferences.addon_enable(module="hisdf_blender")
+    import hisdf_blender as addon
+    import hisdf_blender.hisdf as hisdf
+
+    torus = bpy.data.objects["Torus"]
+    check(torus["hisdf_model"] == "//Torus.hisdf.safetensors", "stored %r" % torus["hisdf_model"])
+    check("Torus.hisdf" not in bpy.data.objects, "the saved file already has a result")
+    select_only(torus)
+    bpy.context.scene.hisdf.resolution = 48
+    bpy.ops.hisdf.extract()
+    result = bpy.data.objects.get("Torus.hisdf")
+    check(result is not None, "no result after reopening in a new process")
+    chamfer = hisdf.chamfer(world_mesh(addon, torus), world_mesh(addon, result))
+    print("reopened in a new process: Chamfer %.3e at resolution 48" % chamfer)
+    check(chamfer < CHAMFER_BOUND, "Chamfer in the new process %.3e" % chamfer)
+    # The model file gone: said clearly, in the panel and by Extract.
+    os.remove(bpy.path.abspath(torus["hisdf_model"]))
+    select_only(torus)
+    shown = panel_text(addon)
+    check("missing" in shown and "Torus.hisdf.safetensors" in shown, "panel: %r" % shown)
+    expect_error(bpy.ops.hisdf.extract, "model file Torus.hisdf.safetensors is missing beside")
+    print("reopened: OK")
+
+
 def main():
     # 1. Install from the zip, as a user would with Preferences > Install.
     bpy.ops.preferences.addon_install(filepath=ZIP, overwrite=True)
@@ -215,9 +271,8 @@ def main():
                                      rotation=(0.4, 0.0, math.radians(30)))
     torus = bpy.context.active_object
     torus.scale = (1.5, 1.5, 1.5)
-    # Saved first, so that the model goes beside the .blend.
+    # Not saved yet: the model goes to the temp folder until the .blend is.
     blend = os.path.join(SCRATCH, "scene.blend")
-    bpy.ops.wm.save_as_mainfile(filepath=blend)
 
     settings = bpy.context.scene.hisdf
     # The panel's fields show each preset's values, as the library has them.
@@ -280,9 +335,18 @@ def main():
     check(snap["iteration"] == snap["iterations"] == 300, "final iteration: %r" % snap)
     check(snap["loss"] is not None and math.isfinite(snap["loss"])
           and snap["loss"] == snap["info"]["final_loss"], "final loss: %r" % snap)
+    # Trained in an unsaved file: a temp file, until the .blend is saved,
+    # when it moves beside it under the object's name, stored relative.
+    temporary = torus["hisdf_model"]
+    check(os.path.isabs(temporary) and os.path.isfile(temporary), "unsaved model: %r" % temporary)
+    check("unsaved" in panel_text(addon), "the panel does not say the model is unsaved")
+    bpy.ops.wm.save_as_mainfile(filepath=blend)
     stored = torus["hisdf_model"]
-    check(stored.startswith("//"), "model not beside the .blend: %r" % stored)
-    check(os.path.isfile(bpy.path.abspath(stored)), "model file missing: %r" % stored)
+    check(stored == "//Torus.hisdf.safetensors", "model not beside the .blend: %r" % stored)
+    check(os.path.isfile(os.path.join(SCRATCH, "Torus.hisdf.safetensors")),
+          "model file not beside the .blend")
+    check(not os.path.exists(temporary), "the temp model was left behind")
+    check("model: Torus.hisdf.safetensors" in panel_text(addon), "panel: %r" % panel_text(addon))
     print("trained: %s; model %s" % (snap["message"], stored))
     # Debian's Blender links the reference libblas.so.3, first in the global
     # scope; libtorch's matrix products went there (about ten times the CPU
@@ -341,6 +405,16 @@ def main():
     # 8. Save, reopen, extract again from the stored model.
     bpy.data.objects.remove(new)
     bpy.ops.wm.save_mainfile()
+    # Save As into another folder takes the model along (the relative path
+    # would otherwise point at nothing there).
+    moved = os.path.join(SCRATCH, "moved", "scene.blend")
+    os.makedirs(os.path.dirname(moved))
+    bpy.ops.wm.save_as_mainfile(filepath=moved)
+    check(os.path.isfile(os.path.join(SCRATCH, "moved", "Torus.hisdf.safetensors")),
+          "Save As did not copy the model")
+    check(os.path.isfile(os.path.join(SCRATCH, "Torus.hisdf.safetensors")),
+          "Save As took the model from the first .blend")
+    reopen_in_new_process(moved)
     bpy.ops.wm.open_mainfile(filepath=blend)
     torus = bpy.data.objects["Torus"]
     select_only(torus)
@@ -397,6 +471,7 @@ def main():
     check(bpy.context.view_layer.objects.active == converted and converted.select_get()
           and not ring.select_get(), "the converted result is not the active selection")
     check(not ring.hide_get(), "Beside hid the source")
+    check(ring["hisdf_model"] == "//Ring.hisdf.safetensors", "Ring's model: %r" % ring["hisdf_model"])
     corners = [ring.matrix_world @ __import__("mathutils").Vector(c) for c in ring.bound_box]
     width = max(c.x for c in corners) - min(c.x for c in corners)
     offset = np.array(converted.matrix_world.translation - ring.matrix_world.translation)
@@ -440,10 +515,15 @@ def main():
     print("blender add-on test: OK")
 
 
-try:
-    main()
-except Exception:
-    import traceback
-    traceback.print_exc()
-    sys.stdout.flush()
-    sys.exit(1)
+def run(entry):
+    try:
+        entry()
+    except Exception:
+        import traceback
+        traceback.print_exc()
+        sys.stdout.flush()
+        sys.exit(1)
+
+
+if __name__ == "__main__":
+    run(main)
