@@ -123,9 +123,18 @@ class HISDF_Settings(bpy.types.PropertyGroup):
         default=0,
         update=_preset_changed,
     )
-    iterations: IntProperty(name="Iterations", default=3000, min=1, max=1_000_000)
-    width: IntProperty(name="Width", default=128, min=4, max=4096)
-    depth: IntProperty(name="Depth", default=4, min=1, max=32)
+    iterations: IntProperty(
+        name="Iterations", default=3000, min=1, max=1_000_000,
+        description="Training steps. More: a closer fit, in proportional time; too few and "
+        "the result is refused as not converged")
+    width: IntProperty(
+        name="Width", default=128, min=4, max=4096,
+        description="Units per layer of the network. Wider: finer detail, but each "
+        "iteration takes longer (about width squared) and the model file grows")
+    depth: IntProperty(
+        name="Depth", default=4, min=1, max=32,
+        description="Layers of the network. Deeper: more intricate shapes, but each "
+        "iteration takes longer and training may need more iterations")
     device: EnumProperty(
         name="Device",
         items=[("auto", "Auto", "CUDA when available, else CPU"),
@@ -138,7 +147,19 @@ class HISDF_Settings(bpy.types.PropertyGroup):
                ("WORLD", "World", "Train on the mesh as placed in the scene (scale applied)")],
         default="OBJECT",
     )
-    resolution: IntProperty(name="Resolution", default=128, min=16, max=1024)
+    resolution: IntProperty(
+        name="Resolution", default=128, min=16, max=1024,
+        description="Extraction grid cells across the object's bounding sphere (about its "
+        "largest size). Higher: smaller details and more triangles; extraction time and "
+        "memory grow with its cube")
+    surface: EnumProperty(
+        name="Surface",
+        description="What is learnt from the mesh",
+        items=[("solid", "Solid", "The volume the mesh encloses (an open mesh is closed over)"),
+               ("shell", "Shell", "A thin closed band around the surface, for open sheets "
+                "(cloth, leaves) whose holes must stay open")],
+        default="solid",
+    )
     placement: EnumProperty(
         name="Result",
         description="Where the extracted object goes, relative to its source",
@@ -300,7 +321,7 @@ def mesh_arrays(obj, depsgraph, space):
 
     if obj is None:
         raise ValueError("no active object")
-    if obj.type not in {"MESH", "CURVE", "SURFACE", "META", "FONT"}:
+    if obj.type not in TRAINABLE_TYPES:
         raise ValueError("%s is not a mesh (its type is %s)" % (obj.name, obj.type.lower()))
     evaluated = obj.evaluated_get(depsgraph)
     mesh = evaluated.to_mesh()
@@ -324,13 +345,39 @@ def mesh_arrays(obj, depsgraph, space):
     return vertices, triangles.reshape(-1, 3).astype(np.uint32), matrix
 
 
+TRAINABLE_TYPES = {"MESH", "CURVE", "SURFACE", "META", "FONT"}
+
+
+def cannot_train(obj):
+    """Why obj cannot be trained, judged from what poll() can afford to look
+    at (no evaluation), or None; the evaluated mesh is checked on Train."""
+    if _job is not None:
+        return "a training is running: wait for it or press Cancel"
+    if obj is None:
+        return "select a mesh object first"
+    if obj.type not in TRAINABLE_TYPES:
+        return "%s is a%s %s, not a mesh: select a mesh object" % (
+            obj.name, "n" if obj.type[0] in "AEIOU" else "", obj.type.lower())
+    if obj.type == "MESH" and len(obj.data.polygons) == 0 and not obj.modifiers:
+        return "%s has no faces to train on" % obj.name
+    return None
+
+
+def _poll_train(cls, context):
+    reason = cannot_train(context.active_object)
+    if reason and hasattr(cls, "poll_message_set"):  # Blender 3.0+
+        cls.poll_message_set(reason)
+    return reason is None
+
+
 def start_training(context, obj, then_extract=False):
     """Starts a Job for obj; returns (job, None) or (None, message). With
     then_extract (Convert), tick() extracts the model once it is trained, at
     the resolution set now."""
     global _job, _last
-    if _job is not None:
-        return None, "a training is already running"
+    reason = cannot_train(obj)
+    if reason:
+        return None, reason
     hisdf, error = _load()
     if error:
         return None, error
@@ -349,6 +396,7 @@ def start_training(context, obj, then_extract=False):
         "width": settings.width,
         "depth": settings.depth,
         "device": settings.device,
+        "surface": settings.surface,
         "progress_every": PROGRESS_EVERY,
     }
     job = core.Job(hisdf, key, vertices, triangles, options, absolute)
@@ -537,8 +585,8 @@ class HISDF_OT_train(bpy.types.Operator):
     bl_label = "Train"
 
     @classmethod
-    def poll(cls, _context):
-        return _job is None
+    def poll(cls, context):
+        return _poll_train(cls, context)
 
     def execute(self, context):
         job, error = start_training(context, context.active_object)
@@ -557,8 +605,8 @@ background, then extract at the chosen resolution"""
     bl_label = "Convert"
 
     @classmethod
-    def poll(cls, _context):
-        return _job is None
+    def poll(cls, context):
+        return _poll_train(cls, context)
 
     def execute(self, context):
         job, error = start_training(context, context.active_object, then_extract=True)
@@ -630,6 +678,7 @@ class HISDF_PT_panel(bpy.types.Panel):
         row.prop(settings, "depth")
         col.prop(settings, "device")
         col.prop(settings, "space")
+        col.prop(settings, "surface")
         col.prop(settings, "resolution")
         col.prop(settings, "placement")
         # The buttons first and the changing text below them, so that they

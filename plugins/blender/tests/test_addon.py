@@ -232,26 +232,74 @@ def main():
     # (shown in the panel) and a refused Train, not a crash.
     prefs.torch_lib = os.path.join(SCRATCH, "no-torch-here")
     _, error = addon._load()
-    check(error is not None and "libtorch" in error, "no libtorch message: %r" % error)
+    check(error is not None and "libtorch was not found" in error and "Preferences" in error,
+          "no libtorch message: %r" % error)
+    messages = [error]
     bpy.ops.mesh.primitive_cube_add()
     expect_error(bpy.ops.hisdf.train, "libtorch")
     shown = panel_text(addon)
     check("unavailable" in shown and "libtorch" in shown, "panel without libtorch: %r" % shown)
     bpy.ops.object.delete()
+    # A folder that has libtorch's files, but not loadable ones: "found but
+    # could not be loaded", told apart from "not found".
+    fake = os.path.join(SCRATCH, "broken-torch")
+    os.makedirs(fake)
+    for name in ("libc10.so", "libtorch_cpu.so", "libtorch.so"):
+        with open(os.path.join(fake, name), "w") as f:
+            f.write("not a library")
+    prefs.torch_lib = fake
+    _, error = addon._load()
+    check(error is not None and "libtorch was found in" in error and "could not be loaded" in error,
+          "broken libtorch: %r" % error)
+    messages.append(error)
+    # The add-on's own libhisdf.so missing, then not a library.
     prefs.torch_lib = TORCH_LIB
+    library = os.path.join(os.path.dirname(addon.__file__), "hisdf", "libhisdf.so")
+    os.rename(library, library + ".away")
+    try:
+        _, error = addon._load()
+        check(error is not None and "libhisdf.so was not found" in error and "Reinstall" in error,
+              "libhisdf.so missing: %r" % error)
+        messages.append(error)
+        with open(library, "w") as f:
+            f.write("not a library")
+        _, error = addon._load()
+        check(error is not None and "libhisdf.so was found at" in error
+              and "could not be loaded" in error, "libhisdf.so broken: %r" % error)
+        messages.append(error)
+    finally:
+        os.replace(library + ".away", library)
+    for message in messages:
+        print("load message: %s" % message)
+        check("HISDF_LIBRARY" not in message and "cargo" not in message,
+              "a developer hint in a user message: %r" % message)
     hisdf, error = addon._load()
     check(error is None, "the library did not load: %s" % error)
     print("hisdf", hisdf.version(), "from", hisdf.library_path())
 
     # 3. Inputs that are not meshes.
+    # Train and Convert are greyed out for them (poll), with the reason.
+    def refused(fragment):
+        for operator in (addon.HISDF_OT_train, addon.HISDF_OT_convert):
+            check(not operator.poll(bpy.context), "%s not greyed out" % operator.bl_idname)
+        reason = addon.cannot_train(bpy.context.active_object)
+        check(reason is not None and fragment in reason, "reason %r" % reason)
+        expect_error(bpy.ops.hisdf.train, fragment)
+        expect_error(bpy.ops.hisdf.convert, fragment)
+
     bpy.ops.object.camera_add()
-    expect_error(bpy.ops.hisdf.train, "not a mesh")
+    refused("not a mesh")
     bpy.ops.object.empty_add()
-    expect_error(bpy.ops.hisdf.train, "not a mesh")
+    refused("not a mesh")
     empty_mesh = bpy.data.objects.new("Nothing", bpy.data.meshes.new("Nothing"))
     bpy.context.scene.collection.objects.link(empty_mesh)
     select_only(empty_mesh)
-    expect_error(bpy.ops.hisdf.train, "no faces")
+    refused("no faces")
+    # Tooltips say what the fields trade.
+    for name, word in (("width", "longer"), ("depth", "longer"), ("resolution", "time"),
+                       ("iterations", "time")):
+        tip = addon.HISDF_Settings.bl_rna.properties[name].description
+        check(word in tip, "the %s tooltip says no trade: %r" % (name, tip))
     # A mesh whose faces have no area reaches the library, on the worker: its
     # refusal must come back through the timer as a failed job.
     flat = bpy.data.meshes.new("Flat")
