@@ -242,10 +242,11 @@ class Job:
             if _listener is self:
                 _listener = None
         with self.lock:
-            if state == "done" and self.warnings:
-                # What the library said about the mesh (an open surface and
+            if state in ("done", "failed") and self.warnings:
+                # What the library said about the mesh (a mesh with holes and
                 # what to do about it), as it said it.
-                message = "; ".join([message] + self.warnings)
+                lead, details, rest = message.partition(DETAILS)
+                message = "; ".join([lead] + self.warnings) + details + rest
             self.state, self.message, self.info = state, message, info
             self.finished_at = time.monotonic()
             if state == "done":
@@ -289,6 +290,10 @@ class Job:
             }
 
 
+# Between what to do and the library's findings in a failure's message.
+DETAILS = ". Details: "
+
+
 def describe_error(hisdf, e, iterations=None):
     """One line for a report: the library's message, led by what to do in
     the panel for the statuses a user can act on."""
@@ -299,13 +304,15 @@ def describe_error(hisdf, e, iterations=None):
         # The library's findings (its convergence check) follow as it wrote
         # them; the lead says which panel fields to change.
         hisdf.Status.TRAINING_FAILED: "the trained shape is not usable yet: raise Iterations%s "
-        "or choose the Detail preset (a larger network), then train again. Details" % (
+        "or choose the Detail preset (a larger network), then train again" % (
             " (now %d)" % iterations if iterations else ""),
     }
     hint = hints.get(status)
     text = getattr(e, "message", "") or str(e)
     if "out of memory" in text.lower():
         hint = "out of memory: lower the width, depth or choose the CPU"
+    if status == hisdf.Status.TRAINING_FAILED:
+        return hint + DETAILS + text
     return "%s: %s" % (hint, text) if hint else text
 
 
@@ -313,7 +320,10 @@ def progress_lines(snap):
     """The panel's lines for a snapshot: "iteration i/N", "loss x",
     "ETA s" while training, otherwise one line."""
     if snap["state"] != "running":
-        return [snap["message"]]
+        lead, details, _ = snap["message"].partition(DETAILS)
+        # The library's findings are long: the report (Info editor) has
+        # them; the sidebar keeps what to do.
+        return [lead, "(the details are in the Info editor)"] if details else [lead]
     if snap["phase"] == "sampling":
         return ["sampling the signed distance (%.0f s)" % snap["elapsed"]]
     lines = ["iteration %d/%d (%.0f%%)" % (
