@@ -742,6 +742,7 @@ def _cancel_on_exit():
     if job is not None:
         job.cancel()
         job.thread.join(timeout=5.0)
+    core.stop_logging()
 
 
 def register():

@@ -83,6 +83,7 @@ def load(torch_folder=""):
     preference meanwhile)."""
     global _hisdf, _load_error
     if _hisdf is not None:
+        _listen(_hisdf)
         return _hisdf, None
     try:
         folder = torch_folder or os.environ.get(TORCH_ENV, "")
@@ -100,7 +101,7 @@ def load(torch_folder=""):
             module.version()  # opens libhisdf.so, and with it libtorch
         except OSError as e:
             raise NotLoadable(_dependency(str(e), path))
-        module.set_log_callback(_on_log, module.LogLevel.WARN)
+        _listen(module)
     except Exception as e:  # noqa: BLE001 - any failure becomes the panel's message
         _load_error = _explain(e)
         return None, _load_error
@@ -137,6 +138,26 @@ def _explain(e):
             return "%s. %s." % (text, _SET_TORCH)
         return "%s. Reinstall the add-on from its zip (made for Linux x86-64)." % text
     return "the hisdf library could not be loaded (%s). Reinstall the add-on." % text
+
+
+_logging = False
+
+
+def _listen(module):
+    """Routes the library's warnings to _on_log (again after stop_logging)."""
+    global _logging
+    if not _logging:
+        module.set_log_callback(_on_log, module.LogLevel.WARN)
+        _logging = True
+
+
+def stop_logging():
+    """Before the add-on goes (disabled, or Blender quitting): the library
+    must not call into Python any more."""
+    global _logging
+    if _hisdf is not None and _logging:
+        _hisdf.set_log_callback(None)
+        _logging = False
 
 
 # The job whose library warnings are being collected (one trains at a time);
