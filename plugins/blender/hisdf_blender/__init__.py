@@ -69,7 +69,8 @@ class HISDF_AddonPreferences(bpy.types.AddonPreferences):
         self.layout.prop(self, "torch_lib")
         _, error = core.load(self.torch_lib)
         if error:
-            self.layout.label(text=error, icon="ERROR")
+            for i, line in enumerate(_wrap(error, 90)):
+                self.layout.label(text=line, icon="ERROR" if i == 0 else "NONE")
 
 
 def _preset_changed(self, _context):
@@ -235,10 +236,20 @@ def model_path(obj):
         relative = obj.get(MODEL_PROPERTY) if _is_beside(obj.get(MODEL_PROPERTY)) else None
         relative = relative or _relative_name(obj)
         return bpy.path.abspath(relative), relative
-    absolute = os.path.join(tempfile.gettempdir(), "hisdf-blender", "%s-%s%s" % (
+    absolute = os.path.join(_temp_folder(), "%s-%s%s" % (
         uuid.uuid4().hex[:8], bpy.path.clean_name(obj.name), MODEL_SUFFIX))
     _temp_models.add(absolute)
     return absolute, absolute
+
+
+def _temp_folder():
+    return os.path.join(tempfile.gettempdir(), "hisdf-blender")
+
+
+def _in_temp_folder(path):
+    """A model this add-on put in the temp folder (this session or an
+    earlier one whose file was saved after a restart)."""
+    return os.path.dirname(os.path.abspath(path)) == _temp_folder()
 
 
 def _is_beside(stored):
@@ -272,7 +283,7 @@ def _on_save_pre(*_args):
             continue
         path = bpy.path.abspath(stored)
         if not _is_beside(stored):
-            if path not in _temp_models:
+            if not _in_temp_folder(path):
                 continue  # an absolute path the user chose: left as it is
             obj[MODEL_PROPERTY] = _relative_name(obj)
         _before_save.append((obj.get(KEY_PROPERTY), path))
@@ -292,7 +303,7 @@ def _on_save_post(*_args):
         if os.path.abspath(new) == os.path.abspath(old):
             continue
         try:
-            if old in _temp_models:
+            if _in_temp_folder(old):
                 shutil.move(old, new)
                 _temp_models.discard(old)
             else:

@@ -252,6 +252,13 @@ def main():
     check(error is not None and "libtorch was found in" in error and "could not be loaded" in error,
           "broken libtorch: %r" % error)
     messages.append(error)
+    # The preference page shows it under the field, over several lines.
+    labels = []
+    page = type("FakePreferences", (), {"torch_lib": fake, "layout": FakeLayout(labels)})()
+    addon.HISDF_AddonPreferences.draw(page, bpy.context)
+    check(len(labels) > 1 and "could not be loaded" in " ".join(labels)
+          and max(len(line) for line in labels if " " in line) <= 90,
+          "preference page: %r" % labels)
     # The add-on's own libhisdf.so missing, then not a library.
     prefs.torch_lib = TORCH_LIB
     library = os.path.join(os.path.dirname(addon.__file__), "hisdf", "libhisdf.so")
