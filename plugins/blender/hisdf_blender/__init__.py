@@ -374,8 +374,17 @@ def cannot_train(obj):
     return None
 
 
+def _source(obj):
+    """The object to train for obj: with a result active, its source (if it
+    still exists), so that Train and Convert redo the source's conversion
+    as Extract re-extracts it; otherwise obj."""
+    if obj is not None and obj.get(SOURCE_PROPERTY):
+        return _find_object(obj[SOURCE_PROPERTY]) or obj
+    return obj
+
+
 def _poll_train(cls, context):
-    reason = cannot_train(context.active_object)
+    reason = cannot_train(_source(context.active_object))
     if reason and hasattr(cls, "poll_message_set"):  # Blender 3.0+
         cls.poll_message_set(reason)
     return reason is None
@@ -386,6 +395,7 @@ def start_training(context, obj, then_extract=False):
     then_extract (Convert), tick() extracts the model once it is trained, at
     the resolution set now."""
     global _job, _last
+    obj = _source(obj)
     reason = cannot_train(obj)
     if reason:
         return None, reason

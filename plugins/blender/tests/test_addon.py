@@ -595,6 +595,17 @@ def main():
     check(bpy.data.objects.get("Ring.hisdf") == converted and "Ring.hisdf.001" not in bpy.data.objects,
           "re-extraction after Convert did not replace the result")
 
+    # With the result active, Train (and Convert) work on its source, as
+    # Extract does, instead of converting the result itself.
+    select_only(converted)
+    settings.iterations = 20000
+    bpy.ops.hisdf.train()
+    check(addon._job.object_key == ring["hisdf_key"], "Train with the result active trained it")
+    bpy.ops.hisdf.cancel()
+    snap = pump(addon)
+    check(snap["state"] == "cancelled", "cancel: %r" % snap)
+    settings.iterations = 300
+
     # 11. Extract on an object without a model is refused.
     select_only(bpy.data.objects["Flat"])
     expect_error(bpy.ops.hisdf.extract, "no trained model")
