@@ -711,6 +711,12 @@ class HISDF_PT_panel(bpy.types.Panel):
         row = layout.row(align=True)
         row.operator(HISDF_OT_train.bl_idname)
         row.operator(HISDF_OT_extract.bl_idname)
+        active = context.active_object
+        if active is not None and not active.select_get():
+            # Blender's own operators mostly act on the selection; these on
+            # the active object, which may not be the one the user sees lit.
+            _labels(layout, "%s is active but not selected: Convert and Train use it"
+                    % active.name, "INFO")
         snap = _job.snapshot() if _job is not None else _last
         if snap is not None:
             box = layout.box()
@@ -724,12 +730,18 @@ class HISDF_PT_panel(bpy.types.Panel):
             stored = obj[MODEL_PROPERTY]
             _, missing = model_file(obj)
             if missing:
-                for i, line in enumerate(_wrap(missing, 40)):
-                    layout.label(text=line, icon="ERROR" if i == 0 else "NONE")
+                _labels(layout, missing, "ERROR")
             elif _is_beside(stored):
-                layout.label(text="model: " + stored[2:])
+                _labels(layout, "model: " + stored[2:], "NONE")
             else:
-                layout.label(text="model: unsaved (kept with the .blend once it is saved)")
+                _labels(layout, "model: unsaved (kept with the .blend once it is saved)", "NONE")
+
+
+def _labels(layout, text, icon):
+    """text over lines that fit the sidebar at its default width, the icon
+    on the first."""
+    for i, line in enumerate(_wrap(text, 40)):
+        layout.label(text=line, icon=icon if i == 0 else "NONE")
 
 
 def _wrap(text, width):

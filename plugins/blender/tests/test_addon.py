@@ -314,6 +314,11 @@ def main():
     flat_object = bpy.data.objects.new("Flat", flat)
     bpy.context.scene.collection.objects.link(flat_object)
     select_only(flat_object)
+    check("not selected" not in panel_text(addon), "a selected object called unselected")
+    flat_object.select_set(False)
+    check("Flat is active but not selected" in panel_text(addon), "no note on an unselected "
+          "active object: %r" % panel_text(addon))
+    flat_object.select_set(True)
     bpy.ops.hisdf.train()
     snap = pump(addon)
     check(snap["state"] == "failed", "degenerate mesh: %r" % snap)
