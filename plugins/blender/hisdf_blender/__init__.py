@@ -780,6 +780,9 @@ def _cancel_on_exit():
 
 def register():
     atexit.register(_cancel_on_exit)
+    # Not undone by unregister(): Blender disables every add-on before it
+    # quits, and the unsaved session's models must go at the very end.
+    atexit.unregister(_delete_temp_models)
     atexit.register(_delete_temp_models)
     bpy.app.handlers.save_pre.append(_on_save_pre)
     bpy.app.handlers.save_post.append(_on_save_post)
@@ -790,7 +793,6 @@ def register():
 
 def unregister():
     atexit.unregister(_cancel_on_exit)
-    atexit.unregister(_delete_temp_models)
     _cancel_on_exit()
     for handlers, fn in ((bpy.app.handlers.save_pre, _on_save_pre),
                          (bpy.app.handlers.save_post, _on_save_post)):

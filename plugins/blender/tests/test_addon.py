@@ -160,33 +160,61 @@ def world_mesh(addon, obj):
     return hisdf.Mesh.from_arrays(vertices, triangles)
 
 
-REOPEN = """
+CHILD = """
 import bpy, sys
 sys.path.insert(0, %(tests)r)
 import test_addon
-test_addon.run(test_addon.reopened)
+test_addon.run(test_addon.%(entry)s)
 """
 
 
-def reopen_in_new_process(blend):
-    """Opens `blend` in another Blender process (as after a restart, or on
-    another machine), enables the installed add-on and extracts from the
-    stored model; see reopened()."""
+def in_new_process(entry, blend=None):
+    """Runs test_addon.<entry> in another Blender process (as after a
+    restart, or on another machine), with `blend` open; returns its output."""
     import subprocess
 
-    script = os.path.join(SCRATCH, "reopen.py")
+    script = os.path.join(SCRATCH, entry + ".py")
     with open(script, "w") as f:
-        f.write(REOPEN % {"tests": os.path.dirname(os.path.abspath(__file__))})
+        f.write(CHILD % {"tests": os.path.dirname(os.path.abspath(__file__)), "entry": entry})
     env = dict(os.environ, HISDF_TORCH_LIB=TORCH_LIB)
-    run = subprocess.run([bpy.app.binary_path, "-b", "--factory-startup", blend,
-                          "--python-exit-code", "1", "--python", script],
+    run = subprocess.run([bpy.app.binary_path, "-b", "--factory-startup"]
+                         + ([blend] if blend else [])
+                         + ["--python-exit-code", "1", "--python", script],
                          env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
                          timeout=300)
     for line in run.stdout.splitlines():
-        if line.startswith(("reopened", "refused", "Error")):
+        if line.startswith((entry, "refused", "Error")):
             print("  [new process] " + line)
-    check(run.returncode == 0 and "reopened: OK" in run.stdout,
+    check(run.returncode == 0 and entry + ": OK" in run.stdout,
           "the new Blender process failed:\n%s" % run.stdout[-3000:])
+    return run.stdout
+
+
+def reopen_in_new_process(blend):
+    """Opens `blend` in a new process and extracts from the stored model;
+    see reopened()."""
+    in_new_process("reopened", blend)
+
+
+def unsaved_session():
+    """In a new process: a training in a file never saved, whose model the
+    add-on keeps in the temp folder; printed for the parent to check that
+    quitting deleted it."""
+    bpy.ops.preferences.addon_enable(module="hisdf_blender")
+    import hisdf_blender as addon
+
+    bpy.ops.object.select_all(action="SELECT")
+    bpy.ops.object.delete()
+    bpy.ops.mesh.primitive_cube_add()
+    settings = bpy.context.scene.hisdf
+    settings.device, settings.iterations, settings.width, settings.depth = "cpu", 300, 32, 3
+    bpy.ops.hisdf.train()
+    snap = pump(addon)
+    check(snap["state"] == "done", "unsaved training: %r" % snap)
+    path = bpy.context.active_object["hisdf_model"]
+    check(os.path.isfile(path), "no temp model at %r" % path)
+    print("unsaved_session model: %s" % path)
+    print("unsaved_session: OK")
 
 
 def reopened():
@@ -504,6 +532,11 @@ def main():
     in_world = hisdf.chamfer(world_mesh(addon, torus), world_mesh(addon, world))
     print("world space: Chamfer %.3e at resolution 48" % in_world)
     check(in_world < CHAMFER_BOUND, "world-space Chamfer %.3e" % in_world)
+
+    # 9a. Quitting a session that was never saved deletes its temp models.
+    output = in_new_process("unsaved_session")
+    left = output.split("unsaved_session model: ")[1].splitlines()[0]
+    check(not os.path.exists(left), "quitting left the unsaved session's model at %s" % left)
 
     # 9b. Messages from the library: a training refused by its convergence
     # check says which fields to change; an open mesh gets the library's own
