@@ -69,7 +69,8 @@ class HISDF_AddonPreferences(bpy.types.AddonPreferences):
         self.layout.prop(self, "torch_lib")
         _, error = core.load(self.torch_lib)
         if error:
-            self.layout.label(text=error, icon="ERROR")
+            for i, line in enumerate(_wrap(error, 90)):
+                self.layout.label(text=line, icon="ERROR" if i == 0 else "NONE")
 
 
 def _preset_changed(self, _context):
@@ -123,9 +124,18 @@ class HISDF_Settings(bpy.types.PropertyGroup):
         default=0,
         update=_preset_changed,
     )
-    iterations: IntProperty(name="Iterations", default=3000, min=1, max=1_000_000)
-    width: IntProperty(name="Width", default=128, min=4, max=4096)
-    depth: IntProperty(name="Depth", default=4, min=1, max=32)
+    iterations: IntProperty(
+        name="Iterations", default=3000, min=1, max=1_000_000,
+        description="Training steps. More: a closer fit, in proportional time; too few and "
+        "the result is refused as not converged")
+    width: IntProperty(
+        name="Width", default=128, min=4, max=4096,
+        description="Units per layer of the network. Wider: finer detail, but each "
+        "iteration takes longer (about width squared) and the model file grows")
+    depth: IntProperty(
+        name="Depth", default=4, min=1, max=32,
+        description="Layers of the network. Deeper: more intricate shapes, but each "
+        "iteration takes longer and training may need more iterations")
     device: EnumProperty(
         name="Device",
         items=[("auto", "Auto", "CUDA when available, else CPU"),
@@ -138,7 +148,29 @@ class HISDF_Settings(bpy.types.PropertyGroup):
                ("WORLD", "World", "Train on the mesh as placed in the scene (scale applied)")],
         default="OBJECT",
     )
-    resolution: IntProperty(name="Resolution", default=128, min=16, max=1024)
+    resolution: IntProperty(
+        name="Resolution", default=128, min=16, max=1024,
+        description="Extraction grid cells across the object's bounding sphere (about its "
+        "largest size). Higher: smaller details and more triangles; extraction time and "
+        "memory grow with its cube")
+    surface: EnumProperty(
+        name="Surface",
+        description="What is learnt from the mesh",
+        items=[("solid", "Solid", "The volume the mesh encloses (an open mesh is closed over)"),
+               ("shell", "Shell", "A thin closed band around the surface, for open sheets "
+                "(cloth, leaves) whose holes must stay open")],
+        default="solid",
+    )
+    placement: EnumProperty(
+        name="Result",
+        description="Where the extracted object goes, relative to its source",
+        items=[("HIDE", "Hide source", "Put the result in the source's place and hide the source"),
+               ("BESIDE", "Beside", "Put the result next to the source, moved along X by the "
+                "source's width"),
+               ("ON_TOP", "On top", "Put the result exactly on the source, both visible "
+                "(their surfaces overlap)")],
+        default="HIDE",
+    )
 
 
 def _report(kind, message):
@@ -173,16 +205,123 @@ def _find_object(key):
     return None
 
 
+MODEL_SUFFIX = ".hisdf.safetensors"
+# Models written to the temp folder while the .blend was unsaved: moved
+# beside it when it is saved, deleted at exit otherwise (unsaved work).
+_temp_models = set()
+# Save As in progress: (object key, model file as resolved against the old
+# folder), read by _after_save once the new folder is known (Blender 3.x
+# does not pass the new path to save_pre).
+_before_save = []
+
+
+def _relative_name(obj):
+    """`//<object>.hisdf.safetensors`, beside the .blend, with a number
+    added when another object's model already has that name."""
+    base = bpy.path.clean_name(obj.name)
+    taken = {other.get(MODEL_PROPERTY) for other in bpy.data.objects
+             if other.get(KEY_PROPERTY) != obj.get(KEY_PROPERTY)}
+    name, n = "//" + base + MODEL_SUFFIX, 1
+    while name in taken:
+        n += 1
+        name = "//%s-%d%s" % (base, n, MODEL_SUFFIX)
+    return name
+
+
 def model_path(obj):
-    """Where obj's model goes: beside the .blend (stored relative, so the
-    folder can move), or in the temp folder while the file is unsaved."""
-    name = bpy.path.clean_name(obj.name) + ".safetensors"
+    """(absolute, stored) for obj's model: beside the .blend, stored as a
+    `//` relative path so that the folder can move; while the file has
+    never been saved, a temp file that saving moves beside it."""
     if bpy.data.filepath:
-        stem = os.path.splitext(os.path.basename(bpy.data.filepath))[0]
-        relative = "//%s_hisdf/%s" % (stem, name)
+        relative = obj.get(MODEL_PROPERTY) if _is_beside(obj.get(MODEL_PROPERTY)) else None
+        relative = relative or _relative_name(obj)
         return bpy.path.abspath(relative), relative
-    absolute = os.path.join(tempfile.gettempdir(), "hisdf-blender", uuid.uuid4().hex + "-" + name)
+    absolute = os.path.join(_temp_folder(), "%s-%s%s" % (
+        uuid.uuid4().hex[:8], bpy.path.clean_name(obj.name), MODEL_SUFFIX))
+    _temp_models.add(absolute)
     return absolute, absolute
+
+
+def _temp_folder():
+    return os.path.join(tempfile.gettempdir(), "hisdf-blender")
+
+
+def _in_temp_folder(path):
+    """A model this add-on put in the temp folder (this session or an
+    earlier one whose file was saved after a restart)."""
+    return os.path.dirname(os.path.abspath(path)) == _temp_folder()
+
+
+def _is_beside(stored):
+    return bool(stored) and stored.startswith("//")
+
+
+def model_file(obj):
+    """(absolute path of obj's model, None) or (None, what to tell the
+    user when it is gone)."""
+    stored = obj.get(MODEL_PROPERTY)
+    path = bpy.path.abspath(stored)
+    if os.path.isfile(path):
+        return path, None
+    if _is_beside(stored):
+        where = "beside the .blend" if bpy.data.filepath else "(the .blend is not saved)"
+        return None, ("%s's model file %s is missing %s (%s): put it back there, or train "
+                      "again" % (obj.name, stored[2:], where, path))
+    return None, ("%s's model file %s is missing (an unsaved session's model is deleted "
+                  "when Blender quits): train again" % (obj.name, path))
+
+
+@bpy.app.handlers.persistent
+def _on_save_pre(*_args):
+    """Before writing the .blend: models still in the temp folder get their
+    name beside it (the file on disk follows in _after_save, once the new
+    folder is known), and every model's current file is noted for Save As."""
+    _before_save.clear()
+    for obj in bpy.data.objects:
+        stored = obj.get(MODEL_PROPERTY)
+        if not stored:
+            continue
+        path = bpy.path.abspath(stored)
+        if not _is_beside(stored):
+            if not _in_temp_folder(path):
+                continue  # an absolute path the user chose: left as it is
+            obj[MODEL_PROPERTY] = _relative_name(obj)
+        _before_save.append((obj.get(KEY_PROPERTY), path))
+
+
+@bpy.app.handlers.persistent
+def _on_save_post(*_args):
+    """After writing: each model noted by _on_save_pre is moved (from the
+    temp folder) or copied (Save As into another folder) beside the .blend."""
+    import shutil
+
+    for key, old in _before_save:
+        obj = _find_object(key)
+        if obj is None or not os.path.isfile(old):
+            continue
+        new = bpy.path.abspath(obj[MODEL_PROPERTY])
+        if os.path.abspath(new) == os.path.abspath(old):
+            continue
+        try:
+            if _in_temp_folder(old):
+                shutil.move(old, new)
+                _temp_models.discard(old)
+            else:
+                os.makedirs(os.path.dirname(new), exist_ok=True)
+                shutil.copyfile(old, new)
+        except OSError as e:
+            _report("ERROR", "the model of %s could not be stored beside the .blend: %s"
+                    % (obj.name, e))
+    _before_save.clear()
+
+
+def _delete_temp_models():
+    for path in list(_temp_models):
+        try:
+            os.remove(path)
+        except OSError:
+            pass
+    _temp_models.clear()
 
 
 def mesh_arrays(obj, depsgraph, space):
@@ -193,7 +332,7 @@ def mesh_arrays(obj, depsgraph, space):
 
     if obj is None:
         raise ValueError("no active object")
-    if obj.type not in {"MESH", "CURVE", "SURFACE", "META", "FONT"}:
+    if obj.type not in TRAINABLE_TYPES:
         raise ValueError("%s is not a mesh (its type is %s)" % (obj.name, obj.type.lower()))
     evaluated = obj.evaluated_get(depsgraph)
     mesh = evaluated.to_mesh()
@@ -217,11 +356,49 @@ def mesh_arrays(obj, depsgraph, space):
     return vertices, triangles.reshape(-1, 3).astype(np.uint32), matrix
 
 
-def start_training(context, obj):
-    """Starts a Job for obj; returns (job, None) or (None, message)."""
-    global _job, _last
+TRAINABLE_TYPES = {"MESH", "CURVE", "SURFACE", "META", "FONT"}
+
+
+def cannot_train(obj):
+    """Why obj cannot be trained, judged from what poll() can afford to look
+    at (no evaluation), or None; the evaluated mesh is checked on Train."""
     if _job is not None:
-        return None, "a training is already running"
+        return "a training is running: wait for it or press Cancel"
+    if obj is None:
+        return "select a mesh object first"
+    if obj.type not in TRAINABLE_TYPES:
+        return "%s is a%s %s, not a mesh: select a mesh object" % (
+            obj.name, "n" if obj.type[0] in "AEIOU" else "", obj.type.lower())
+    if obj.type == "MESH" and len(obj.data.polygons) == 0 and not obj.modifiers:
+        return "%s has no faces to train on" % obj.name
+    return None
+
+
+def _source(obj):
+    """The object to train for obj: with a result active, its source (if it
+    still exists), so that Train and Convert redo the source's conversion
+    as Extract re-extracts it; otherwise obj."""
+    if obj is not None and obj.get(SOURCE_PROPERTY):
+        return _find_object(obj[SOURCE_PROPERTY]) or obj
+    return obj
+
+
+def _poll_train(cls, context):
+    reason = cannot_train(_source(context.active_object))
+    if reason and hasattr(cls, "poll_message_set"):  # Blender 3.0+
+        cls.poll_message_set(reason)
+    return reason is None
+
+
+def start_training(context, obj, then_extract=False):
+    """Starts a Job for obj; returns (job, None) or (None, message). With
+    then_extract (Convert), tick() extracts the model once it is trained, at
+    the resolution set now."""
+    global _job, _last
+    obj = _source(obj)
+    reason = cannot_train(obj)
+    if reason:
+        return None, reason
     hisdf, error = _load()
     if error:
         return None, error
@@ -240,12 +417,14 @@ def start_training(context, obj):
         "width": settings.width,
         "depth": settings.depth,
         "device": settings.device,
+        "surface": settings.surface,
         "progress_every": PROGRESS_EVERY,
     }
     job = core.Job(hisdf, key, vertices, triangles, options, absolute)
     job.stored_path = stored
     job.space = settings.space
     job.matrix = matrix
+    job.extract_at = settings.resolution if then_extract else None
     _job, _last = job, None
     job.start()
     if not bpy.app.timers.is_registered(tick):
@@ -279,11 +458,43 @@ def tick():
             obj[SPACE_PROPERTY] = job.space
             obj[MATRIX_PROPERTY] = [v for row in job.matrix for v in row]
             _report("INFO", "%s: %s" % (obj.name, snap["message"]))
+            if job.extract_at is not None:
+                _finish_convert(obj, job.extract_at)
     elif snap["state"] == "cancelled":
         _report("INFO", snap["message"])
     else:
         _report("ERROR", snap["message"])
     return None
+
+
+def _finish_convert(obj, resolution):
+    """Convert's second half, on the main thread once the model is stored:
+    the same extraction as the Extract button, made one undo step."""
+    new, error = extract(bpy.context, obj, resolution)
+    if error:
+        _report("ERROR", error)
+        return
+    _report("INFO", "hisdf: converted %s into %s (%d triangles)" % (
+        obj.name, new.name, len(new.data.polygons)))
+    try:
+        bpy.ops.ed.undo_push(message="hisdf Convert")
+    except RuntimeError:  # no undo stack in background mode
+        pass
+
+
+def _place(context, source, result, placement):
+    """Puts the result where the placement setting says: in the source's
+    place with the source hidden, beside it (moved along world X by the
+    source's bounding-box width, so the two do not overlap), or on top."""
+    from mathutils import Matrix, Vector
+
+    matrix = source.matrix_world.copy()
+    if placement == "BESIDE":
+        xs = [(source.matrix_world @ Vector(corner)).x for corner in source.bound_box]
+        matrix = Matrix.Translation((max(xs) - min(xs), 0.0, 0.0)) @ matrix
+    result.matrix_world = matrix
+    if source.name in context.view_layer.objects:
+        source.hide_set(placement == "HIDE")
 
 
 def _result_of(obj):
@@ -297,11 +508,12 @@ def _result_of(obj):
     return None
 
 
-def extract(context, obj):
+def extract(context, obj, resolution=None):
     """Extracts obj's model as its result object: a new object, or the
     previous result with its mesh replaced, selected and made active as
     Blender's own conversions leave their result. With a result active, its
-    source is extracted again. Returns (result, None) or (None, message)."""
+    source is extracted again. resolution: the panel's when None. Returns
+    (result, None) or (None, message)."""
     import numpy as np
 
     hisdf, error = _load()
@@ -315,13 +527,13 @@ def extract(context, obj):
     stored = obj.get(MODEL_PROPERTY) if obj is not None else None
     if not stored:
         return None, "the active object has no trained model: press Train first"
-    path = bpy.path.abspath(stored)
-    if not os.path.isfile(path):
-        return None, "the model file %s is missing" % path
+    path, missing = model_file(obj)
+    if missing:
+        return None, missing
     settings = context.scene.hisdf
     try:
         model = hisdf.Model.load(path, device=settings.device)
-        surface = model.extract(settings.resolution)
+        surface = model.extract(resolution or settings.resolution)
         vertices, triangles = surface.arrays()
     except hisdf.Error as e:
         return None, core.describe_error(hisdf, e)
@@ -363,7 +575,7 @@ def extract(context, obj):
         if old.users == 0:
             bpy.data.meshes.remove(old)
         mesh.name = name
-    new.matrix_world = obj.matrix_world.copy()
+    _place(context, obj, new, settings.placement)
     for other in context.view_layer.objects:
         other.select_set(False)
     if new.name in context.view_layer.objects:
@@ -394,8 +606,8 @@ class HISDF_OT_train(bpy.types.Operator):
     bl_label = "Train"
 
     @classmethod
-    def poll(cls, _context):
-        return _job is None
+    def poll(cls, context):
+        return _poll_train(cls, context)
 
     def execute(self, context):
         job, error = start_training(context, context.active_object)
@@ -403,6 +615,27 @@ class HISDF_OT_train(bpy.types.Operator):
             self.report({"ERROR"}, error)
             return {"CANCELLED"}
         self.report({"INFO"}, "hisdf: training started (%d iterations)" % job.iterations)
+        return {"FINISHED"}
+
+
+class HISDF_OT_convert(bpy.types.Operator):
+    """Turn the active object into its neural SDF reconstruction in one step: train in the \
+background, then extract at the chosen resolution"""
+
+    bl_idname = "hisdf.convert"
+    bl_label = "Convert"
+
+    @classmethod
+    def poll(cls, context):
+        return _poll_train(cls, context)
+
+    def execute(self, context):
+        job, error = start_training(context, context.active_object, then_extract=True)
+        if error:
+            self.report({"ERROR"}, error)
+            return {"CANCELLED"}
+        self.report({"INFO"}, "hisdf: converting (%d iterations, then extraction)"
+                    % job.iterations)
         return {"FINISHED"}
 
 
@@ -466,21 +699,49 @@ class HISDF_PT_panel(bpy.types.Panel):
         row.prop(settings, "depth")
         col.prop(settings, "device")
         col.prop(settings, "space")
+        col.prop(settings, "surface")
+        col.prop(settings, "resolution")
+        col.prop(settings, "placement")
+        # The buttons first and the changing text below them, so that they
+        # stay where they are while a training starts and ends.
+        row = layout.row(align=True)
+        row.scale_y = 1.4
+        row.operator(HISDF_OT_convert.bl_idname, icon="MOD_REMESH")
+        row.operator(HISDF_OT_cancel.bl_idname, icon="CANCEL")
         row = layout.row(align=True)
         row.operator(HISDF_OT_train.bl_idname)
-        row.operator(HISDF_OT_cancel.bl_idname)
+        row.operator(HISDF_OT_extract.bl_idname)
+        active = context.active_object
+        if active is not None and not active.select_get():
+            # Blender's own operators mostly act on the selection; these on
+            # the active object, which may not be the one the user sees lit.
+            _labels(layout, "%s is active but not selected: Convert and Train use it"
+                    % active.name, "INFO")
         snap = _job.snapshot() if _job is not None else _last
         if snap is not None:
             box = layout.box()
             for entry in core.progress_lines(snap):
                 for line in _wrap(entry, 40):
                     box.label(text=line)
-        layout.separator()
-        layout.prop(settings, "resolution")
-        layout.operator(HISDF_OT_extract.bl_idname)
         obj = context.active_object
+        if obj is not None and obj.get(SOURCE_PROPERTY):
+            obj = _find_object(obj[SOURCE_PROPERTY])
         if obj is not None and obj.get(MODEL_PROPERTY):
-            layout.label(text="model: " + os.path.basename(obj[MODEL_PROPERTY]))
+            stored = obj[MODEL_PROPERTY]
+            _, missing = model_file(obj)
+            if missing:
+                _labels(layout, missing, "ERROR")
+            elif _is_beside(stored):
+                _labels(layout, "model: " + stored[2:], "NONE")
+            else:
+                _labels(layout, "model: unsaved (kept with the .blend once it is saved)", "NONE")
+
+
+def _labels(layout, text, icon):
+    """text over lines that fit the sidebar at its default width, the icon
+    on the first."""
+    for i, line in enumerate(_wrap(text, 40)):
+        layout.label(text=line, icon=icon if i == 0 else "NONE")
 
 
 def _wrap(text, width):
@@ -499,6 +760,7 @@ CLASSES = (
     HISDF_Settings,
     HISDF_OT_report,
     HISDF_OT_train,
+    HISDF_OT_convert,
     HISDF_OT_cancel,
     HISDF_OT_extract,
     HISDF_PT_panel,
@@ -513,10 +775,17 @@ def _cancel_on_exit():
     if job is not None:
         job.cancel()
         job.thread.join(timeout=5.0)
+    core.stop_logging()
 
 
 def register():
     atexit.register(_cancel_on_exit)
+    # Not undone by unregister(): Blender disables every add-on before it
+    # quits, and the unsaved session's models must go at the very end.
+    atexit.unregister(_delete_temp_models)
+    atexit.register(_delete_temp_models)
+    bpy.app.handlers.save_pre.append(_on_save_pre)
+    bpy.app.handlers.save_post.append(_on_save_post)
     for cls in CLASSES:
         bpy.utils.register_class(cls)
     bpy.types.Scene.hisdf = PointerProperty(type=HISDF_Settings)
@@ -525,6 +794,10 @@ def register():
 def unregister():
     atexit.unregister(_cancel_on_exit)
     _cancel_on_exit()
+    for handlers, fn in ((bpy.app.handlers.save_pre, _on_save_pre),
+                         (bpy.app.handlers.save_post, _on_save_post)):
+        if fn in handlers:
+            handlers.remove(fn)
     if bpy.app.timers.is_registered(tick):
         bpy.app.timers.unregister(tick)
     del bpy.types.Scene.hisdf

@@ -43,23 +43,34 @@ def _binding():
         return hisdf
 
 
+class NotFound(Exception):
+    """A library that is not where it was looked for."""
+
+
+class NotLoadable(Exception):
+    """A library that is there but that the loader refused."""
+
+
 def preload_torch(folder):
     """Opens libtorch's libraries in `folder` with RTLD_GLOBAL, so that
     libhisdf.so's NEEDED entries resolve to them whatever its RUNPATH says.
-    Raises OSError naming the folder when it is not a libtorch folder."""
+    Raises NotFound when it is not a libtorch folder, NotLoadable when one of
+    its libraries does not load."""
     if not os.path.isfile(os.path.join(folder, "libtorch_cpu.so")):
-        raise OSError("%s has no libtorch_cpu.so: not a torch/lib folder" % folder)
+        raise NotFound("libtorch was not found: %s has no libtorch_cpu.so, so it is not "
+                       "a torch/lib folder" % folder)
     for name, required in _TORCH_LIBRARIES:
         path = os.path.join(folder, name)
         if not os.path.isfile(path):
             if required:
-                raise OSError("%s is missing from %s" % (name, folder))
+                raise NotFound("libtorch was not found: %s is missing from %s" % (name, folder))
             continue
         try:
             _preloaded.append(ctypes.CDLL(path, mode=ctypes.RTLD_GLOBAL))
-        except OSError:
+        except OSError as e:
             if required:
-                raise
+                raise NotLoadable("libtorch was found in %s but could not be loaded (%s)"
+                                  % (folder, e))
             # A CUDA build whose CUDA runtime is not installed: libhisdf.so
             # then fails to load with the missing name, a clearer message
             # than this one.
@@ -72,13 +83,25 @@ def load(torch_folder=""):
     preference meanwhile)."""
     global _hisdf, _load_error
     if _hisdf is not None:
+        _listen(_hisdf)
         return _hisdf, None
     try:
         folder = torch_folder or os.environ.get(TORCH_ENV, "")
         if folder:
             preload_torch(os.path.abspath(os.path.expanduser(folder)))
         module = _binding()
-        module.version()  # opens libhisdf.so, and with it libtorch
+        try:
+            path = module._capi.find_library()
+        except OSError:
+            # The binding's own message names developer settings; a user of
+            # the add-on has one remedy.
+            raise NotFound("libhisdf.so was not found in the add-on's folder (%s)"
+                           % os.path.dirname(module.__file__))
+        try:
+            module.version()  # opens libhisdf.so, and with it libtorch
+        except OSError as e:
+            raise NotLoadable(_dependency(str(e), path))
+        _listen(module)
     except Exception as e:  # noqa: BLE001 - any failure becomes the panel's message
         _load_error = _explain(e)
         return None, _load_error
@@ -86,14 +109,73 @@ def load(torch_folder=""):
     return _hisdf, None
 
 
+_SET_TORCH = ("Set the libtorch folder (the torch/lib folder of PyTorch 2.11.0) in "
+              "Preferences > Add-ons > hisdf")
+
+
+def _dependency(text, path):
+    """What the loader said about libhisdf.so at `path`, as found or not:
+    a libtorch it needs and cannot find is libtorch not found; anything
+    else is libhisdf.so (or the libtorch it found) refused."""
+    if "cannot open shared object file" in text and ("libtorch" in text or "libc10" in text):
+        return "libtorch was not found (%s)" % text.split(":")[0]
+    if "undefined symbol" in text:
+        return ("libhisdf.so was found but does not fit the libtorch that was loaded (%s)"
+                % text.split(": ")[-1])
+    return "libhisdf.so was found at %s but could not be loaded (%s)" % (path, text)
+
+
 def _explain(e):
+    """The panel's message for a failed load: what is missing or refused,
+    then what the user can do about it."""
     text = str(e)
-    if "libtorch" in text or "libc10" in text:
-        return ("libtorch was not found (%s). Set the torch/lib folder of PyTorch 2.11.0 "
-                "in the add-on's preferences, or $%s." % (text, TORCH_ENV))
-    if "libhisdf" in text:
-        return "libhisdf.so was not found (%s). Reinstall the add-on." % text
-    return "the hisdf library could not be loaded: %s" % text
+    if "libtorch" in text and ("not found" in text or "found in" in text):
+        return "%s. %s." % (text, _SET_TORCH)
+    if isinstance(e, NotFound):
+        return "%s. Reinstall the add-on from its zip." % text
+    if isinstance(e, NotLoadable):
+        if "does not fit" in text:
+            return "%s. %s." % (text, _SET_TORCH)
+        return "%s. Reinstall the add-on from its zip (made for Linux x86-64)." % text
+    return "the hisdf library could not be loaded (%s). Reinstall the add-on." % text
+
+
+_logging = False
+
+
+def _listen(module):
+    """Routes the library's warnings to _on_log (again after stop_logging)."""
+    global _logging
+    if not _logging:
+        module.set_log_callback(_on_log, module.LogLevel.WARN)
+        _logging = True
+
+
+def stop_logging():
+    """Before the add-on goes (disabled, or Blender quitting): the library
+    must not call into Python any more."""
+    global _logging
+    if _hisdf is not None and _logging:
+        _hisdf.set_log_callback(None)
+        _logging = False
+
+
+# The job whose library warnings are being collected (one trains at a time);
+# the library logs from its own threads, so this is read under a lock.
+_listener = None
+_listener_lock = threading.Lock()
+
+
+def _on_log(_level, _target, message):
+    """The library's log callback (warnings and errors): what the library
+    has to say about a training (an open mesh, dropped triangles) goes to
+    the running job's message, in the library's words."""
+    with _listener_lock:
+        job = _listener
+    if job is not None:
+        with job.lock:
+            if message not in job.warnings:
+                job.warnings.append(message)
 
 
 def last_load_error():
@@ -126,11 +208,15 @@ class Job:
         self.state = "running"  # running | done | cancelled | failed
         self.message = ""
         self.info = {}
+        self.warnings = []  # the library's, from its log, in order
         self.cancel_requested_at = None
         self.finished_at = None
         self.thread = threading.Thread(target=self._run, name="hisdf-train", daemon=True)
 
     def start(self):
+        global _listener
+        with _listener_lock:
+            _listener = self
         self.thread.start()
 
     def cancel(self):
@@ -164,18 +250,24 @@ class Job:
             message = "trained %d iterations, final loss %.3g, %.1f s" % (
                 info.get("iterations", 0), info.get("final_loss", float("nan")),
                 info.get("training_seconds", 0.0))
-            note = open_note(mesh.info(), self.options.get("surface", "solid"))
-            if note:
-                message = "%s; %s" % (message, note)
         except hisdf.Cancelled:
             state, message = "cancelled", "training cancelled"
         except hisdf.Error as e:
-            message = describe_error(hisdf, e)
+            message = describe_error(hisdf, e, self.iterations)
         except MemoryError:
             message = "out of memory: lower the width, depth or sample counts"
         except Exception as e:  # noqa: BLE001 - reported in Blender, never raised there
             message = "%s: %s" % (type(e).__name__, e)
+        global _listener
+        with _listener_lock:
+            if _listener is self:
+                _listener = None
         with self.lock:
+            if state in ("done", "failed") and self.warnings:
+                # What the library said about the mesh (a mesh with holes and
+                # what to do about it), as it said it.
+                lead, details, rest = message.partition(DETAILS)
+                message = "; ".join([lead] + self.warnings) + details + rest
             self.state, self.message, self.info = state, message, info
             self.finished_at = time.monotonic()
             if state == "done":
@@ -219,31 +311,29 @@ class Job:
             }
 
 
-def open_note(mesh_info, surface):
-    """The panel's note on an open source mesh (the library's counts from
-    Mesh.info()), or "" for a closed one: what the shape became and what a
-    sheet wants instead. The command line's note says the same."""
-    if mesh_info.get("watertight", True):
-        return ""
-    what = "open surface: %d boundary edges" % mesh_info.get("boundary_edges", 0)
-    if surface == "shell":
-        return what + "; trained as a shell, a closed thin band around it"
-    return what + "; it will be closed as a solid - use surface=shell for sheets"
+# Between what to do and the library's findings in a failure's message.
+DETAILS = ". Details: "
 
 
-def describe_error(hisdf, e):
-    """One line for a report: the library's message, with a hint for the
-    statuses a user can act on."""
+def describe_error(hisdf, e, iterations=None):
+    """One line for a report: the library's message, led by what to do in
+    the panel for the statuses a user can act on."""
     status = getattr(e, "status", None)
     hints = {
         hisdf.Status.INVALID_MESH: "the mesh cannot be used (needs faces with area)",
         hisdf.Status.NO_CUDA: "CUDA is not available: choose Auto or CPU",
-        hisdf.Status.TRAINING_FAILED: "training failed",
+        # The library's findings (its convergence check) follow as it wrote
+        # them; the lead says which panel fields to change.
+        hisdf.Status.TRAINING_FAILED: "the trained shape is not usable yet: raise Iterations%s "
+        "or choose the Detail preset (a larger network), then train again" % (
+            " (now %d)" % iterations if iterations else ""),
     }
     hint = hints.get(status)
     text = getattr(e, "message", "") or str(e)
     if "out of memory" in text.lower():
         hint = "out of memory: lower the width, depth or choose the CPU"
+    if status == hisdf.Status.TRAINING_FAILED:
+        return hint + DETAILS + text
     return "%s: %s" % (hint, text) if hint else text
 
 
@@ -251,7 +341,10 @@ def progress_lines(snap):
     """The panel's lines for a snapshot: "iteration i/N", "loss x",
     "ETA s" while training, otherwise one line."""
     if snap["state"] != "running":
-        return [snap["message"]]
+        lead, details, _ = snap["message"].partition(DETAILS)
+        # The library's findings are long: the report (Info editor) has
+        # them; the sidebar keeps what to do.
+        return [lead, "(the details are in the Info editor)"] if details else [lead]
     if snap["phase"] == "sampling":
         return ["sampling the signed distance (%.0f s)" % snap["elapsed"]]
     lines = ["iteration %d/%d (%.0f%%)" % (

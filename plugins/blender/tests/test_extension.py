@@ -48,6 +48,28 @@ def main():
     chamfer = hisdf.chamfer(a, b)
     print("extension: Chamfer %.3e" % chamfer)
     assert chamfer < 4e-3, chamfer
+    # Convert in one click, placed beside; 4.x greys it out with a reason.
+    bpy.ops.object.camera_add()
+    assert not addon.HISDF_OT_convert.poll(bpy.context), "Convert not greyed out for a camera"
+    try:
+        bpy.ops.hisdf.convert()
+        raise AssertionError("Convert ran on a camera")
+    except RuntimeError as e:
+        assert "not a mesh" in str(e), str(e)
+        print("refused:", str(e).strip())
+    bpy.ops.mesh.primitive_torus_add(major_radius=1.0, minor_radius=0.35, location=(-2, 0, 0))
+    ring = bpy.context.active_object
+    ring.name = "Ring"
+    settings.placement = "BESIDE"
+    bpy.ops.hisdf.convert()
+    while addon.tick() is not None:
+        time.sleep(0.05)
+    assert addon._last["state"] == "done", addon._last
+    converted = bpy.data.objects["Ring.hisdf"]
+    assert bpy.context.view_layer.objects.active == converted and converted.select_get()
+    offset = converted.matrix_world.translation - ring.matrix_world.translation
+    print("extension: Convert beside, offset %s" % (tuple(offset),))
+    assert abs(offset.x - ring.dimensions.x) < 1e-4 and abs(offset.y) + abs(offset.z) < 1e-6, offset
     print("blender extension test: OK")
 
 
