@@ -41,8 +41,8 @@ pub fn open_surface_note(info: &MeshInfo, surface: Surface) -> Option<String> {
              (--surface shell, the setting surface=shell)"
             .to_string(),
         Surface::Shell { thickness } => format!(
-            "open surface: trained as a shell, a closed band {thickness} thick around it, \
-             so the holes stay open"
+            "open surface: trained as a shell, a closed band {thickness} thick around the \
+             surface itself (the winding number is not used), so the holes stay open"
         ),
     })
 }

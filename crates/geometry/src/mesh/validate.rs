@@ -48,7 +48,7 @@ impl MeshInfo {
         }
         if self.boundary_edges > 0 {
             out.push(format!(
-                "{} boundary edges: the mesh is open; inside/outside follows its generalised winding number, so the holes are closed over in the trained shape (repair the mesh if they must stay open)",
+                "{} boundary edges: the mesh is open; inside/outside follows its generalised winding number, so the holes are closed over in its signed distance and in a solid trained on it (repair the mesh if they must stay open)",
                 self.boundary_edges
             ));
         }
