@@ -136,7 +136,7 @@ pub fn extract_mesh_with(
         let r = config.resolution as u64;
         memory::ensure(
             4 * r * r * r,
-            &format!("a dense {r}^3 extraction"),
+            || format!("a dense {r}^3 extraction"),
             "lower the resolution, or extract sparse (sparse=true), which goes to 2048 in a fraction of the memory",
         )?;
     }

@@ -521,7 +521,7 @@ fn points_arg(ptr: *const f32, len: usize, what: &str) -> Result<Vec<[f32; 3]>, 
     // refused when they cannot fit rather than aborting the host.
     crate::util::memory::ensure(
         len as u64 * 8,
-        &format!("a copy of {what} ({} points)", len / 3),
+        || format!("a copy of {what} ({} points)", len / 3),
         "pass the points in smaller chunks",
     )?;
     if let Some(k) = flat.iter().position(|v| !v.is_finite()) {

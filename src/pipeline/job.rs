@@ -144,10 +144,12 @@ pub fn sample_mesh(
     // refused at once, not after the SDF is built.
     memory::ensure(
         recipe.sampling.memory_bytes(),
-        &format!(
-            "a training set of {} samples",
-            recipe.sampling.peak_samples()
-        ),
+        || {
+            format!(
+                "a training set of {} samples",
+                recipe.sampling.peak_samples()
+            )
+        },
         "lower surface_samples, uniform_samples or the shells' counts",
     )?;
     let mut seconds = StageSeconds::default();

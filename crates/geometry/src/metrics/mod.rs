@@ -91,7 +91,7 @@ const BYTES_PER_METRIC_POINT: u64 = 96;
 fn ensure_point_memory(points: usize) -> Result<(), MemoryShortfall> {
     memory::ensure(
         points as u64 * BYTES_PER_METRIC_POINT,
-        &format!("measuring on {points} surface samples per mesh"),
+        || format!("measuring on {points} surface samples per mesh"),
         "lower chamfer_points (the paper uses 10,000)",
     )
 }

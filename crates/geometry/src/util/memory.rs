@@ -40,9 +40,24 @@ pub struct MemoryShortfall {
     pub remedy: String,
 }
 
+/// Requests below this are allowed without reading any limit. A check
+/// reads five files under /proc and /sys (tens of microseconds), which
+/// would dominate a small query through the C API; and a request of a few
+/// megabytes is within the library's own unchecked working memory (a
+/// network, a batch of activations), so refusing it would protect nothing.
+pub const CHECKED_FROM: u64 = 32 << 20;
+
 /// Refuses `needed` bytes for `what` when they do not fit under the
-/// tightest limit; `remedy` says which setting to lower.
-pub fn ensure(needed: u64, what: &str, remedy: &str) -> Result<(), MemoryShortfall> {
+/// tightest limit; `remedy` says which setting to lower. `what` is built
+/// only for a refusal, so a check that passes costs no formatting.
+pub fn ensure(
+    needed: u64,
+    what: impl FnOnce() -> String,
+    remedy: &str,
+) -> Result<(), MemoryShortfall> {
+    if needed < CHECKED_FROM {
+        return Ok(());
+    }
     ensure_within(headroom(), needed, what, remedy)
 }
 
@@ -50,12 +65,12 @@ pub fn ensure(needed: u64, what: &str, remedy: &str) -> Result<(), MemoryShortfa
 pub fn ensure_within(
     room: Option<Headroom>,
     needed: u64,
-    what: &str,
+    what: impl FnOnce() -> String,
     remedy: &str,
 ) -> Result<(), MemoryShortfall> {
     match room {
         Some(room) if needed > room.bytes => Err(MemoryShortfall {
-            what: what.to_string(),
+            what: what(),
             needed,
             available: room.bytes,
             limit: room.limit,
@@ -257,11 +272,11 @@ mod tests {
             bytes: 2_000_000_000,
             limit: "a test limit",
         });
-        assert!(ensure_within(room.clone(), 1_000_000_000, "x", "y").is_ok());
+        assert!(ensure_within(room.clone(), 1_000_000_000, || "x".into(), "y").is_ok());
         let e = ensure_within(
             room,
             3_200_000_000,
-            "sampling 100,000,000 samples",
+            || "sampling 100,000,000 samples".into(),
             "lower surface_samples",
         )
         .unwrap_err();
@@ -272,9 +287,28 @@ mod tests {
             "{msg}"
         );
         assert!(
-            ensure_within(None, u64::MAX, "x", "y").is_ok(),
+            ensure_within(None, u64::MAX, || "x".into(), "y").is_ok(),
             "unknown room refuses nothing"
         );
+    }
+
+    #[test]
+    fn a_small_request_reads_no_limit_and_builds_no_message() {
+        // Below the floor even an absurd room is not consulted: the
+        // description is never built.
+        let built = std::cell::Cell::new(false);
+        let what = || {
+            built.set(true);
+            String::from("x")
+        };
+        assert!(ensure(CHECKED_FROM - 1, what, "y").is_ok());
+        assert!(!built.get());
+        // At the floor the check runs: u64::MAX bytes never fit where a
+        // limit can be read.
+        if cfg!(target_os = "linux") {
+            let e = ensure(u64::MAX, || String::from("everything"), "y").unwrap_err();
+            assert!(e.to_string().starts_with("everything needs"), "{e}");
+        }
     }
 
     #[test]
