@@ -5,7 +5,7 @@ against the CLI (issue 22 item 1), side by side from one run:
     /usr/bin/python3 plugins/blender/bench/cpu_inside_blender.py [--runs 3]
         [--iterations 300] [--mesh data/meshes/block-2x4.stl]
         [--library target/release/libhisdf.so] [--blender blender]
-        [--python /usr/bin/python3]
+        [--python /usr/bin/python3] [--bpy-python /tmp/bpy45/bin/python]
 
 Each run trains the `fast` preset on the CPU once per side, the sides taking
 turns so that a busy machine slows all of them alike. The Python and Blender
@@ -19,7 +19,11 @@ plain Python's and the training time over the CLI's (issue 22's bar: at
 most 1.2). `--library` picks the libhisdf.so the binding loads
 ($HISDF_LIBRARY), e.g. an older build to compare with; the CLI is always
 target/release/hisdf. Needs Blender on Python 3.11 (Debian's 3.4.1 is
-/usr/bin/blender) and numpy in both Pythons. Start it with the system
+/usr/bin/blender) and numpy in both Pythons. `--bpy-python` adds a fourth
+side: a Python with the `bpy` wheel from PyPI (Blender 4.5 as a module,
+`python3.11 -m venv V && V/bin/pip install "bpy==4.5.*" numpy`), which
+imports bpy, and so loads Blender's libraries into the process, before the
+same lines. Start it with the system
 Python: a pyenv Python puts its own bin/ first on PATH, and Blender's Python
 then misses Debian's dist-packages (numpy)."""
 
@@ -37,11 +41,14 @@ ROOT = os.path.normpath(os.path.join(os.path.dirname(os.path.abspath(__file__)),
 MARK = "HISDF_BENCH "
 
 
-def workload(mesh_path, iterations):
+def workload(mesh_path, iterations, import_bpy=False):
     """The lines a user's script would run, in whatever process runs this
     file; prints one JSON line. The training phase runs from the first
     progress report to the last (sampling before it, the convergence
     check after it), as the add-on's panel counts it."""
+    if import_bpy:
+        import bpy  # noqa: F401 - Blender's libraries first, as in Blender
+
     sys.path.insert(0, os.path.join(ROOT, "bindings", "python"))
     import hisdf
 
@@ -109,11 +116,13 @@ def main():
     p.add_argument("--blender", default="blender")
     p.add_argument("--python", default="/usr/bin/python3",
                    help="a plain Python of the same version as Blender's")
+    p.add_argument("--bpy-python", help="a Python with the bpy wheel (Blender as a module)")
     p.add_argument("--workload", action="store_true", help=argparse.SUPPRESS)
+    p.add_argument("--import-bpy", action="store_true", help=argparse.SUPPRESS)
     args, _ = p.parse_known_args(sys.argv[sys.argv.index("--") + 1:] if "--" in sys.argv else None)
     mesh = os.path.abspath(args.mesh)
     if args.workload:
-        workload(mesh, args.iterations)
+        workload(mesh, args.iterations, args.import_bpy)
         return
     env = dict(os.environ, HISDF_LIBRARY=os.path.abspath(args.library))
     me = os.path.abspath(__file__)
@@ -124,6 +133,8 @@ def main():
         "inside Blender": lambda: measured(
             [args.blender, "-b", "--factory-startup", "--python", me, "--"] + tail, env),
     }
+    if args.bpy_python:
+        sides["bpy module"] = lambda: measured([args.bpy_python, me, "--import-bpy"] + tail, env)
     results = {name: [] for name in sides}
     for run in range(args.runs):
         for name, side in sides.items():
