@@ -1,10 +1,11 @@
-//! The extraction floor: marching cubes of the mesh's exact signed distance
-//! on the grid a model is extracted on (the same unit-sphere frame, the
-//! same `unit_cube_grid`, sparse). The mesh it writes is the best any
-//! network can give at that resolution, so its Hausdorff distance to the
-//! original (`hisdf eval MESH OUT`) is the floor under a model's: a
-//! thin slot or a concave tip finer than a cell is lost by the grid,
-//! whatever the network learned.
+//! What the extraction grid allows: marching cubes of the mesh's exact
+//! signed distance on the grid a model is extracted on (the same
+//! unit-sphere frame, the same `unit_cube_grid`, sparse). Its Hausdorff
+//! distance to the original (`hisdf eval MESH OUT`) shows what the grid
+//! alone costs: a thin slot or a concave tip finer than a cell is lost,
+//! whatever the network learned. It is a reference, not a strict lower
+//! bound: a network's smoother field can keep a thin strand that the exact
+//! field's samples straddle (docs/results.md, the torus knot).
 //!
 //! Run: cargo run --release --example exact_extraction -- MESH OUT.obj [RESOLUTION]
 
@@ -35,18 +36,10 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let (iso, _) =
         sparse_marching_cubes(&grid, &mut field, &SparseConfig::default(), &mut |_| true)
             .map_err(|_| "cancelled")?;
-    let norm = prepared.normalisation;
-    let out = TriangleMesh {
-        vertices: iso
-            .vertices
-            .iter()
-            .map(|v| {
-                let p = norm.to_original([v[0] as f64, v[1] as f64, v[2] as f64]);
-                [p[0] as f32, p[1] as f32, p[2] as f32]
-            })
-            .collect(),
+    let out = prepared.normalisation.invert_mesh(&TriangleMesh {
+        vertices: iso.vertices,
         triangles: iso.triangles,
-    };
+    });
     mesh::save(&out, &PathBuf::from(&args[1]))?;
     eprintln!(
         "{resolution}^3 sparse of the exact SDF: {} triangles, {samples} SDF queries, {:.1} s",
